@@ -1,0 +1,208 @@
+"""Command line: parse, dispatch one library call, print, return an exit code.
+
+Nothing heavy is imported at module level: `mlops-ci --help` must start well before DVC,
+pandas or scikit-learn could load, so every handler imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlops_ci import __version__
+from mlops_ci.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    MlopsCiError,
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-C",
+        dest="repo",
+        default=".",
+        metavar="DIR",
+        help="run as if started in DIR (the repository); default: the current directory",
+    )
+    common.add_argument(
+        "--run-dir",
+        default=".mlops-ci",
+        metavar="DIR",
+        help="where documents are written, relative to the repository; default: .mlops-ci",
+    )
+    common.add_argument(
+        "--json", action="store_true", help="print the command's JSON document instead of a summary"
+    )
+    common.add_argument(
+        "--traceback", action="store_true", help="show the traceback of an unexpected error"
+    )
+    return common
+
+
+def repo_dir(args: argparse.Namespace) -> Path:
+    return Path(args.repo).resolve()
+
+
+def run_dir(args: argparse.Namespace) -> Path:
+    path = Path(args.run_dir)
+    return path if path.is_absolute() else repo_dir(args) / path
+
+
+def emit(args: argparse.Namespace, document: dict[str, Any], summary: str) -> None:
+    """Print the JSON document with --json, else the human summary."""
+    if args.json:
+        json.dump(document, sys.stdout, indent=2, sort_keys=False, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(summary.rstrip("\n") + "\n")
+
+
+# --- command handlers: one library call each, then output -------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mlops_ci import train
+
+    result = train.run_train(
+        repo_dir(args),
+        run_dir(args),
+        pull=args.pull,
+        push=args.push,
+        stage_output=sys.stderr if args.json else sys.stdout,
+    )
+    emit(args, result.to_dict(), train.format_stage_table(result))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mlops_ci.report import format_terminal
+    from mlops_ci.report.run import run_report
+
+    result = run_report(
+        repo_dir(args),
+        run_dir(args),
+        post=args.post,
+        output=Path(args.output).resolve() if args.output else None,
+    )
+    emit(args, result.to_dict(), format_terminal(result.report))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mlops_ci import demo
+
+    return demo.run_demo(Path(args.workdir) if args.workdir else None, out=sys.stdout)
+
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        help="fetch the run-cache and outputs from the DVC remote so unchanged stages are restored",
+    )
+    p.add_argument(
+        "--push", action="store_true", help="push outputs and the run-cache to the DVC remote"
+    )
+
+
+def _report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--post",
+        action="store_true",
+        help="create or update the sticky report comment on the pull/merge request",
+    )
+    p.add_argument(
+        "--output", metavar="FILE", help="also write the full markdown report to FILE"
+    )
+
+
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where to create the scratch repository; default: a new temporary directory",
+    )
+
+
+def _no_options(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# name, help, handler, options: one row per public command (DESIGN.md keeps the names).
+COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None]]] = [
+    ("train", "reproduce the pipeline, reusing DVC's run-cache", cmd_train, _train_options),
+    (
+        "report",
+        "render the report; job summary; --post: sticky PR comment",
+        cmd_report,
+        _report_options,
+    ),
+    (
+        "demo",
+        "run the whole flow on a scratch repository with the local forge",
+        cmd_demo,
+        _demo_options,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops-ci",
+        description="GitOps CI/CD for machine learning on DVC pipelines: train, compare "
+        "against the baseline, report on the pull request, gate, promote and deploy.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlops-ci {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common_options()
+    for name, help_text, handler, add_options in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        add_options(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return args.handler(args)
+    except MlopsCiError as exc:
+        print(f"mlops-ci {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mlops-ci: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(
+            f"mlops-ci {args.command}: unexpected error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in mlops-ci; please report it with the output of the same command "
+            "rerun with --traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_UNEXPECTED
+
+
+def entry() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

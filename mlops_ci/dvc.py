@@ -1,0 +1,202 @@
+"""The one place that talks to DVC, in-process through its Python API.
+
+One `Repo` object serves a whole command; nothing here starts a `dvc` subprocess.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_ci.errors import ConfigError, NotADvcRepo, ServiceError, StageFailed
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+@dataclass
+class StageRun:
+    """What happened to one stage during a reproduction."""
+
+    name: str
+    status: str  # ran | restored | unchanged | failed | skipped
+    duration_s: float = 0.0
+    source: str | None = None  # for restored: run-cache | remote
+    messages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 3),
+        }
+        if self.source:
+            data["source"] = self.source
+        return data
+
+
+@contextmanager
+def open_repo(repo_dir: Path) -> Iterator[Repo]:
+    """Open the DVC project at `repo_dir`, turning DVC's errors into ones the user can act on.
+
+    The working directory is the repository's while it is open: DVC resolves `dvc.yaml` and
+    stage paths against it, as its own CLI does.
+    """
+    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.repo import Repo
+
+    previous = os.getcwd()
+    try:
+        os.chdir(repo_dir)
+        repo = Repo(str(repo_dir))
+    except NotDvcRepoError as exc:
+        os.chdir(previous)
+        raise NotADvcRepo(
+            f"{repo_dir} is not a DVC project (no .dvc directory); run `dvc init` there first"
+        ) from exc
+    except DvcException as exc:
+        os.chdir(previous)
+        raise ConfigError(f"DVC cannot open {repo_dir}: {exc}") from exc
+    try:
+        yield repo
+    except DvcException as exc:
+        raise _dvc_error(exc, f"work with the DVC project at {repo_dir}") from exc
+    finally:
+        repo.close()
+        os.chdir(previous)
+
+
+class _StageLog(logging.Handler):
+    """Collects DVC's own log lines while one stage reproduces; they tell how it was satisfied."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:
+            self.lines.append(str(record.msg))
+
+
+def _classify(ret: object, lines: list[str]) -> tuple[str, str | None]:
+    # DVC reports how it satisfied a stage only through its log: these are its own messages
+    # (dvc/stage/__init__.py `reproduce`, dvc/stage/cache.py `restore`, dvc/stage/run.py).
+    if any(line.startswith("Running stage") for line in lines):
+        return "ran", None
+    if any("is cached - skipping run" in line for line in lines):
+        return "restored", "run-cache"
+    if any(line.startswith("Pulling data for") for line in lines):
+        return "restored", "remote"
+    if ret is None:
+        return "unchanged", None
+    return "ran", None
+
+
+def reproduce(
+    repo: Repo,
+    *,
+    pull: bool = False,
+    on_stage_start: Callable[[str], None] | None = None,
+) -> list[StageRun]:
+    """Reproduce every pipeline in `repo`, reporting per stage how it was satisfied.
+
+    On a failing stage raises `StageFailed` after recording it; stages that already ran keep
+    their outputs (DVC commits each stage as it finishes).
+    """
+    from dvc.exceptions import DvcException, ReproductionError
+    from dvc.repo.reproduce import _reproduce_stage
+
+    runs: list[StageRun] = []
+    dvc_logger = logging.getLogger("dvc")
+
+    def repro_fn(stage: Any, **kwargs: Any) -> Any:
+        name = stage.addressing
+        if on_stage_start:
+            on_stage_start(name)
+        handler = _StageLog()
+        old_level = dvc_logger.level
+        dvc_logger.addHandler(handler)
+        dvc_logger.setLevel(logging.INFO)
+        start = time.perf_counter()
+        try:
+            ret = _reproduce_stage(stage, **kwargs)
+        except BaseException:
+            runs.append(StageRun(name, "failed", time.perf_counter() - start, None, handler.lines))
+            raise
+        finally:
+            dvc_logger.removeHandler(handler)
+            dvc_logger.setLevel(old_level)
+        status, source = _classify(ret, handler.lines)
+        runs.append(StageRun(name, status, time.perf_counter() - start, source, handler.lines))
+        return ret
+
+    try:
+        repo.reproduce(pull=pull, repro_fn=repro_fn, run_env=_stage_env())
+    except ReproductionError as exc:
+        failed = next((r for r in runs if r.status == "failed"), None)
+        cause = exc.__cause__ or exc
+        error = StageFailed(f"stage '{failed.name if failed else '?'}' failed: {cause}")
+        error.stage = failed.name if failed else None
+        error.runs = runs
+        raise error from exc
+    except DvcException as exc:
+        raise _dvc_error(exc, "reproduce the pipeline") from exc
+    return runs
+
+
+def _stage_env() -> dict[str, str]:
+    # Stage commands say `python`: let that be the interpreter mlops-ci runs in, so a virtual
+    # environment works without being activated.
+    bin_dir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] == bin_dir:
+        return {}
+    return {"PATH": os.pathsep.join([bin_dir, path]) if path else bin_dir}
+
+
+def pipeline_stages(repo: Repo) -> list[str]:
+    """Stage names in the order DVC would run them."""
+    import networkx as nx
+    from dvc.repo.reproduce import get_active_graph
+
+    # DVC's edges point from a stage to what it depends on: post-order is run order.
+    graph = get_active_graph(repo.index.graph)
+    return [stage.addressing for stage in nx.dfs_postorder_nodes(graph)]
+
+
+def push(repo: Repo) -> int:
+    """Push outputs and the run-cache to the default remote; returns the number of objects sent."""
+    from dvc.exceptions import DvcException
+
+    try:
+        return int(repo.push(run_cache=True) or 0)
+    except DvcException as exc:
+        raise _dvc_error(exc, "push to the DVC remote") from exc
+
+
+def _dvc_error(exc: Exception, doing: str) -> Exception:
+    from dvc.config import NoRemoteError
+    from dvc.exceptions import DvcException
+
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, NoRemoteError):
+        return ConfigError(
+            f"cannot {doing}: no DVC remote is configured; add one with "
+            "`dvc remote add -d NAME URL` (or drop --pull/--push)"
+        )
+    if isinstance(exc, DvcException) and any(
+        word in text.lower() for word in ("failed to pull", "failed to push", "connection")
+    ):
+        return ServiceError(f"cannot {doing}: {text}")
+    return ConfigError(f"cannot {doing}: {text}")

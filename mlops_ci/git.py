@@ -1,0 +1,148 @@
+"""A thin wrapper over the git executable.
+
+Every failure raises `GitError` carrying the command, its exit code and stderr, so a user sees
+what git said instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_ci.errors import GitError, NotAGitRepo
+
+# git must never stop to ask for credentials or open an editor in CI.
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "LC_ALL": "C"}
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    subject: str
+    author: str
+    timestamp: int
+
+
+class Git:
+    """Runs git in one repository."""
+
+    def __init__(self, repo_dir: Path | str) -> None:
+        self.repo_dir = Path(repo_dir)
+
+    def run(
+        self, *args: str, check: bool = True, input_text: str | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = ["git", *args]
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=self.repo_dir,
+                capture_output=True,
+                text=True,
+                input=input_text,
+                env={**os.environ, **_GIT_ENV},
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed or not on PATH") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(f"`{' '.join(cmd)}` did not finish within {timeout:.0f} s") from exc
+        if check and proc.returncode != 0:
+            raise GitError(
+                f"`{' '.join(cmd)}` failed with exit code {proc.returncode}: "
+                f"{proc.stderr.strip() or proc.stdout.strip()}"
+            )
+        return proc
+
+    def out(self, *args: str, check: bool = True) -> str:
+        return self.run(*args, check=check).stdout.strip()
+
+    # --- questions ---------------------------------------------------------------------------
+
+    def toplevel(self) -> Path:
+        proc = self.run("rev-parse", "--show-toplevel", check=False)
+        if proc.returncode != 0:
+            raise NotAGitRepo(
+                f"{self.repo_dir} is not inside a git repository; run mlops-ci from your "
+                "project's checkout (or pass -C DIR)"
+            )
+        return Path(proc.stdout.strip())
+
+    def rev_parse(self, rev: str) -> str | None:
+        """The full SHA of `rev`, or None when it does not name a commit here."""
+        proc = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def head_sha(self) -> str | None:
+        return self.rev_parse("HEAD")
+
+    def current_branch(self) -> str | None:
+        proc = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        return proc.stdout.strip() or None
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        proc = self.run("merge-base", a, b, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def is_shallow(self) -> bool:
+        return self.out("rev-parse", "--is-shallow-repository") == "true"
+
+    def show(self, rev: str, path: str) -> bytes | None:
+        """The bytes of `path` at `rev`, or None when it does not exist there."""
+        proc = subprocess.run(
+            ["git", "show", f"{rev}:{path}"],
+            cwd=self.repo_dir,
+            capture_output=True,
+            env={**os.environ, **_GIT_ENV},
+            check=False,
+        )
+        return proc.stdout if proc.returncode == 0 else None
+
+    def commit_info(self, rev: str) -> Commit:
+        fields = self.out("log", "-1", "--format=%H%x00%s%x00%an%x00%ct", rev).split("\x00")
+        return Commit(sha=fields[0], subject=fields[1], author=fields[2], timestamp=int(fields[3]))
+
+    def log(self, rev: str, max_count: int, paths: Sequence[str] = ()) -> list[Commit]:
+        """Commits reachable from `rev`, newest first (first parents only: the branch's own line)."""
+        args = ["log", "--first-parent", f"--max-count={max_count}"]
+        args += ["--format=%H%x00%s%x00%an%x00%ct", rev]
+        if paths:
+            args += ["--", *paths]
+        commits = []
+        for line in self.out(*args).splitlines():
+            sha, subject, author, ts = line.split("\x00")
+            commits.append(Commit(sha=sha, subject=subject, author=author, timestamp=int(ts)))
+        return commits
+
+    def remotes(self) -> list[str]:
+        return self.out("remote").split()
+
+    def tags(self, pattern: str | None = None) -> list[str]:
+        args = ["tag", "--list"] + ([pattern] if pattern else [])
+        return self.out(*args).splitlines()
+
+    def is_dirty(self, paths: Sequence[str] = ()) -> bool:
+        args = ["status", "--porcelain", "--untracked-files=no"]
+        if paths:
+            args += ["--", *paths]
+        return bool(self.out(*args))
+
+    # --- changes ----------------------------------------------------------------------------
+
+    def fetch(self, remote: str, *refspecs: str, depth: int | None = None) -> bool:
+        """Fetch; returns False (not raising) when the remote refuses, so callers can degrade."""
+        args = ["fetch", "--quiet", "--no-tags"]
+        if depth is not None:
+            args.append(f"--depth={depth}")
+        proc = self.run(*args, remote, *refspecs, check=False)
+        return proc.returncode == 0
+
+    def deepen(self, remote: str, by: int, *refspecs: str) -> bool:
+        proc = self.run(
+            "fetch", "--quiet", "--no-tags", f"--deepen={by}", remote, *refspecs, check=False
+        )
+        return proc.returncode == 0

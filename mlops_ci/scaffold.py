@@ -1,0 +1,75 @@
+"""Lay out the reference project (pipeline, params, policy, stage code) in a directory.
+
+`mlops-ci demo` and the tests start from this: a real git + DVC repository that runs the same
+pipeline as this project's own root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from mlops_ci.git import Git
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REFERENCE_DIR = PACKAGE_DIR / "reference"
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "mlops-ci.yaml")
+STAGE_MODULES = ("__init__.py", "common.py", "prepare.py", "train.py", "evaluate.py")
+
+GITIGNORE = """\
+# mlops-ci run directory and local deploy target
+/.mlops-ci/
+/deployments/
+__pycache__/
+"""
+
+# The copy carries its own `mlops_ci` package root, so DVC runs the very stage code it tracks.
+PACKAGE_INIT = '"""Stage code of the mlops-ci reference pipeline (copied into this project)."""\n'
+
+
+def write_reference_project(dest: Path) -> None:
+    """Write the project files and the stage code into `dest` (created if needed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        shutil.copyfile(REFERENCE_DIR / name, dest / name)
+    stage_dir = dest / "mlops_ci" / "pipeline"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    for name in STAGE_MODULES:
+        shutil.copyfile(PACKAGE_DIR / "pipeline" / name, stage_dir / name)
+    (dest / "mlops_ci" / "__init__.py").write_text(PACKAGE_INIT)
+    (dest / ".gitignore").write_text(GITIGNORE)
+
+
+def init_repo(dest: Path, *, branch: str = "main") -> Git:
+    """`git init` + `dvc init` + the reference project, committed on `branch`."""
+    from dvc.repo import Repo
+
+    git = Git(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    git.run("init", "--quiet", f"--initial-branch={branch}")
+    write_reference_project(dest)
+    Repo.init(str(dest))
+    git.run("add", "--all")
+    git.run("commit", "--quiet", "-m", "Reference pipeline")
+    return git
+
+
+def set_dvc_remote(repo_dir: Path, url: str, *, name: str = "local") -> None:
+    """Add `url` as the default DVC remote in the committed `.dvc/config`.
+
+    A relative local path is resolved by DVC against `.dvc/`, so `../../dvc-remote` stays
+    right for every clone made beside the repository.
+    """
+    import re
+
+    from dvc.config_schema import RelPath
+    from dvc.repo import Repo
+
+    with Repo(str(repo_dir)) as repo, repo.config.edit() as conf:
+        if not re.match(r"\w+://", url) and not os.path.isabs(url):
+            # DVC keeps a RelPath relative to the config file; a plain str it would take as
+            # relative to the current directory.
+            url = RelPath(os.path.join(repo.dvc_dir, url))
+        conf["remote"][name] = {"url": url}
+        conf["core"]["remote"] = name

@@ -1,0 +1,95 @@
+"""Shared fixtures: an isolated environment, and real git + DVC repos of the reference project.
+
+Training the reference pipeline is the expensive part, so it happens once per session
+(`trained_template`); each test gets its own copy (`trained_repo`), which costs a directory copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_ci.git import Git
+from mlops_ci.scaffold import init_repo, set_dvc_remote
+from mlops_ci.train import run_train
+
+# Variables of the CI we may be running in: the code under test must see a plain local machine.
+_LEAKY_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "RUNNER_", "MLOPS_CI_")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """HOME, git config and DVC's config/cache dirs point into a temp dir; no analytics."""
+    home = tmp_path_factory.mktemp("home")
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith(_LEAKY_PREFIXES) or key == "GITHUB_ACTIONS":
+            del os.environ[key]
+    os.environ.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+            "GIT_AUTHOR_NAME": "Test Author",
+            "GIT_AUTHOR_EMAIL": "author@example.invalid",
+            "GIT_COMMITTER_NAME": "Test Committer",
+            "GIT_COMMITTER_EMAIL": "committer@example.invalid",
+            "DVC_NO_ANALYTICS": "1",
+            "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
+            "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
+            "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
+        }
+    )
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+    )
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def git_commit_all(repo: Path, message: str) -> str:
+    git = Git(repo)
+    git.run("add", "--all")
+    git.run("commit", "--quiet", "--allow-empty", "-m", message)
+    return git.out("rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference project trained on `main`, outputs pushed to a local DVC remote.
+
+    Layout: <base>/repo (the working copy), <base>/dvc-remote, <base>/origin.git (bare clone).
+    """
+    base = tmp_path_factory.mktemp("reference")
+    repo = base / "repo"
+    init_repo(repo)
+    set_dvc_remote(repo, "../../dvc-remote")
+    run_train(repo, repo / ".mlops-ci", push=True)
+    git_commit_all(repo, "Train the reference model")
+    subprocess.run(
+        ["git", "clone", "--quiet", "--bare", str(repo), str(base / "origin.git")], check=True
+    )
+    Git(repo).run("remote", "add", "origin", str(base / "origin.git"))
+    Git(repo).run("fetch", "--quiet", "origin")
+    return base
+
+
+@pytest.fixture
+def trained_repo(trained_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained reference project (repo, DVC remote and bare origin)."""
+    base = tmp_path / "reference"
+    shutil.copytree(trained_template, base, symlinks=True)
+    repo = base / "repo"
+    # The copy's git origin must be the copy's own; the DVC remote is relative already.
+    Git(repo).run("remote", "set-url", "origin", str(base / "origin.git"))
+    return repo

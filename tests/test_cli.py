@@ -1,0 +1,59 @@
+"""The CLI frame: start-up cost, options, exit codes, the demo, and the reference project."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_ci.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from mlops_ci.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('dvc', 'pandas', 'sklearn', 'numpy', 'requests', 'jinja2') "
+        "if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "demo"]
+)
+def test_every_command_takes_the_common_options(command: str) -> None:
+    args = build_parser().parse_args([command, "-C", "x", "--run-dir", "r", "--json", "--traceback"])
+    assert (args.repo, args.run_dir, args.json, args.traceback) == ("x", "r", True, True)
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "usage: mlops-ci" in capsys.readouterr().out
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--no-such-option"])
+    assert info.value.code == 2
+
+
+def test_root_project_is_the_reference_project() -> None:
+    # The repository is its own first user: its pipeline must be the one the demo and tests run.
+    for name in ("dvc.yaml", "params.yaml", "mlops-ci.yaml"):
+        assert (ROOT / name).read_text() == (ROOT / "mlops_ci" / "reference" / name).read_text()
+
+
+def test_demo_runs_the_flow(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--workdir", str(tmp_path)]) == 0
+    out = capfd.readouterr().out
+    assert "run directory:" in out
+    assert (tmp_path / "repo" / ".mlops-ci" / "train.json").exists()
+    assert any((tmp_path / "dvc-remote").rglob("*"))
