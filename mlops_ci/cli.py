@@ -19,6 +19,7 @@ from mlops_ci import __version__
 from mlops_ci.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_SERVICE,
     EXIT_UNEXPECTED,
     MlopsCiError,
 )
@@ -85,6 +86,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mlops_ci import compare
+
+    document = compare.run_compare(
+        repo_dir(args), run_dir(args), baseline=args.baseline, target_branch=args.target_branch
+    )
+    emit(args, document, compare.format_comparison(document))
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mlops_ci.report import format_terminal
     from mlops_ci.report.run import run_report
@@ -94,8 +105,93 @@ def cmd_report(args: argparse.Namespace) -> int:
         run_dir(args),
         post=args.post,
         output=Path(args.output).resolve() if args.output else None,
+        out=sys.stderr if args.json else sys.stdout,
     )
     emit(args, result.to_dict(), format_terminal(result.report))
+    return EXIT_OK
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from mlops_ci import flow
+
+    result = flow.run_gate(
+        repo_dir(args), run_dir(args), post=args.post, out=sys.stderr if args.json else sys.stdout
+    )
+    emit(args, result.verdict.to_dict(), result.summary())
+    return result.exit_code
+
+
+def cmd_pr(args: argparse.Namespace) -> int:
+    from mlops_ci import flow
+
+    result = flow.run_pr(
+        repo_dir(args),
+        run_dir(args),
+        pull=args.pull,
+        push=args.push,
+        baseline=args.baseline,
+        target_branch=args.target_branch,
+        post=not args.no_post,
+        out=sys.stderr if args.json else sys.stdout,
+    )
+    emit(args, result.to_dict(), result.summary())
+    return result.exit_code
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from mlops_ci import registry
+
+    result = registry.promote(repo_dir(args), run_dir(args), stage=args.stage, push=args.push)
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from mlops_ci import deploy
+
+    result = deploy.deploy(
+        repo_dir(args),
+        run_dir(args),
+        target=args.target,
+        version=args.version,
+        out=sys.stderr if args.json else sys.stdout,
+    )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_SERVICE if result.record_error else EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mlops_ci import deploy
+
+    result = deploy.rollback(
+        repo_dir(args),
+        run_dir(args),
+        stage=args.stage,
+        target=args.target,
+        push=args.push,
+        out=sys.stderr if args.json else sys.stdout,
+    )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_SERVICE if result.deployment.record_error else EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from mlops_ci import untrusted
+
+    result = untrusted.publish_run(
+        run_dir(args),
+        repo_dir=repo_dir(args),
+        sha=args.sha,
+        post=not args.no_post,
+        output=Path(args.output) if args.output else None,
+    )
+    lines = [f"validated {run_dir(args)}; report rendered anew ({len(result.markdown):,} chars)"]
+    if result.comment_url or result.pr_number:
+        lines.append(f"comment on #{result.pr_number}: {result.comment_url or 'posted'}")
+    if result.status_state:
+        lines.append(f"status {result.status_state} on {result.sha}")
+    lines += result.notes
+    emit(args, result.to_dict(), "\n".join(lines))
     return EXIT_OK
 
 
@@ -116,15 +212,97 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _compare_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--baseline",
+        metavar="SPEC",
+        help="merge-base (default), base (tip of the target branch), stage:NAME (the version in "
+        "a registry stage) or a git ref; default: `baseline:` in mlops-ci.yaml",
+    )
+    p.add_argument(
+        "--target-branch",
+        metavar="BRANCH",
+        help="the branch the change goes into; default: the pull request's base, else "
+        "`target_branch:` in mlops-ci.yaml (main)",
+    )
+
+
 def _report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--post",
         action="store_true",
         help="create or update the sticky report comment on the pull/merge request",
     )
+    p.add_argument("--output", metavar="FILE", help="also write the full markdown report to FILE")
+
+
+def _gate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--output", metavar="FILE", help="also write the full markdown report to FILE"
+        "--post",
+        action="store_true",
+        help="set the commit status mlops-ci/<artifact> on the pull request's head commit "
+        "(and a check run where the forge allows)",
     )
+
+
+def _pr_options(p: argparse.ArgumentParser) -> None:
+    _train_options(p)
+    _compare_options(p)
+    p.add_argument(
+        "--no-post",
+        action="store_true",
+        help="write the documents and the report only; post no comment and no status",
+    )
+
+
+def _promote_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stage",
+        metavar="S",
+        help="stage to assign (one of promote.stages); default: promote.auto of mlops-ci.yaml",
+    )
+    p.add_argument(
+        "--push",
+        action="store_true",
+        help="push the tags to origin, re-fetching and retrying when another runner won a race",
+    )
+
+
+def _deploy_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target",
+        metavar="URL",
+        help="a directory, an fsspec URL (s3://bucket/prefix) or command:PROGRAM ARGS; "
+        "default: deploy.target of mlops-ci.yaml, else deployments/",
+    )
+    p.add_argument(
+        "--version",
+        metavar="V",
+        help="registered version to deploy (vX.Y.Z); default: the version at HEAD",
+    )
+
+
+def _rollback_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stage",
+        metavar="S",
+        help="stage to give back to its previous version; default: promote.auto of mlops-ci.yaml",
+    )
+    p.add_argument("--target", metavar="URL", help="deploy target, as for `mlops-ci deploy`")
+    p.add_argument("--push", action="store_true", help="push the new stage tags to origin")
+
+
+def _publish_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sha",
+        metavar="SHA",
+        help="head commit of the triggering run (workflow_run.head_sha); the status goes there "
+        "and the run directory's ci.json must agree",
+    )
+    p.add_argument(
+        "--no-post", action="store_true", help="validate and render only; post nothing"
+    )
+    p.add_argument("--output", metavar="FILE", help="also write the full markdown report to FILE")
 
 
 def _demo_options(p: argparse.ArgumentParser) -> None:
@@ -143,10 +321,52 @@ def _no_options(p: argparse.ArgumentParser) -> None:
 COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None]]] = [
     ("train", "reproduce the pipeline, reusing DVC's run-cache", cmd_train, _train_options),
     (
+        "compare",
+        "put the candidate's metrics, params and plots beside the baseline's",
+        cmd_compare,
+        _compare_options,
+    ),
+    (
         "report",
         "render the report; job summary; --post: sticky PR comment",
         cmd_report,
         _report_options,
+    ),
+    (
+        "gate",
+        "apply the policy (read at the baseline); --post: commit status",
+        cmd_gate,
+        _gate_options,
+    ),
+    (
+        "pr",
+        "train + compare + gate + report, then post once (what a PR workflow runs)",
+        cmd_pr,
+        _pr_options,
+    ),
+    (
+        "promote",
+        "register the commit as a version and assign a stage (GTO tags)",
+        cmd_promote,
+        _promote_options,
+    ),
+    (
+        "deploy",
+        "bundle a version, deploy it, verify it at the target, switch and record",
+        cmd_deploy,
+        _deploy_options,
+    ),
+    (
+        "rollback",
+        "give a stage back to its previous version (new tags) and redeploy it",
+        cmd_rollback,
+        _rollback_options,
+    ),
+    (
+        "publish",
+        "validate a run directory from an untrusted (fork) job, render it anew, post it",
+        cmd_publish,
+        _publish_options,
     ),
     (
         "demo",

@@ -43,7 +43,8 @@ def read(run_dir: Path, name: str, *, kind: str | None = None, required: bool = 
     if not path.exists():
         if not required:
             return None
-        hint = f"run `mlops-ci {kind}` first" if kind else "check --run-dir"
+        command = {"comparison": "compare", "verdict": "gate"}.get(kind or "", kind)
+        hint = f"run `mlops-ci {command}` first" if command else "check --run-dir"
         raise ConfigError(f"{path} does not exist; {hint}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -102,6 +102,37 @@ class Git:
         )
         return proc.stdout if proc.returncode == 0 else None
 
+    def read_many(self, specs: Sequence[str]) -> dict[str, bytes | None]:
+        """Contents of many `rev:path` objects through one `git cat-file --batch` process."""
+        if not specs:
+            return {}
+        request = "".join(f"{spec}\n" for spec in specs).encode()
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=self.repo_dir,
+            input=request,
+            capture_output=True,
+            env={**os.environ, **_GIT_ENV},
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise GitError(f"`git cat-file --batch` failed: {proc.stderr.decode(errors='replace')}")
+        out, pos, result = proc.stdout, 0, {}
+        for spec in specs:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) == 3 and header[1] == b"blob":
+                size = int(header[2])
+                result[spec] = out[pos : pos + size]
+                pos += size + 1
+            elif len(header) == 3:  # a tree or commit: skip its body
+                pos += int(header[2]) + 1
+                result[spec] = None
+            else:  # "<spec> missing" / "ambiguous"
+                result[spec] = None
+        return result
+
     def commit_info(self, rev: str) -> Commit:
         fields = self.out("log", "-1", "--format=%H%x00%s%x00%an%x00%ct", rev).split("\x00")
         return Commit(sha=fields[0], subject=fields[1], author=fields[2], timestamp=int(fields[3]))

@@ -18,6 +18,8 @@ from mlops_ci.git import Git
 from mlops_ci.scaffold import init_repo, set_dvc_remote
 from mlops_ci.train import run_train
 
+pytest_plugins = ["tests.fakes.plugin"]  # fake_github / fake_gitlab loopback forges
+
 # Variables of the CI we may be running in: the code under test must see a plain local machine.
 _LEAKY_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "RUNNER_", "MLOPS_CI_")
 

@@ -1,0 +1,170 @@
+"""Resolve the baseline revision, in the clones CI really has.
+
+`actions/checkout` gives a depth-1 clone without the target branch. Instead of asking users for
+`fetch-depth: 0`, fetch the target branch and deepen both sides a bounded number of times until
+git can see the merge-base.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_ci.errors import BaselineNotFound, ConfigError
+from mlops_ci.git import Git
+
+REMOTE = "origin"
+# Deepen by these steps (commits), then give up with a message: bounded work on huge histories.
+DEEPEN_STEPS = (50, 200, 1000, 5000)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    how: str  # merge-base | base | previous | ref | stage:NAME | none
+    ref: str | None
+    sha: str | None
+    subject: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"how": self.how, "ref": self.ref, "sha": self.sha, "subject": self.subject,
+                "note": self.note}  # fmt: skip
+
+
+def _has_remote(git: Git) -> bool:
+    return REMOTE in git.remotes()
+
+
+def target_ref(git: Git, branch: str) -> str | None:
+    """A local name for the tip of the target branch, fetching it when the clone lacks it."""
+    remote_ref = f"refs/remotes/{REMOTE}/{branch}"
+    if _has_remote(git):
+        shallow = git.is_shallow()
+        if shallow or not git.rev_parse(remote_ref):
+            # Fetching with --depth would make a full clone shallow: only in shallow ones.
+            depth = DEEPEN_STEPS[0] if shallow else None
+            git.fetch(REMOTE, f"+refs/heads/{branch}:{remote_ref}", depth=depth)
+        if git.rev_parse(remote_ref):
+            return remote_ref
+    if git.rev_parse(f"refs/heads/{branch}"):
+        return f"refs/heads/{branch}"
+    return None
+
+
+def find_merge_base(git: Git, head: str, other: str, branch: str) -> str | None:
+    """merge-base of `head` and `other`, deepening a shallow clone step by step."""
+    found = git.merge_base(head, other)
+    if found or not git.is_shallow() or not _has_remote(git):
+        return found
+    for step in DEEPEN_STEPS:
+        git.deepen(REMOTE, step, f"+refs/heads/{branch}:refs/remotes/{REMOTE}/{branch}")
+        if _is_sha(head):
+            git.deepen(REMOTE, step, head)
+        found = git.merge_base(head, other)
+        if found or not git.is_shallow():
+            return found or git.merge_base(head, other)
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f]{40}", text))
+
+
+def _ensure_commit(git: Git, sha: str) -> bool:
+    if git.rev_parse(sha):
+        return True
+    if _has_remote(git):
+        git.fetch(REMOTE, sha, depth=1)
+    return git.rev_parse(sha) is not None
+
+
+def stage_commit(git: Git, artifact: str, stage: str) -> str | None:
+    """The commit of the version currently in `stage` (the newest `artifact#stage#N` tag)."""
+    if _has_remote(git):
+        git.run("fetch", "--quiet", "--tags", REMOTE, check=False)
+    best: tuple[int, str] | None = None
+    prefix = f"{artifact}#{stage}#"
+    for tag in git.tags(f"{prefix}*"):
+        number = tag[len(prefix) :]
+        if number.isdigit() and (best is None or int(number) > best[0]):
+            best = (int(number), tag)
+    return git.rev_parse(f"refs/tags/{best[1]}") if best else None
+
+
+def resolve_baseline(
+    git: Git,
+    spec: str,
+    *,
+    target_branch: str,
+    artifact: str,
+    event_base_sha: str | None = None,
+    event_before_sha: str | None = None,
+) -> Baseline:
+    """The baseline for `spec`: merge-base | base | stage:NAME | a git ref.
+
+    Returns a Baseline with `sha=None` (and a note) when there is legitimately nothing to
+    compare against, e.g. the first commit; raises BaselineNotFound when it should exist.
+    """
+    head = git.head_sha()
+    if head is None:
+        raise ConfigError("the repository has no commits yet; commit the pipeline first")
+    if spec.startswith("stage:"):
+        stage = spec.split(":", 1)[1]
+        sha = stage_commit(git, artifact, stage)
+        if sha is None:
+            return Baseline(f"stage:{stage}", stage, None,
+                            note=f"no version of {artifact} is in stage {stage!r} yet")  # fmt: skip
+        return _with_subject(git, Baseline(f"stage:{stage}", stage, sha))
+    if spec not in ("merge-base", "base"):
+        sha = git.rev_parse(spec) or (_ensure_commit(git, spec) and git.rev_parse(spec))
+        if not sha and _has_remote(git):
+            git.fetch(REMOTE, spec, depth=DEEPEN_STEPS[0])
+            sha = git.rev_parse("FETCH_HEAD")
+        if not sha:
+            raise BaselineNotFound(f"baseline {spec!r} does not name a commit here or on {REMOTE}")
+        return _with_subject(git, Baseline("ref", spec, sha))
+
+    # A pull request: the event names the base; otherwise the target branch.
+    if event_base_sha and _ensure_commit(git, event_base_sha):
+        other, other_name = event_base_sha, target_branch
+    else:
+        ref = target_ref(git, target_branch)
+        if ref is None:
+            raise BaselineNotFound(
+                f"the target branch {target_branch!r} is neither local nor on {REMOTE}; set "
+                f"`target_branch:` in mlops-ci.yaml or pass --target-branch"
+            )
+        other, other_name = ref, target_branch
+    if spec == "base":
+        return _with_subject(git, Baseline("base", other_name, git.rev_parse(other)))
+
+    merge_base = find_merge_base(git, head, other, target_branch)
+    if merge_base is None:
+        raise BaselineNotFound(
+            f"no merge-base between HEAD and {other_name!r} within the last "
+            f"{sum(DEEPEN_STEPS)} commits; the branches may share no history. Use "
+            "--baseline base (the tip of the target branch) or a ref"
+        )
+    if merge_base != head:
+        return _with_subject(git, Baseline("merge-base", other_name, merge_base))
+    # HEAD is on the target branch (a push to main): compare with what it was before.
+    previous = (
+        event_before_sha if event_before_sha and _ensure_commit(git, event_before_sha) else None
+    )
+    if previous is None:
+        if git.is_shallow() and _has_remote(git):
+            git.deepen(REMOTE, 1, head)
+        previous = git.rev_parse(f"{head}^")
+    if previous is None:
+        return Baseline(
+            "previous", f"{target_branch}^", None, note="the first commit has no baseline"
+        )
+    return _with_subject(git, Baseline("previous", f"{target_branch}^", previous))
+
+
+def _with_subject(git: Git, baseline: Baseline) -> Baseline:
+    if not baseline.sha:
+        return baseline
+    info = git.commit_info(baseline.sha)
+    return Baseline(baseline.how, baseline.ref, baseline.sha, info.subject, baseline.note)

@@ -1,0 +1,228 @@
+"""What mlops-ci hands back to the CI runner: step outputs, env for later steps, masked values.
+
+The composite actions in `actions/` stay thin: a step runs a command, then
+`python -m mlops_ci.ci_output outputs --run-dir DIR` turns the documents in the run directory
+into step outputs. Action inputs reach Python only as `MLOPS_CI_INPUT_<NAME>` environment
+variables (never as `${{ }}` pasted into a script, which is a script-injection hole).
+
+GitHub reads `$GITHUB_OUTPUT` and `$GITHUB_ENV` as `name<<DELIMITER` heredocs; the delimiter is
+random per value so a value that contains a line equal to it cannot end the block early and
+smuggle in more outputs (the same reason actions/toolkit uses a UUID).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from mlops_ci.errors import ConfigError
+
+INPUT_PREFIX = "MLOPS_CI_INPUT_"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def input_env_name(name: str) -> str:
+    """`fetch-baseline` → `MLOPS_CI_INPUT_FETCH_BASELINE` (how actions pass their inputs)."""
+    return INPUT_PREFIX + name.upper().replace("-", "_")
+
+
+def read_input(name: str, default: str = "", environ: Mapping[str, str] | None = None) -> str:
+    """The value of action input `name` as passed through the environment, stripped."""
+    env = os.environ if environ is None else environ
+    value = env.get(input_env_name(name), "").strip()
+    return value or default
+
+
+def read_bool_input(
+    name: str, default: bool = False, environ: Mapping[str, str] | None = None
+) -> bool:
+    raw = read_input(name, "", environ).lower()
+    if not raw:
+        return default
+    if raw in {"true", "1", "yes", "on"}:
+        return True
+    if raw in {"false", "0", "no", "off"}:
+        return False
+    raise ConfigError(f"action input {name!r} must be true or false, not {raw!r}")
+
+
+def format_heredoc(name: str, value: str) -> str:
+    """One `name<<DELIM` block; DELIM is random and checked not to occur in the value."""
+    if not _NAME.match(name):
+        raise ConfigError(f"{name!r} is not a valid output or variable name")
+    while True:
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        if delimiter not in value:
+            break
+    return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+
+
+def _append(path: str | os.PathLike[str], values: Mapping[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        for name, value in values.items():
+            fh.write(format_heredoc(name, _as_text(value)))
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def write_outputs(
+    values: Mapping[str, Any], environ: Mapping[str, str] | None = None, out: IO[str] | None = None
+) -> bool:
+    """Append step outputs to `$GITHUB_OUTPUT`; returns False (and writes nothing) outside
+    GitHub Actions, so commands can call it unconditionally."""
+    env = os.environ if environ is None else environ
+    path = env.get("GITHUB_OUTPUT")
+    if not path:
+        return False
+    _append(path, values)
+    if out is not None:
+        for name, value in values.items():
+            out.write(f"output {name}={_as_text(value)[:200]}\n")
+    return True
+
+
+def export_env(values: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> bool:
+    """Set environment variables for the later steps of the job (`$GITHUB_ENV`)."""
+    env = os.environ if environ is None else environ
+    path = env.get("GITHUB_ENV")
+    if not path:
+        return False
+    _append(path, values)
+    return True
+
+
+def mask(value: str, out: IO[str] | None = None) -> None:
+    """Ask the runner to hide `value` in logs, line by line (the runner matches lines)."""
+    stream = out or sys.stdout
+    for line in value.splitlines():
+        if line.strip():
+            stream.write(f"::add-mask::{line}\n")
+
+
+# --- outputs derived from the run directory ------------------------------------------------
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def outputs_from_run_dir(run_dir: Path) -> dict[str, str]:
+    """Step outputs every action documents, read from what the commands wrote.
+
+    Missing documents give empty outputs, so a step after a failed command still sets them.
+    """
+    outputs: dict[str, str] = {"run-dir": str(run_dir)}
+    report = run_dir / "report.md"
+    outputs["report-path"] = str(report) if report.is_file() else ""
+    verdict = _load(run_dir / "verdict.json") or {}
+    outputs["verdict"] = str(verdict.get("verdict", ""))
+    outputs["summary"] = str(verdict.get("summary", ""))
+    comparison = _load(run_dir / "comparison.json") or {}
+    metrics = comparison.get("metrics") or []
+    counts: dict[str, int] = {}
+    for row in metrics if isinstance(metrics, list) else []:
+        if isinstance(row, dict):
+            status = str(row.get("status", ""))
+            counts[status] = counts.get(status, 0) + 1
+    outputs["regressed"] = str(counts.get("regressed", 0))
+    outputs["improved"] = str(counts.get("improved", 0))
+    baseline = comparison.get("baseline") or {}
+    outputs["baseline-sha"] = str(baseline.get("sha") or "") if isinstance(baseline, dict) else ""
+    train = _load(run_dir / "train.json") or {}
+    stages = train.get("stages") or []
+    ran = [s for s in stages if isinstance(s, dict) and s.get("status") == "ran"]
+    restored = [s for s in stages if isinstance(s, dict) and s.get("status") == "restored"]
+    outputs["stages-ran"] = str(len(ran))
+    outputs["stages-restored"] = str(len(restored))
+    # promote/deploy documents are optional; their names follow the command names.
+    promote = _load(run_dir / "promote.json") or {}
+    deploy = _load(run_dir / "deploy.json") or {}
+    outputs["version"] = str(promote.get("version") or deploy.get("version") or "")
+    outputs["stage"] = str(promote.get("stage") or deploy.get("stage") or "")
+    outputs["deploy-url"] = str(deploy.get("url") or deploy.get("target") or "")
+    return outputs
+
+
+def export_credentials(text: str, out: IO[str] | None = None) -> list[str]:
+    """Mask and export `KEY=VALUE` lines (DVC remote credentials given as an action input)."""
+    names: list[str] = []
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            # Never echo the line: it may hold a secret.
+            raise ConfigError(
+                f"dvc-remote-credentials line {number} is not NAME=VALUE; write one "
+                "environment variable per line, e.g. AWS_ACCESS_KEY_ID=..."
+            )
+        mask(value, out)
+        values[name] = value
+        names.append(name)
+    export_env(values)
+    return names
+
+
+def setup_job(out: IO[str] | None = None) -> dict[str, str]:
+    """What the setup action does after installing: later steps use this interpreter, DVC
+    telemetry is off, and remote credentials are masked and exported."""
+    from mlops_ci import __version__
+
+    stream = out or sys.stdout
+    names = export_credentials(read_input("dvc-remote-credentials"), stream)
+    export_env({"MLOPS_CI_PYTHON": sys.executable, "DVC_NO_ANALYTICS": "1"})
+    values = {"python-path": sys.executable, "mlops-ci-version": __version__}
+    write_outputs(values)
+    stream.write(f"mlops-ci {__version__} at {sys.executable}\n")
+    if names:
+        stream.write(f"exported DVC remote credentials: {', '.join(names)}\n")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mlops_ci.ci_output outputs|setup` (called by the composite actions)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlops_ci.ci_output")
+    sub = parser.add_subparsers(dest="what", required=True)
+    p_out = sub.add_parser("outputs", help="set step outputs from the run directory's documents")
+    p_out.add_argument("--run-dir", default=".mlops-ci")
+    p_out.add_argument("--only", nargs="*", default=None, help="output names to set")
+    sub.add_parser("setup", help="export the interpreter, DVC settings and credentials")
+    args = parser.parse_args(argv)
+    try:
+        if args.what == "setup":
+            setup_job()
+            return 0
+        values = outputs_from_run_dir(Path(args.run_dir))
+        if args.only:
+            values = {k: v for k, v in values.items() if k in set(args.only)}
+        write_outputs(values, out=sys.stdout)
+    except ConfigError as exc:
+        print(f"::error::{exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,305 @@
+"""`mlops-ci compare`: the candidate's metrics, params and plots beside the baseline's.
+
+Rows follow docs/documents.md. A metric whose delta has a bootstrap confidence interval is
+improved/regressed only when the interval excludes zero; otherwise inconclusive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import io
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_ci import documents
+from mlops_ci.baseline import Baseline, resolve_baseline
+from mlops_ci.errors import ConfigError
+from mlops_ci.git import Git
+from mlops_ci.settings import SETTINGS_FILE, Settings, load_settings, parse_settings
+from mlops_ci.snapshot import Snapshot, take_snapshot
+
+# Names that mean "lower is better" when mlops-ci.yaml does not say (documented in README).
+LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "latency", "time", "duration")
+# Below this, a numeric change is float noise from rounding, not a change.
+_EPSILON = 1e-12
+
+
+def default_direction(name: str) -> str:
+    leaf = name.rsplit(":", 1)[-1].lower()
+    return "lower" if any(word in leaf for word in LOWER_IS_BETTER) else "higher"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _display(value: Any) -> Any:
+    """Numbers stay numbers; NaN, inf and other scalars become strings; JSON has no NaN."""
+    if value is None or is_number(value):
+        return value
+    if isinstance(value, float):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def metric_names(snapshots: list[Snapshot]) -> dict[tuple[str, str], str]:
+    """(file, key) -> display name: `key` where unique across files, else `file:key`."""
+    owners: dict[str, set[str]] = {}
+    for snap in snapshots:
+        for path, flat in snap.metrics.items():
+            for key in flat:
+                owners.setdefault(key, set()).add(path)
+    return {
+        (path, key): key if len(paths) == 1 else f"{path}:{key}"
+        for key, paths in owners.items()
+        for path in paths
+    }
+
+
+def metric_rows(
+    baseline: Snapshot, candidate: Snapshot, settings: Settings, cis: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    names = metric_names([baseline, candidate])
+    broken = {(e["file"], e["revision"]) for e in baseline.errors + candidate.errors}
+    rows = []
+    for (path, key), name in sorted(names.items(), key=lambda item: item[1]):
+        base = baseline.metrics.get(path, {}).get(key)
+        cand = candidate.metrics.get(path, {}).get(key)
+        rule = settings.rule_for(name)
+        direction = (rule.direction if rule and rule.direction else None) or default_direction(key)
+        row: dict[str, Any] = {
+            "name": name, "file": path, "key": key,
+            "baseline": _display(base), "candidate": _display(cand),
+            "delta": None, "rel_delta": None, "direction": direction,
+            "ci_low": None, "ci_high": None, "ci_method": None,
+        }  # fmt: skip
+        unreadable = (path, baseline.label) in broken or (path, candidate.label) in broken
+        if base is None and cand is None:
+            continue
+        if unreadable:
+            row["status"] = "inconclusive"
+        elif base is None:
+            row["status"] = "added"
+        elif cand is None:
+            row["status"] = "removed"
+        elif is_number(base) and is_number(cand):
+            delta = float(cand) - float(base)
+            row["delta"] = delta
+            row["rel_delta"] = delta / abs(base) if base else None
+            row["status"] = _numeric_status(delta, direction, cis.get(key.rsplit(".", 1)[-1]))
+            ci = cis.get(key.rsplit(".", 1)[-1])
+            if ci is not None:
+                row.update(ci_low=ci.low, ci_high=ci.high, ci_method=ci.method)
+        else:
+            row["status"] = "unchanged" if _display(base) == _display(cand) else "changed"
+        rows.append(row)
+    return rows
+
+
+def _numeric_status(delta: float, direction: str, ci: Any) -> str:
+    if ci is not None:
+        if ci.low > 0 or ci.high < 0:
+            better = ci.low > 0 if direction == "higher" else ci.high < 0
+            return "improved" if better else "regressed"
+        return "unchanged" if abs(delta) <= _EPSILON else "inconclusive"
+    if abs(delta) <= _EPSILON:
+        return "unchanged"
+    better = delta > 0 if direction == "higher" else delta < 0
+    return "improved" if better else "regressed"
+
+
+def params_changes(baseline: Snapshot, candidate: Snapshot) -> list[dict[str, Any]]:
+    changes = []
+    for path in sorted(set(baseline.params) | set(candidate.params)):
+        old, new = baseline.params.get(path, {}), candidate.params.get(path, {})
+        for key in sorted(set(old) | set(new)):
+            if key not in old:
+                change = "added"
+            elif key not in new:
+                change = "removed"
+            elif old[key] != new[key]:
+                change = "changed"
+            else:
+                continue
+            changes.append({"name": key, "file": path, "baseline": _display(old.get(key)),
+                            "candidate": _display(new.get(key)), "change": change})  # fmt: skip
+    return changes
+
+
+def plots(baseline: Snapshot, candidate: Snapshot) -> list[dict[str, Any]]:
+    out = []
+    for plot in candidate.files.plots or baseline.files.plots:
+        if plot.id not in candidate.plots and plot.id not in baseline.plots:
+            continue
+        (fields,) = plot.y.values()
+        out.append({
+            "id": plot.id, "title": plot.title, "template": plot.template,
+            "x": plot.x, "y": fields[0] if fields else None,
+            "baseline": baseline.plots.get(plot.id, []),
+            "candidate": candidate.plots.get(plot.id, []),
+        })  # fmt: skip
+    return out
+
+
+def confidence_intervals(
+    baseline: Snapshot, candidate: Snapshot, settings: Settings, warnings: list[str]
+) -> dict[str, Any]:
+    """Bootstrap CIs of metric deltas from per-sample predictions, when both sides have them."""
+    if not settings.predictions:
+        return {}
+    if baseline.predictions is None or candidate.predictions is None:
+        if baseline.rev is not None:
+            side = "baseline" if baseline.predictions is None else "candidate"
+            warnings.append(
+                f"no confidence intervals: {settings.predictions} is missing at the {side}"
+            )
+        return {}
+    from mlops_ci.predictions import load_predictions
+    from mlops_ci.stats import bootstrap_deltas
+
+    base = load_predictions(
+        io.BytesIO(baseline.predictions), source=f"{settings.predictions}@baseline"
+    )
+    cand = load_predictions(
+        io.BytesIO(candidate.predictions), source=f"{settings.predictions}@candidate"
+    )
+    deltas = bootstrap_deltas(
+        base, cand, confidence=settings.confidence, n_resamples=settings.bootstrap_resamples
+    )
+    return dict(deltas)
+
+
+def policy_change(git: Git, repo_dir: Path, baseline_sha: str | None) -> dict[str, Any]:
+    if not baseline_sha:
+        return {"changed": False, "diff": ""}
+    old = (git.show(baseline_sha, SETTINGS_FILE) or b"").decode("utf-8", "replace")
+    path = repo_dir / SETTINGS_FILE
+    new = path.read_text(encoding="utf-8") if path.exists() else ""
+    if old == new:
+        return {"changed": False, "diff": ""}
+    diff = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True),
+        f"{SETTINGS_FILE} (baseline)", f"{SETTINGS_FILE} (candidate)",
+    )  # fmt: skip
+    return {"changed": True, "diff": "".join(diff)}
+
+
+def compare_settings(git: Git, repo_dir: Path, baseline_sha: str | None) -> Settings:
+    """Directions and the predictions path come from the baseline's policy when it has one."""
+    if baseline_sha:
+        text = git.show(baseline_sha, SETTINGS_FILE)
+        if text is not None:
+            try:
+                return parse_settings(text.decode("utf-8"), f"{SETTINGS_FILE}@{baseline_sha[:12]}")
+            except ConfigError:
+                pass  # the gate reports a broken baseline policy; compare goes on
+    return load_settings(repo_dir)
+
+
+def run_compare(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    baseline: str | None = None,
+    target_branch: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Compare the workspace with the baseline and write `<run_dir>/comparison.json`."""
+    env = os.environ if env is None else env
+    git = Git(repo_dir)
+    repo_dir = git.toplevel()
+    local = load_settings(repo_dir)
+    from mlops_ci.forge import read_ci_event
+
+    event = read_ci_event(env, run_dir)
+    target = target_branch or event.base_ref or local.target_branch
+    spec = baseline or local.baseline
+    before = event.base_sha if event.event_name == "push" else None
+    resolved: Baseline = resolve_baseline(
+        git, spec, target_branch=target, artifact=local.artifact,
+        event_base_sha=event.base_sha if event.is_pull_request else None,
+        event_before_sha=before,
+    )  # fmt: skip
+    settings = compare_settings(git, repo_dir, resolved.sha)
+    warnings: list[str] = [resolved.note] if resolved.note else []
+    cand = take_snapshot(repo_dir, git, None, predictions_path=settings.predictions)
+    if resolved.sha:
+        base = take_snapshot(repo_dir, git, resolved.sha, predictions_path=settings.predictions)
+        if not base.has_lock:
+            warnings.append(
+                f"the baseline {resolved.sha[:12]} has no dvc.lock: it was never reproduced"
+            )
+    else:
+        base = Snapshot(rev="none", files=cand.files)
+    if resolved.sha and not base.metrics:
+        warnings.append("the baseline has no metrics: every metric is new")
+    cis = confidence_intervals(base, cand, settings, warnings)
+    train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
+    document = documents.header("comparison") | {
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "artifact": settings.artifact,
+        "target_branch": target,
+        "confidence": settings.confidence,
+        "baseline": resolved.to_dict(),
+        "candidate": {
+            "ref": "workspace",
+            "sha": git.head_sha(),
+            "branch": event.head_ref or git.current_branch(),
+            "dirty": git.is_dirty(),
+        },
+        "metrics": metric_rows(base, cand, settings, cis),
+        "params": params_changes(base, cand),
+        "plots": plots(base, cand),
+        "stages": train_doc["stages"] if train_doc else [],
+        "policy_change": policy_change(git, repo_dir, resolved.sha),
+        "errors": base.errors + cand.errors,
+        "warnings": warnings,
+    }
+    documents.write(run_dir, "comparison.json", document)
+    return document
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)[:40]
+
+
+def format_comparison(document: Mapping[str, Any]) -> str:
+    """The terminal table of `mlops-ci compare`."""
+    base = document["baseline"]
+    lines = [
+        f"baseline:  {base['how']} {str(base.get('sha') or '-')[:12]} {base.get('subject') or ''}".rstrip(),
+        f"candidate: {str(document['candidate'].get('sha') or '-')[:12]} ({document['candidate'].get('branch') or 'detached'})",
+        "",
+    ]
+    rows = document["metrics"]
+    width = max([6, *(min(len(r["name"]), 40) for r in rows)])
+    lines.append(
+        f"{'metric':<{width}}  {'baseline':>10}  {'candidate':>10}  {'delta':>10}  {'95% CI':>21}  status"
+    )
+    for r in rows:
+        ci = f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if r["ci_low"] is not None else "-"
+        delta = f"{r['delta']:+.4g}" if r["delta"] is not None else "-"
+        lines.append(
+            f"{r['name'][:40]:<{width}}  {_fmt(r['baseline']):>10}  {_fmt(r['candidate']):>10}  "
+            f"{delta:>10}  {ci:>21}  {r['status']}"
+        )
+    if document["params"]:
+        lines += ["", "params changed:"]
+        lines += [f"  {p['name']}: {_fmt(p['baseline'])} -> {_fmt(p['candidate'])} ({p['change']})"
+                  for p in document["params"]]  # fmt: skip
+    for problem in document["errors"]:
+        lines.append(
+            f"error: {problem['file']} at {problem['revision'][:12]}: {problem['message']}"
+        )
+    lines += [f"warning: {w}" for w in document["warnings"]]
+    return "\n".join(lines)

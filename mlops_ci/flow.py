@@ -1,0 +1,306 @@
+"""The impure entry points of the gate: `mlops-ci gate` and `mlops-ci pr`.
+
+They read the environment, build the git wrapper and the forge, and pass them down to the pure
+parts (`gate.evaluate_gate`, `report.build_report`). Documents are written before anything is
+posted, so a forge that fails (exit 3) never loses the verdict or the report.
+
+The policy is read from `mlops-ci.yaml` **at the baseline revision**: a pull request that loosens
+a threshold is judged by the threshold it wants to loosen, and the change takes effect on merge.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from mlops_ci import documents
+from mlops_ci.errors import EXIT_GATE_FAILED, EXIT_OK, BaselineNotFound, ServiceError
+from mlops_ci.gate import (
+    CHECK_CONCLUSION,
+    STATUS_STATE,
+    PolicySource,
+    Verdict,
+    evaluate_gate,
+    format_verdict,
+)
+from mlops_ci.git import Git
+from mlops_ci.settings import SETTINGS_FILE, Settings, parse_settings
+
+VERDICT_FILE = "verdict.json"
+COMPARISON_FILE = "comparison.json"
+STATUS_DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptions
+
+
+class GateNotPosted(ServiceError):
+    """The forge refused or failed to take the status; the verdict is saved all the same."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    settings: Settings
+    source: PolicySource
+    diff: str = ""
+
+    def change(self) -> dict[str, Any]:
+        """The comparison's `policy_change` field (docs/documents.md)."""
+        return {"changed": self.source.changed, "diff": self.diff}
+
+
+def load_policy(repo_dir: Path, baseline_sha: str | None) -> Policy:
+    """The policy at the baseline revision; the working tree's only when there is no baseline."""
+    path = repo_dir / SETTINGS_FILE
+    work = path.read_text(encoding="utf-8") if path.exists() else None
+    if not baseline_sha:
+        settings = parse_settings(work, SETTINGS_FILE)
+        where = "working tree" if work is not None else "defaults"
+        return Policy(settings, PolicySource(None, where, SETTINGS_FILE))
+    git = Git(repo_dir)
+    if git.rev_parse(baseline_sha) is None:
+        raise BaselineNotFound(
+            f"the baseline commit {baseline_sha} is not in this clone, so its {SETTINGS_FILE} "
+            "(the policy) cannot be read; fetch it (e.g. `git fetch origin main`) or rerun "
+            "`mlops-ci compare`"
+        )
+    raw = git.show(baseline_sha, SETTINGS_FILE)
+    text = raw.decode("utf-8", "replace") if raw is not None else None
+    settings = parse_settings(text, f"{SETTINGS_FILE} at {baseline_sha[:12]} (the baseline)")
+    diff = "".join(
+        difflib.unified_diff(
+            (text or "").splitlines(keepends=True),
+            (work or "").splitlines(keepends=True),
+            fromfile=f"{SETTINGS_FILE} @ {baseline_sha[:7]} (baseline, applied)",
+            tofile=f"{SETTINGS_FILE} (this change, applies after merge)",
+        )
+    )
+    source = PolicySource(
+        baseline_sha, "baseline" if text is not None else "defaults", SETTINGS_FILE, bool(diff)
+    )
+    return Policy(settings, source, diff)
+
+
+# --- posting -----------------------------------------------------------------------------------
+
+
+def _escape(text: str, *, prop: bool = False) -> str:
+    # The runner's workflow-command escaping (actions/toolkit): a newline must not end the line.
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def annotations(verdict: Verdict) -> list[str]:
+    """`::error::` per failing rule, `::warning::` per neutral one (GitHub Actions)."""
+    title = _escape(f"mlops-ci gate ({verdict.artifact})", prop=True)
+    lines = [f"::error title={title}::{_escape(r.reason)}" for r in verdict.failed]
+    lines += [f"::warning title={title}::{_escape(r.reason)}" for r in verdict.neutral]
+    return lines
+
+
+def status_description(verdict: Verdict) -> str:
+    text = f"{verdict.verdict}: {verdict.summary}"
+    if len(text) > STATUS_DESCRIPTION_LIMIT:
+        text = text[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+    return text
+
+
+def check_summary(verdict: Verdict) -> str:
+    lines = [f"**{verdict.verdict}**: {verdict.summary}", ""]
+    lines += [f"- {r.outcome}: {r.reason}" for r in verdict.rules]
+    where = verdict.policy.revision or verdict.policy.source
+    lines += ["", f"Policy: `{verdict.policy.path}` at {where}."]
+    return "\n".join(lines)
+
+
+def post_verdict(forge: Any, verdict: Verdict, sha: str) -> tuple[dict[str, Any], str | None]:
+    """Commit status `mlops-ci/<artifact>` on `sha`, and a check run where the forge allows."""
+    from mlops_ci.forge import status_context
+
+    context = status_context(verdict.artifact or "model")
+    status = forge.set_status(
+        sha, STATUS_STATE[verdict.verdict], status_description(verdict), context
+    )
+    check_url = forge.create_check_run(
+        sha,
+        context,
+        CHECK_CONCLUSION[verdict.verdict],
+        status_description(verdict),
+        check_summary(verdict),
+    )
+    return status, check_url
+
+
+def _head_sha(env: Mapping[str, str], run_dir: Path, verdict: Verdict) -> str | None:
+    """The PR head (not the merge commit GitHub checks out), else the candidate's commit."""
+    from mlops_ci.forge import read_ci_event
+
+    return read_ci_event(env, run_dir).head_sha or verdict.candidate_sha
+
+
+@dataclass
+class GateRun:
+    verdict: Verdict
+    path: Path
+    status: dict[str, Any] | None = None
+    check_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_GATE_FAILED if self.verdict.verdict == "fail" else EXIT_OK
+
+    def summary(self) -> str:
+        lines = [format_verdict(self.verdict), f"verdict written to {self.path}"]
+        if self.status:
+            lines.append(f"status {self.status.get('context')}: {self.status.get('state')}")
+        if self.check_url:
+            lines.append(f"check run: {self.check_url}")
+        return "\n".join(lines + self.notes)
+
+
+def _signal_ci(verdict: Verdict, env: Mapping[str, str], out: TextIO) -> None:
+    from mlops_ci.ci_output import write_outputs
+
+    if env.get("GITHUB_ACTIONS") == "true":
+        for line in annotations(verdict):
+            out.write(line + "\n")
+    failed = ",".join(r.label for r in verdict.failed)
+    write_outputs({"verdict": verdict.verdict, "failed-rules": failed}, env)
+
+
+def judge(repo_dir: Path, run_dir: Path, comparison: Mapping[str, Any]) -> tuple[Verdict, Policy]:
+    """Evaluate the baseline's policy on a comparison and write `verdict.json`."""
+    baseline = comparison.get("baseline") or {}
+    policy = load_policy(repo_dir, baseline.get("sha") if isinstance(baseline, Mapping) else None)
+    verdict = evaluate_gate(comparison, policy.settings, policy=policy.source)
+    documents.write(run_dir, VERDICT_FILE, verdict.to_dict())
+    return verdict, policy
+
+
+def run_gate(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    post: bool = False,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+) -> GateRun:
+    """`mlops-ci gate`: apply the policy to `comparison.json`, write `verdict.json`, maybe post."""
+    env = os.environ if env is None else env
+    out = sys.stdout if out is None else out
+    comparison = documents.read(run_dir, COMPARISON_FILE, kind="comparison")
+    verdict, _ = judge(repo_dir, run_dir, comparison)
+    result = GateRun(verdict, run_dir / VERDICT_FILE)
+    _signal_ci(verdict, env, out)
+    if post:
+        _post_status(result, env, run_dir, out)
+    return result
+
+
+def _post_status(result: GateRun, env: Mapping[str, str], run_dir: Path, out: TextIO) -> None:
+    from mlops_ci.forge import detect_forge
+
+    sha = _head_sha(env, run_dir, result.verdict)
+    if not sha:
+        result.notes.append("no commit to set the status on (no CI event, no candidate commit)")
+        return
+    try:
+        forge = detect_forge(env, run_dir, out=out)
+        result.status, result.check_url = post_verdict(forge, result.verdict, sha)
+    except ServiceError as exc:
+        raise GateNotPosted(
+            f"{exc}. The verdict ({result.verdict.verdict}) is saved in {result.path}; rerun "
+            "`mlops-ci gate --post` once the forge answers"
+        ) from exc
+
+
+# --- mlops-ci pr ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PrRun:
+    train: Any
+    comparison: dict[str, Any]
+    gate: GateRun
+    report: Any = None
+    errors: list[ServiceError] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return self.errors[0].exit_code if self.errors else self.gate.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "train": self.train.to_dict(),
+            "comparison": str(self.gate.path.parent / COMPARISON_FILE),
+            "report": self.report.to_dict() if self.report is not None else None,
+            "verdict": self.gate.verdict.to_dict(),
+            "status": self.gate.status,
+            "check_url": self.gate.check_url,
+            "errors": [str(e) for e in self.errors],
+        }
+
+    def summary(self) -> str:
+        from mlops_ci.train import format_stage_table
+
+        lines = [format_stage_table(self.train), "", self.gate.summary()]
+        if self.report is not None:
+            lines.append(f"report written to {self.report.path}")
+            if self.report.comment_url:
+                lines.append(f"comment: {self.report.comment_url}")
+            lines += self.report.notes
+        lines += [f"not posted: {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def run_pr(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    pull: bool = False,
+    push: bool = False,
+    baseline: str | None = None,
+    target_branch: str | None = None,
+    post: bool = True,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+) -> PrRun:
+    """What a pull request's workflow runs: train, compare, gate, report; then post once.
+
+    The verdict is judged before the report is rendered, so the comment shows it; the comment is
+    posted before the status, so a reviewer who follows the red status finds the reasons.
+    """
+    from mlops_ci.compare import run_compare
+    from mlops_ci.forge import forge_kind, read_ci_event, write_ci_metadata
+    from mlops_ci.report.run import ReportNotPosted, run_report
+    from mlops_ci.train import run_train
+
+    env = os.environ if env is None else env
+    out = sys.stdout if out is None else out
+    if forge_kind(env) != "local":
+        # The trusted half of a fork PR posts from this record (DESIGN.md, fork PRs).
+        write_ci_metadata(run_dir, read_ci_event(env, run_dir))
+    trained = run_train(repo_dir, run_dir, pull=pull, push=push, stage_output=out)
+    comparison = run_compare(
+        repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
+    )
+    verdict, policy = judge(repo_dir, run_dir, comparison)
+    if not comparison.get("policy_change"):
+        # The report shows the policy change; fill it in when compare did not.
+        comparison["policy_change"] = policy.change()
+        documents.write(run_dir, COMPARISON_FILE, comparison)
+    result = PrRun(trained, comparison, GateRun(verdict, run_dir / VERDICT_FILE))
+    _signal_ci(verdict, env, out)
+    try:
+        result.report = run_report(repo_dir, run_dir, post=post, env=env)
+    except ReportNotPosted as exc:
+        result.errors.append(exc)
+    if post:
+        try:
+            _post_status(result.gate, env, run_dir, out)
+        except GateNotPosted as exc:
+            result.errors.append(exc)
+    return result

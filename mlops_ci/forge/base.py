@@ -1,0 +1,125 @@
+"""The one small interface every forge implements, and the limits they share."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATUS_DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptions
+CHECK_SUMMARY_LIMIT = 65535  # GitHub's check-run output.summary
+SUMMARY_LIMIT_BYTES = 1024 * 1024  # GitHub's job summary: 1 MiB per step
+STATES = ("pending", "success", "failure", "error")
+_MARKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@#+=-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class PostedComment:
+    id: int | str
+    url: str | None
+    created: bool
+
+
+def hidden_marker(marker: str) -> str:
+    """`<!-- marker -->`: invisible in the rendered comment, found again by the next run."""
+    if not _MARKER_RE.match(marker) or "--" in marker:
+        raise ValueError(
+            f"comment marker {marker!r} must be letters, digits and _.:/@#+=- (no '--')"
+        )
+    return f"<!-- {marker} -->"
+
+
+def with_marker(body: str, marker: str) -> str:
+    tag = hidden_marker(marker)
+    return body if tag in body else f"{tag}\n{body}"
+
+
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def fit(text: str, limit: int, note: str, *, measure_bytes: bool = False) -> str:
+    """Shrink `text` to `limit` (characters, or UTF-8 bytes) at a line break, ending with `note`.
+
+    Reports must fit by shrinking, never by being rejected; the note says where the full one is.
+    """
+
+    def size(s: str) -> int:
+        return len(s.encode()) if measure_bytes else len(s)
+
+    if size(text) <= limit:
+        return text
+    tail = f"\n\n{note}\n"
+    budget = max(0, limit - size(tail))
+    head = text.encode()[:budget].decode("utf-8", "ignore") if measure_bytes else text[:budget]
+    if "\n" in head:
+        head = head[: head.rindex("\n")]
+    # An unclosed code fence would swallow the note.
+    if head.count("```") % 2:
+        head = head[: head.rindex("```")]
+    return head.rstrip() + tail
+
+
+class Forge(ABC):
+    """GitHub, GitLab or local. Built by `detect_forge`; every method may raise ForgeError."""
+
+    name: str = "forge"
+    comment_limit: int | None = None
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    @property
+    def run_url(self) -> str | None:
+        return None
+
+    def commit_url(self, sha: str) -> str | None:
+        return None
+
+    @abstractmethod
+    def upsert_comment(self, body: str, marker: str) -> PostedComment:
+        """Create or update the one comment carrying `marker` on the current PR/MR."""
+
+    @abstractmethod
+    def set_status(
+        self,
+        sha: str,
+        state: str,
+        description: str,
+        context: str,
+        target_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Commit status; state is one of pending, success, failure, error."""
+
+    def create_check_run(
+        self, sha: str, name: str, conclusion: str, title: str, summary: str
+    ) -> str | None:
+        """A check run with a summary; None where the forge or the token has none."""
+        return None
+
+    @abstractmethod
+    def write_summary(self, markdown: str) -> Path | None:
+        """The job summary (GitHub's step summary; a file elsewhere)."""
+
+    @abstractmethod
+    def record_deployment(
+        self,
+        sha: str,
+        environment: str,
+        version: str,
+        state: str,
+        description: str,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        """A deployment of `version` at `sha` to `environment`, with its state."""
+
+    @abstractmethod
+    def find_pr(self, sha: str) -> int | None:
+        """The open pull/merge request whose head is `sha`, if any."""
+
+    def _check_state(self, state: str) -> None:
+        if state not in STATES:
+            raise ValueError(f"status state {state!r} is not one of {', '.join(STATES)}")

@@ -1,0 +1,291 @@
+"""GitHub (and GitHub Enterprise): sticky PR comment, commit status, check run, step summary,
+deployments. Domain calls only; transport, retries and errors live in `http.py`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_ci import __version__
+from mlops_ci.forge.base import (
+    CHECK_SUMMARY_LIMIT,
+    STATUS_DESCRIPTION_LIMIT,
+    Forge,
+    PostedComment,
+    cut,
+    fit,
+    hidden_marker,
+    with_marker,
+)
+from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeRejected, ForgeUnavailable
+from mlops_ci.forge.event import CiEvent
+from mlops_ci.forge.http import ForgeSession
+from mlops_ci.forge.summary import NoPullRequest, append_summary, write_run_summary
+
+log = logging.getLogger("mlops_ci.forge")
+
+COMMENT_LIMIT = 65536  # GitHub rejects longer issue comment bodies (422)
+ACTIONS_BOT = "github-actions[bot]"  # the author of everything GITHUB_TOKEN posts
+CHECK_CONCLUSIONS = (
+    "success",
+    "failure",
+    "neutral",
+    "cancelled",
+    "skipped",
+    "timed_out",
+    "action_required",
+)
+DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
+HINTS = {
+    401: "The token was refused: check MLOPS_CI_TOKEN or GITHUB_TOKEN.",
+    403: "The token lacks a permission: grant the workflow `pull-requests: write`, "
+    "`statuses: write` (and `deployments: write`). Fork pull requests get a read-only token: "
+    "post from a workflow_run workflow instead.",
+    404: "Check GITHUB_REPOSITORY and that the token can see the repository.",
+}
+TRUNCATED_NOTE = (
+    "> The report was shortened to fit GitHub's 65,536-character comment limit; "
+    "the full version is in the job summary and the run directory artifact."
+)
+
+
+class GitHubForge(Forge):
+    name = "github"
+    comment_limit = COMMENT_LIMIT
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        session: ForgeSession,
+        repository: str,
+        event: CiEvent,
+        server_url: str,
+        step_summary: Path | None = None,
+        login: str | None = None,
+    ):
+        super().__init__(run_dir)
+        self.session = session
+        self.repository = repository
+        self.event = event
+        self.server_url = server_url.rstrip("/")
+        self.step_summary = step_summary
+        # The comment author to look for; None: ask GET /user the first time it matters.
+        self.login = login
+        self._pr: int | bool | None = False  # False: not resolved yet
+
+    def __repr__(self) -> str:
+        return f"GitHubForge(repository={self.repository!r}, session={self.session!r})"
+
+    @property
+    def run_url(self) -> str | None:
+        return self.event.run_url
+
+    def commit_url(self, sha: str) -> str | None:
+        return f"{self.server_url}/{self.repository}/commit/{sha}"
+
+    @property
+    def pr_number(self) -> int | None:
+        """The event's PR, or (push) the open PR whose head is the pushed commit."""
+        if self._pr is False:
+            number = self.event.pr_number
+            if number is None and self.event.head_sha:
+                number = self.find_pr(self.event.head_sha)
+            self._pr = number
+        return self._pr  # type: ignore[return-value]
+
+    # --- comments ----------------------------------------------------------------------------
+
+    def _own_login(self) -> str:
+        if self.login is None:
+            try:
+                self.login = str(self.session.get_json("user").get("login") or "")
+            except (ForgeAuthFailed, ForgeNotFound):
+                self.login = ""  # installation tokens may not read /user: match by marker only
+        return self.login
+
+    def _find_comment(self, number: int, tag: str) -> dict[str, Any] | None:
+        # Comments come oldest first; the first one of ours carrying the marker is the report.
+        for page in self.session.pages(f"repos/{self.repository}/issues/{number}/comments"):
+            for comment in page:
+                if tag in (comment.get("body") or ""):
+                    author = (comment.get("user") or {}).get("login")
+                    login = self._own_login()
+                    if not login or author == login:
+                        return comment
+        return None
+
+    def upsert_comment(self, body: str, marker: str) -> PostedComment:
+        number = self.pr_number
+        if number is None:
+            raise NoPullRequest(
+                f"no pull request for this run ({self.event.event_name or 'unknown event'}); "
+                "the report is in the job summary and the run directory"
+            )
+        tag = hidden_marker(marker)
+        text = fit(with_marker(body, marker), COMMENT_LIMIT, TRUNCATED_NOTE)
+        existing = self._find_comment(number, tag)
+        if existing is not None:
+            return self._update(existing["id"], text)
+        try:
+            data = self.session.request(
+                "POST", f"repos/{self.repository}/issues/{number}/comments", json={"body": text}
+            ).json()
+        except ForgeUnavailable as exc:
+            if exc.forge_message != "timeout":
+                raise
+            # A timed-out POST may have landed: look again instead of posting a duplicate.
+            existing = self._find_comment(number, tag)
+            if existing is not None:
+                return self._update(existing["id"], text)
+            data = self.session.request(
+                "POST", f"repos/{self.repository}/issues/{number}/comments", json={"body": text}
+            ).json()
+        return PostedComment(data["id"], data.get("html_url"), created=True)
+
+    def _update(self, comment_id: int, text: str) -> PostedComment:
+        data = self.session.request(
+            "PATCH", f"repos/{self.repository}/issues/comments/{comment_id}", json={"body": text}
+        ).json()
+        return PostedComment(data["id"], data.get("html_url"), created=False)
+
+    # --- statuses and checks -----------------------------------------------------------------
+
+    def set_status(
+        self,
+        sha: str,
+        state: str,
+        description: str,
+        context: str,
+        target_url: str | None = None,
+    ) -> dict[str, Any]:
+        self._check_state(state)
+        payload: dict[str, Any] = {
+            "state": state,
+            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+            "context": context,
+        }
+        link = target_url or self.run_url
+        if link:
+            payload["target_url"] = link
+        data = self.session.request(
+            "POST", f"repos/{self.repository}/statuses/{sha}", json=payload
+        ).json()
+        return {"id": data.get("id"), "state": state, "context": context, "url": link}
+
+    def create_check_run(
+        self, sha: str, name: str, conclusion: str, title: str, summary: str
+    ) -> str | None:
+        if conclusion not in CHECK_CONCLUSIONS:
+            raise ValueError(
+                f"check conclusion {conclusion!r} is not one of {', '.join(CHECK_CONCLUSIONS)}"
+            )
+        payload: dict[str, Any] = {
+            "name": name,
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "output": {
+                "title": cut(title, 255),
+                "summary": fit(summary, CHECK_SUMMARY_LIMIT, TRUNCATED_NOTE),
+            },
+        }
+        if self.run_url:
+            payload["details_url"] = self.run_url
+        try:
+            data = self.session.request(
+                "POST", f"repos/{self.repository}/check-runs", json=payload
+            ).json()
+        except ForgeAuthFailed as exc:
+            # Only GitHub Apps (GITHUB_TOKEN included) may create check runs; a PAT may not.
+            log.info("no check run: %s", exc)
+            return None
+        return data.get("html_url")
+
+    # --- summary -----------------------------------------------------------------------------
+
+    def write_summary(self, markdown: str) -> Path | None:
+        if self.step_summary is None:
+            return write_run_summary(self.run_dir, markdown)
+        return append_summary(self.step_summary, markdown, str(self.run_dir / "report.md"))
+
+    # --- deployments and PR lookup -----------------------------------------------------------
+
+    def record_deployment(
+        self,
+        sha: str,
+        environment: str,
+        version: str,
+        state: str,
+        description: str,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        if state not in DEPLOYMENT_STATES:
+            raise ValueError(
+                f"deployment state {state!r} is not one of {', '.join(DEPLOYMENT_STATES)}"
+            )
+        deployment = self.session.request(
+            "POST",
+            f"repos/{self.repository}/deployments",
+            json={
+                "ref": sha,
+                "task": "deploy",
+                "environment": environment,
+                "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+                # Deploying what the gate passed: GitHub must not re-check contexts or merge.
+                "auto_merge": False,
+                "required_contexts": [],
+                "payload": {"version": version, "tool": f"mlops-ci {__version__}"},
+                "production_environment": environment == "production",
+            },
+        ).json()
+        status_payload: dict[str, Any] = {
+            "state": state,
+            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+            "auto_inactive": True,
+        }
+        if url:
+            status_payload["environment_url"] = url
+        if self.run_url:
+            status_payload["log_url"] = self.run_url
+        self.session.request(
+            "POST",
+            f"repos/{self.repository}/deployments/{deployment['id']}/statuses",
+            json=status_payload,
+        )
+        return {
+            "id": deployment["id"],
+            "environment": environment,
+            "version": version,
+            "sha": sha,
+            "state": state,
+            "url": url,
+        }
+
+    def find_pr(self, sha: str) -> int | None:
+        """The open PR whose head is `sha` (GET /repos/{o}/{r}/commits/{sha}/pulls)."""
+        try:
+            pulls = self.session.get_json(f"repos/{self.repository}/commits/{sha}/pulls")
+        except (ForgeNotFound, ForgeRejected):
+            return None  # unknown commit or empty repository
+        # Only a PR whose head *is* this commit: a trusted job confirms a fork's claimed PR
+        # number with this, and a PR that merely contains the commit must not pass.
+        for pull in pulls:
+            if pull.get("state") == "open" and (pull.get("head") or {}).get("sha") == sha:
+                return int(pull["number"])
+        return None
+
+
+def github_login(env: Mapping[str, str]) -> str | None:
+    """Who posts: MLOPS_CI_COMMENT_AUTHOR, else the Actions bot when GITHUB_TOKEN is the token."""
+    if env.get("MLOPS_CI_COMMENT_AUTHOR"):
+        return env["MLOPS_CI_COMMENT_AUTHOR"]
+    if (
+        env.get("GITHUB_ACTIONS") == "true"
+        and not env.get("MLOPS_CI_TOKEN")
+        and env.get("GITHUB_TOKEN")
+    ):
+        return ACTIONS_BOT
+    return None

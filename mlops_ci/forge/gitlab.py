@@ -1,0 +1,215 @@
+"""GitLab (REST v4): sticky merge request note, commit status, deployments.
+
+GitLab has no step summary: the summary goes to the run directory (keep it as a job artifact).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from mlops_ci.forge.base import (
+    STATUS_DESCRIPTION_LIMIT,
+    Forge,
+    PostedComment,
+    cut,
+    fit,
+    hidden_marker,
+    with_marker,
+)
+from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeUnavailable
+from mlops_ci.forge.event import CiEvent
+from mlops_ci.forge.http import ForgeSession
+from mlops_ci.forge.summary import NoPullRequest, write_run_summary
+
+NOTE_LIMIT = 1_000_000  # GitLab's maximum note length
+# Our state words (GitHub's) to GitLab's.
+STATUS_STATES = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
+DEPLOYMENT_STATES = {
+    "success": "success",
+    "failure": "failed",
+    "error": "failed",
+    "in_progress": "running",
+    "queued": "running",
+    "pending": "running",
+    "inactive": "canceled",
+}
+MISSING_API_KEY_HELP = (
+    "GitLab: no API token. CI_JOB_TOKEN cannot post merge request notes, statuses or "
+    "deployments: create a project access token with the `api` scope and pass it as the masked "
+    "CI/CD variable MLOPS_CI_TOKEN (or GITLAB_TOKEN)."
+)
+HINTS = {
+    401: "The token was refused: check MLOPS_CI_TOKEN or GITLAB_TOKEN (CI_JOB_TOKEN cannot post notes).",
+    403: "The token lacks a permission: it needs the `api` scope and at least Reporter "
+    "(notes) or Developer (statuses, deployments) role.",
+    404: "Check CI_PROJECT_ID and that the token can see the project.",
+}
+TRUNCATED_NOTE = (
+    "> The report was shortened to fit GitLab's 1,000,000-character note limit; "
+    "the full version is in the run directory artifact."
+)
+
+
+class GitLabForge(Forge):
+    name = "gitlab"
+    comment_limit = NOTE_LIMIT
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        session: ForgeSession,
+        project_id: str,
+        event: CiEvent,
+        project_url: str | None = None,
+        login: str | None = None,
+    ):
+        super().__init__(run_dir)
+        self.session = session
+        self.project = quote(project_id, safe="")  # a numeric id or an encoded path
+        self.event = event
+        self.project_url = project_url.rstrip("/") if project_url else None
+        self.login = login
+
+    def __repr__(self) -> str:
+        return f"GitLabForge(project={self.project!r}, session={self.session!r})"
+
+    @property
+    def run_url(self) -> str | None:
+        return self.event.run_url
+
+    @property
+    def pr_number(self) -> int | None:
+        return self.event.pr_number
+
+    def commit_url(self, sha: str) -> str | None:
+        return f"{self.project_url}/-/commit/{sha}" if self.project_url else None
+
+    def _require_token(self) -> None:
+        if not self.session.has_token:
+            raise ForgeAuthFailed(MISSING_API_KEY_HELP, status=401)
+
+    def _own_login(self) -> str:
+        if self.login is None:
+            try:
+                self.login = str(self.session.get_json("user").get("username") or "")
+            except (ForgeAuthFailed, ForgeNotFound):
+                self.login = ""
+        return self.login
+
+    def _find_note(self, iid: int, tag: str) -> dict[str, Any] | None:
+        path = f"projects/{self.project}/merge_requests/{iid}/notes"
+        for page in self.session.pages(path, {"sort": "asc", "order_by": "created_at"}):
+            for note in page:
+                if note.get("system") or tag not in (note.get("body") or ""):
+                    continue
+                login = self._own_login()
+                if not login or (note.get("author") or {}).get("username") == login:
+                    return note
+        return None
+
+    def upsert_comment(self, body: str, marker: str) -> PostedComment:
+        iid = self.pr_number
+        if iid is None:
+            raise NoPullRequest(
+                "no merge request for this pipeline (CI_MERGE_REQUEST_IID is unset: use "
+                "`rules: - if: $CI_PIPELINE_SOURCE == 'merge_request_event'`)"
+            )
+        self._require_token()
+        tag = hidden_marker(marker)
+        text = fit(with_marker(body, marker), NOTE_LIMIT, TRUNCATED_NOTE)
+        notes = f"projects/{self.project}/merge_requests/{iid}/notes"
+        existing = self._find_note(iid, tag)
+        if existing is None:
+            try:
+                data = self.session.request("POST", notes, json={"body": text}).json()
+                return PostedComment(data["id"], self._note_url(iid, data["id"]), created=True)
+            except ForgeUnavailable as exc:
+                if exc.forge_message != "timeout":
+                    raise
+                existing = self._find_note(iid, tag)  # a timed-out POST may have landed
+                if existing is None:
+                    data = self.session.request("POST", notes, json={"body": text}).json()
+                    return PostedComment(data["id"], self._note_url(iid, data["id"]), created=True)
+        data = self.session.request("PUT", f"{notes}/{existing['id']}", json={"body": text}).json()
+        return PostedComment(data["id"], self._note_url(iid, data["id"]), created=False)
+
+    def _note_url(self, iid: int, note_id: int) -> str | None:
+        if not self.project_url:
+            return None
+        return f"{self.project_url}/-/merge_requests/{iid}#note_{note_id}"
+
+    def set_status(
+        self,
+        sha: str,
+        state: str,
+        description: str,
+        context: str,
+        target_url: str | None = None,
+    ) -> dict[str, Any]:
+        self._check_state(state)
+        self._require_token()
+        payload: dict[str, Any] = {
+            "state": STATUS_STATES[state],
+            "name": context,
+            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+        }
+        link = target_url or self.run_url
+        if link:
+            payload["target_url"] = link
+        data = self.session.request(
+            "POST", f"projects/{self.project}/statuses/{sha}", json=payload
+        ).json()
+        return {"id": data.get("id"), "state": state, "context": context, "url": link}
+
+    def write_summary(self, markdown: str) -> Path | None:
+        return write_run_summary(self.run_dir, markdown)
+
+    def record_deployment(
+        self,
+        sha: str,
+        environment: str,
+        version: str,
+        state: str,
+        description: str,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        if state not in DEPLOYMENT_STATES:
+            raise ValueError(
+                f"deployment state {state!r} is not one of {', '.join(DEPLOYMENT_STATES)}"
+            )
+        self._require_token()
+        data = self.session.request(
+            "POST",
+            f"projects/{self.project}/deployments",
+            json={
+                "environment": environment,
+                "sha": sha,
+                "ref": self.event.head_ref or self.event.base_ref or "main",
+                "tag": False,
+                "status": DEPLOYMENT_STATES[state],
+            },
+        ).json()
+        return {
+            "id": data.get("id"),
+            "environment": environment,
+            "version": version,
+            "sha": sha,
+            "state": state,
+            "url": url,
+            "description": description,
+        }
+
+    def find_pr(self, sha: str) -> int | None:
+        try:
+            mrs = self.session.get_json(
+                f"projects/{self.project}/repository/commits/{sha}/merge_requests"
+            )
+        except ForgeNotFound:
+            return None
+        for mr in mrs:
+            if mr.get("state") == "opened" and mr.get("sha") == sha:
+                return int(mr["iid"])
+        return None

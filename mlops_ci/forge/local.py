@@ -1,0 +1,116 @@
+"""The local forge: no CI around, so everything a forge would show goes to files in the run
+directory (`comment.md`, `statuses.json`, `deployments.json`, `summary.md`) and one line each
+to the terminal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from mlops_ci.forge.base import STATUS_DESCRIPTION_LIMIT, Forge, PostedComment, cut, with_marker
+from mlops_ci.forge.summary import write_run_summary
+
+COMMENT_FILE = "comment.md"
+COMMENTS_STORE = "comments.json"
+STATUSES_FILE = "statuses.json"
+DEPLOYMENTS_FILE = "deployments.json"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class LocalForge(Forge):
+    name = "local"
+    comment_limit = None
+
+    def __init__(self, run_dir: Path, *, out: TextIO | None = None):
+        super().__init__(run_dir)
+        self.out = out if out is not None else sys.stdout
+
+    def __repr__(self) -> str:
+        return f"LocalForge(run_dir={str(self.run_dir)!r})"
+
+    def _say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def _append_json(self, name: str, item: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / name
+        items = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        items.append(item)
+        path.write_text(json.dumps(items, indent=2) + "\n", encoding="utf-8")
+
+    def upsert_comment(self, body: str, marker: str) -> PostedComment:
+        """`comment.md` shows every living comment, one per marker, each updated in place.
+
+        The bodies are kept in `comments.json` (marker -> body) so a report that itself holds
+        HTML comments cannot confuse where one comment ends.
+        """
+        text = with_marker(body, marker).strip("\n") + "\n"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        store = self.run_dir / COMMENTS_STORE
+        comments: dict[str, str] = (
+            json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
+        )
+        created = marker not in comments
+        comments[marker] = text
+        store.write_text(json.dumps(comments, indent=2) + "\n", encoding="utf-8")
+        path = self.run_dir / COMMENT_FILE
+        path.write_text("\n---\n\n".join(comments.values()), encoding="utf-8")
+        self._say(f"comment {'written' if created else 'updated'}: {path} ({marker})")
+        return PostedComment(marker, path.as_uri(), created=created)
+
+    def set_status(
+        self,
+        sha: str,
+        state: str,
+        description: str,
+        context: str,
+        target_url: str | None = None,
+    ) -> dict[str, Any]:
+        self._check_state(state)
+        item = {
+            "sha": sha,
+            "state": state,
+            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+            "context": context,
+            "target_url": target_url,
+            "created_at": _now(),
+        }
+        self._append_json(STATUSES_FILE, item)
+        self._say(f"status {context}: {state} — {item['description']}")
+        return {"id": None, "state": state, "context": context, "url": target_url}
+
+    def write_summary(self, markdown: str) -> Path | None:
+        return write_run_summary(self.run_dir, markdown)
+
+    def record_deployment(
+        self,
+        sha: str,
+        environment: str,
+        version: str,
+        state: str,
+        description: str,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        item = {
+            "id": None,
+            "environment": environment,
+            "version": version,
+            "sha": sha,
+            "state": state,
+            "url": url,
+            "description": description,
+            "created_at": _now(),
+        }
+        self._append_json(DEPLOYMENTS_FILE, item)
+        self._say(f"deployment {version} to {environment}: {state}" + (f" ({url})" if url else ""))
+        return item
+
+    def find_pr(self, sha: str) -> int | None:
+        return None

@@ -1,0 +1,259 @@
+"""Build the living PR report from `comparison.json` (+ `verdict.json`).
+
+`build_report` is pure: documents in, markdown out. The full report and the one fitted to the
+forge's limit are both kept, with the sections, so another destination (the job summary, 1 MiB)
+can be fitted again without rendering anything twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mlops_ci import __version__
+from mlops_ci.errors import MlopsCiError
+from mlops_ci.report import mermaid, png
+from mlops_ci.report.fit import fit_sections, size
+from mlops_ci.report.markdown import clip, md_link, md_text, one_line
+from mlops_ci.report.sections import (
+    Section,
+    headline,
+    metrics_sections,
+    notes_section,
+    params_section,
+    policy_section,
+    render,
+    short_sha,
+    stages_section,
+)
+from mlops_ci.report.trend import Trend, trend_charts
+
+MAX_CHARTS = 8
+# The forge's marker alphabet (letters, digits, _.:/@#+=-, no "--"), less the separator.
+_MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9_./@+=-]+")
+MARKER_PREFIX = "mlops-ci-report"
+
+
+class ReportInputError(MlopsCiError):
+    """`comparison.json` or `verdict.json` is not a document this version can report on."""
+
+
+@dataclass(frozen=True)
+class ReportLinks:
+    """Where things live on the forge: `commit_url(sha)` for SHAs, `run_url` for the CI run
+    whose artifacts hold the full report."""
+
+    commit_url: Callable[[str], str | None] | None = None
+    run_url: str | None = None
+
+
+@dataclass
+class Report:
+    markdown: str
+    full_markdown: str
+    dropped: list[str]
+    marker: str
+    marker_id: str = ""
+    limit: int | None = None
+    sections: list[Section] = field(default_factory=list, repr=False)
+    plots: list[dict] = field(default_factory=list, repr=False)
+    revisions: tuple[str, str] = ("baseline", "candidate")
+    terminal: str = ""
+    footer: Callable[[list[str], int | None], str] | None = field(default=None, repr=False)
+
+    def fitted(self, limit: int | None) -> tuple[str, list[str]]:
+        """This report fitted to another `limit` (e.g. the 1 MiB job summary)."""
+        if self.footer is None or limit == self.limit:
+            return self.markdown, self.dropped
+        footer = self.footer
+        return fit_sections(self.sections, limit, lambda dropped: footer(dropped, limit))
+
+
+def report_marker_id(artifact: str, workflow: str) -> str:
+    """The plain id of one report (artifact + workflow), what the forge looks comments up by."""
+
+    def clean(value: str) -> str:
+        return re.sub(r"-{2,}", "-", _MARKER_UNSAFE.sub("_", value))[:80].strip("-") or "_"
+
+    return f"{MARKER_PREFIX}:{clean(artifact)}:{clean(workflow)}"
+
+
+def report_marker(artifact: str, workflow: str) -> str:
+    """The hidden HTML comment that identifies one report (artifact + workflow) for updates."""
+    return f"<!-- {report_marker_id(artifact, workflow)} -->"
+
+
+def _check(comparison: object, verdict: object) -> None:
+    if not isinstance(comparison, dict) or comparison.get("kind") != "comparison":
+        raise ReportInputError(
+            "comparison.json is not a comparison document (its `kind` must be `comparison`); "
+            "run `mlops-ci compare` first"
+        )
+    if comparison.get("schema_version") != 1:
+        raise ReportInputError(
+            f"comparison.json has schema_version {comparison.get('schema_version')!r}; this "
+            "mlops-ci reads version 1: run `mlops-ci compare` with the same mlops-ci version"
+        )
+    if verdict is not None and (not isinstance(verdict, dict) or verdict.get("kind") != "verdict"):
+        raise ReportInputError(
+            "verdict.json is not a verdict document; rerun `mlops-ci gate` or delete the file"
+        )
+
+
+def _plots_section(comparison: dict, plots: list[dict], labels: tuple[str, str]) -> Section | None:
+    charts = []
+    for plot in plots[:MAX_CHARTS]:
+        chart = mermaid.plot_chart(plot, *labels)
+        if chart is not None:
+            charts.append({"title_md": md_text(chart.title, 80), "markdown": chart.markdown()})
+    png_line = None
+    if plots and png.png_available():
+        names = ", ".join(png.plot_names(plots))
+        png_line = f"PNG files in the run directory under plots/: {md_text(names, 600)}"
+    if not charts and not png_line:
+        return None
+    text = render("plots", charts=charts, png_line=png_line)
+    return Section("plots", text, label=f"plots ({len(charts)} charts)")
+
+
+def _trend_section(trend: Trend | None, comparison: dict) -> Section | None:
+    if trend is None:
+        return None
+    charts = [{"markdown": c.markdown()} for c in trend_charts(trend, comparison)]
+    if not charts:
+        return None
+    return Section(
+        "trend", render("trend", ref=md_text(trend.ref, 60), charts=charts), label="trend"
+    )
+
+
+def build_report(
+    comparison: dict,
+    verdict: dict | None = None,
+    *,
+    limit: int | None,
+    links: ReportLinks | None = None,
+    trend: Trend | None = None,
+    full_report_hint: str = ".mlops-ci/report.md",
+    marker_id: str | None = None,
+) -> Report:
+    """The report for `comparison` (+ `verdict`), fitted to `limit` characters (None: no limit).
+
+    `marker_id`: an id from `report_marker_id`, or a workflow name (the artifact then comes
+    from the comparison); default: workflow `mlops-ci`.
+    """
+    _check(comparison, verdict)
+    links = links or ReportLinks()
+    if not (marker_id and marker_id.startswith(MARKER_PREFIX + ":")):
+        artifact = str(comparison.get("artifact") or "model")
+        marker_id = report_marker_id(artifact, marker_id or "mlops-ci")
+    marker_id = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_./@+=:-]+", "_", marker_id))[:200]
+    marker = f"<!-- {marker_id} -->"
+    metrics = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
+    plots = [p for p in comparison.get("plots") or [] if isinstance(p, dict)]
+    params = params_section(comparison)
+    has_changes = any(m.get("status") != "unchanged" for m in metrics) or params is not None
+    labels = tuple(
+        short_sha((comparison.get(side) or {}).get("sha")) or side
+        for side in ("baseline", "candidate")
+    )
+    metrics_main, unchanged = metrics_sections(comparison, metrics)
+    notes = [] if not plots or png.png_available() else [png.MISSING_NOTE]
+    sections = [
+        headline(
+            comparison,
+            verdict,
+            metrics,
+            marker=marker,
+            commit_url=links.commit_url,
+            has_changes=has_changes,
+        ),
+        metrics_main,
+        params,
+        policy_section(comparison),
+        stages_section(comparison),
+        _plots_section(comparison, plots, labels),  # type: ignore[arg-type]
+        _trend_section(trend, comparison),
+        unchanged,
+        notes_section(comparison, notes),
+    ]
+    kept = [s for s in sections if s is not None]
+    where = md_text(full_report_hint, 200)
+    if links.run_url:
+        where = f"{where} ({md_link('artifacts of this run', links.run_url)})"
+
+    def footer(dropped: list[str], at: int | None) -> str:
+        return render(
+            "footer",
+            dropped=[md_text(d, 80) for d in dropped],
+            limit=f"{at or 0:,}",
+            where=where,
+            version=__version__,
+        )
+
+    full = "".join(s.text for s in kept) + footer([], None)
+    fitted, dropped = fit_sections(kept, limit, lambda d: footer(d, limit))
+    report = Report(
+        markdown=fitted,
+        full_markdown=full,
+        dropped=dropped,
+        marker=marker,
+        marker_id=marker_id,
+        limit=limit,
+        sections=kept,
+        plots=plots,
+        revisions=labels,  # type: ignore[arg-type]
+        footer=footer,
+    )
+    report.terminal = _terminal(comparison, verdict, metrics, report, full_report_hint)
+    return report
+
+
+def _terminal(
+    comparison: dict, verdict: dict | None, metrics: list[dict], report: Report, hint: str
+) -> str:
+    """A plain-text summary: no markdown, no control characters from the repo."""
+
+    def plain(value: object, n: int = 60) -> str:
+        return clip(one_line(value), n)
+
+    lines = [f"mlops-ci report: {plain(comparison.get('artifact') or 'model')}"]
+    if verdict:
+        lines.append(
+            f"gate: {plain(verdict.get('verdict'), 10)}: {plain(verdict.get('summary'), 200)}"
+        )
+    changed = [m for m in metrics if m.get("status") != "unchanged"]
+    lines.append(
+        f"{len(changed)} of {len(metrics)} metrics changed; baseline "
+        f"{report.revisions[0]}, candidate {report.revisions[1]}"
+    )
+    width = min(40, max((len(plain(m.get("name"), 40)) for m in changed[:40]), default=6))
+    for m in changed[:40]:
+        lines.append(
+            f"  {plain(m.get('name'), 40):<{width}}  {_num(m.get('baseline')):>10} -> "
+            f"{_num(m.get('candidate')):>10}  {plain(m.get('status'), 14)}"
+        )
+    if len(changed) > 40:
+        lines.append(f"  ... {len(changed) - 40} more")
+    params = [p for p in comparison.get("params") or [] if isinstance(p, dict)]
+    if params:
+        lines.append(f"params changed: {plain(', '.join(str(p.get('name')) for p in params), 200)}")
+    if report.dropped:
+        lines.append(
+            f"comment shortened to {size(report.markdown):,} characters; left out: "
+            + "; ".join(report.dropped)
+        )
+    lines.append(f"full report: {plain(hint, 200)}")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else clip(one_line(value), 10)
+
+
+def format_terminal(report: Report) -> str:
+    """The report in a readable terminal form."""
+    return report.terminal

@@ -1,0 +1,147 @@
+"""`mlops-ci report`: read the run directory, render, write every destination, maybe post.
+
+The one impure entry point of the report: it reads the environment, builds the forge and the
+git wrapper and passes them down. Files are written first, so a failure to post (exit 3) never
+loses the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from mlops_ci import documents
+from mlops_ci.errors import GitError, NotAGitRepo, ServiceError
+from mlops_ci.git import Git
+from mlops_ci.report.render import Report, ReportInputError, ReportLinks, build_report
+from mlops_ci.report.trend import Trend, key_metrics, read_trend
+from mlops_ci.report.write import write_report
+
+SUMMARY_LIMIT_BYTES = 1024 * 1024
+
+
+class ReportNotPosted(ServiceError):
+    """The forge refused or failed to take the comment; the report is saved all the same."""
+
+
+@dataclass
+class ReportRun:
+    report: Report
+    path: Path
+    summary: Path | None = None
+    comment_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "report": str(self.path),
+            "summary": str(self.summary) if self.summary else None,
+            "comment_url": self.comment_url,
+            "dropped": self.report.dropped,
+            "characters": len(self.report.markdown),
+            "marker": self.report.marker_id,
+            "notes": self.notes,
+        }
+
+
+def _detect_forge(env: Mapping[str, str], run_dir: Path, out: TextIO | None) -> Any:
+    # The forge package may be absent in a partial install; the report still works locally.
+    try:
+        from mlops_ci.forge import detect_forge
+    except ImportError:
+        return None
+    return detect_forge(env, run_dir, out=out)
+
+
+def load_trend(repo_dir: Path, comparison: dict, verdict: dict | None) -> Trend | None:
+    """Key metrics (the gate's, else the first few) on the target branch; None when unreadable."""
+    target = str(comparison.get("target_branch") or "main")
+    names = [str(r.get("metric")) for r in (verdict or {}).get("rules") or [] if r.get("metric")]
+    metrics = key_metrics(comparison, names or None)
+    if not metrics:
+        return None
+    git = Git(repo_dir)
+    try:
+        ref = next((r for r in (f"origin/{target}", target) if git.rev_parse(r)), None)
+        return read_trend(git, ref, metrics) if ref else None
+    except (GitError, NotAGitRepo):
+        return None
+
+
+def summary_markdown(report: Report) -> str:
+    """The full report when it fits the job summary's 1 MiB, else one fitted to it."""
+    if len(report.full_markdown.encode()) <= SUMMARY_LIMIT_BYTES - 1024:
+        return report.full_markdown
+    # A UTF-16 code unit is at most 3 UTF-8 bytes, so this bound holds for any text.
+    return report.fitted((SUMMARY_LIMIT_BYTES - 1024) // 3)[0]
+
+
+def _summary_fallback(env: Mapping[str, str], report: Report) -> Path | None:
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return None
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(summary_markdown(report).rstrip("\n") + "\n")
+    return Path(path)
+
+
+def run_report(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    post: bool = False,
+    output: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    workflow: str | None = None,
+    out: TextIO | None = None,
+) -> ReportRun:
+    """Render `<run_dir>/comparison.json` (+ `verdict.json`) and write it everywhere.
+
+    `out` takes the local forge's one-line notices (stderr when stdout carries JSON).
+    """
+    env = os.environ if env is None else env
+    if not (run_dir / "comparison.json").is_file():
+        raise ReportInputError(
+            f"{run_dir / 'comparison.json'} does not exist; run `mlops-ci compare` first "
+            "(or pass the --run-dir it wrote to)"
+        )
+    comparison = documents.read(run_dir, "comparison.json", kind="comparison")
+    verdict = documents.read(run_dir, "verdict.json", kind="verdict", required=False)
+    forge = _detect_forge(env, run_dir, out)
+    links = ReportLinks(
+        commit_url=getattr(forge, "commit_url", None), run_url=getattr(forge, "run_url", None)
+    )
+    try:
+        hint = str((run_dir / "report.md").relative_to(repo_dir))
+    except ValueError:
+        hint = str(run_dir / "report.md")
+    report = build_report(
+        comparison,
+        verdict,
+        limit=getattr(forge, "comment_limit", None),
+        links=links,
+        trend=load_trend(repo_dir, comparison, verdict),
+        full_report_hint=hint,
+        marker_id=workflow or env.get("GITHUB_WORKFLOW") or "mlops-ci",
+    )
+    path = write_report(run_dir, report, output=output)
+    result = ReportRun(report=report, path=path)
+    if forge is None:
+        result.summary = _summary_fallback(env, report)
+        if post:
+            result.notes.append("not posted: no forge support is installed")
+        return result
+    result.summary = forge.write_summary(summary_markdown(report))
+    if post:
+        try:
+            posted = forge.upsert_comment(report.markdown, report.marker_id)
+        except ServiceError as exc:
+            raise ReportNotPosted(
+                f"{exc}. The report is saved in {path} (and the job summary); rerun "
+                "`mlops-ci report --post` once the forge answers"
+            ) from exc
+        result.comment_url = getattr(posted, "url", None)
+    return result

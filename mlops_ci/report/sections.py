@@ -1,0 +1,286 @@
+"""The report's sections, each rendered once from its template with escaped, pre-built rows.
+
+Rows are built in Python (one string per row) so a 10,000-row report renders in milliseconds and
+`fit` can cut a table without rendering it again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+import jinja2
+
+from mlops_ci.report.markdown import (
+    fmt_number,
+    fmt_percent,
+    fmt_signed,
+    md_code_block,
+    md_link,
+    md_text,
+    table,
+    table_row,
+)
+
+STATUS_MARKS = {
+    "regressed": "🔴 regressed",
+    "removed": "⚠️ removed",
+    "inconclusive": "⚪ inconclusive",
+    "changed": "🔁 changed",
+    "added": "🆕 added",
+    "improved": "🟢 improved",
+    "unchanged": "unchanged",
+}
+# Worst first: a reviewer reads the top of the table.
+STATUS_ORDER = {status: i for i, status in enumerate(STATUS_MARKS)}
+VERDICT_MARKS = {"pass": "✅ **pass**", "fail": "❌ **fail**", "neutral": "➖ **neutral**"}
+STAGE_MARKS = {
+    "ran": "ran",
+    "restored": "restored",
+    "unchanged": "unchanged",
+    "failed": "❌ failed",
+    "skipped": "skipped",
+}
+MAX_STAGES = 50
+MAX_NOTES = 20
+MAX_RULES = 10
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+
+
+@dataclass
+class Section:
+    """One block of the report; `rows` (already in `text`) let `fit` cut the metrics table."""
+
+    key: str
+    text: str
+    label: str = ""
+    rows: list[str] = field(default_factory=list)
+    head: str = ""
+
+
+@cache
+def environment() -> jinja2.Environment:
+    # Markdown, not HTML: escaping is done per value by `md_text`, so autoescape stays off.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("mlops_ci.report", "templates"),
+        autoescape=False,  # noqa: S701
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(name: str, **context: object) -> str:
+    return environment().get_template(f"{name}.md.j2").render(**context)
+
+
+def short_sha(sha: object) -> str | None:
+    return str(sha)[:7] if isinstance(sha, str) and _SHA.fullmatch(sha) else None
+
+
+def revision_md(rev: dict, commit_url: Callable[[str], str | None] | None) -> str:
+    """`branch` @ short SHA (linked when the forge is known) for one side of the comparison."""
+    name = rev.get("branch") or rev.get("ref") or "?"
+    sha = rev.get("sha")
+    short = short_sha(sha)
+    if short is None:
+        return md_text(name, 60)
+    url = commit_url(str(sha)) if commit_url else None
+    return f"{md_text(name, 60)} @ {md_link(short, url)}"
+
+
+def _is_first(comparison: dict, metrics: list[dict]) -> bool:
+    if not metrics:
+        return not comparison.get("baseline", {}).get("sha")
+    return all(m.get("baseline") is None for m in metrics)
+
+
+def headline(
+    comparison: dict,
+    verdict: dict | None,
+    metrics: list[dict],
+    *,
+    marker: str,
+    commit_url: Callable[[str], str | None] | None,
+    has_changes: bool,
+) -> Section:
+    counts: dict[str, int] = {}
+    for m in metrics:
+        counts[str(m.get("status"))] = counts.get(str(m.get("status")), 0) + 1
+    parts = [f"{counts.get(s, 0)} {s}" for s in ("improved", "regressed", "inconclusive")]
+    parts += [
+        f"{counts[s]} {s}" for s in ("added", "removed", "changed", "unchanged") if counts.get(s)
+    ]
+    verdict_line = failed = None
+    if isinstance(verdict, dict):
+        mark = VERDICT_MARKS.get(str(verdict.get("verdict")), md_text(verdict.get("verdict"), 20))
+        summary = verdict.get("summary")
+        verdict_line = f"Gate: {mark}" + (f": {md_text(summary, 300)}" if summary else "")
+        rules = [r for r in verdict.get("rules") or [] if isinstance(r, dict)]
+        bad = [r for r in rules if r.get("outcome") in ("fail", "neutral")]
+        failed = [
+            f"{md_text(r.get('outcome'), 10)}: {md_text(r.get('reason') or r.get('rule'), 300)}"
+            for r in bad[:MAX_RULES]
+        ]
+        if len(bad) > MAX_RULES:
+            failed.append(f"… and {len(bad) - MAX_RULES} more rules")
+    baseline, candidate = comparison.get("baseline") or {}, comparison.get("candidate") or {}
+    revisions = (
+        f"Baseline {revision_md(baseline, commit_url)}"
+        + (f" ({md_text(baseline['subject'], 80)})" if baseline.get("subject") else "")
+        + f" · candidate {revision_md(candidate, commit_url)}"
+        + (" (uncommitted changes)" if candidate.get("dirty") else "")
+    )
+    situation = None
+    if _is_first(comparison, metrics):
+        situation = (
+            "First report: the baseline has no metrics yet, so there is nothing to "
+            "compare against. The candidate's values are shown as added."
+        )
+    elif not has_changes:
+        situation = "Nothing changed: no metric moved and no param changed."
+    artifact = comparison.get("artifact")
+    title = "mlops-ci report" + (f": {md_text(artifact, 60)}" if artifact else "")
+    text = render(
+        "headline",
+        marker=marker,
+        title=title,
+        verdict_line=verdict_line,
+        counts_line=" · ".join(parts),
+        revisions_line=revisions,
+        situation=situation,
+        failed_rules=failed,
+    )
+    return Section("headline", text)
+
+
+def metric_row(m: dict, with_ci: bool) -> str:
+    direction = {"higher": " ↑", "lower": " ↓"}.get(str(m.get("direction")), "")
+    cells = [
+        md_text(m.get("name"), 100) + direction,
+        fmt_number(m.get("baseline")),
+        fmt_number(m.get("candidate")),
+        fmt_signed(m.get("delta")),
+        fmt_percent(m.get("rel_delta")),
+    ]
+    if with_ci:
+        low, high = m.get("ci_low"), m.get("ci_high")
+        cells.append(f"[{fmt_signed(low)}, {fmt_signed(high)}]" if low is not None else "")
+    cells.append(STATUS_MARKS.get(str(m.get("status")), md_text(m.get("status"), 20)))
+    return table_row(cells)
+
+
+def metrics_head(comparison: dict, with_ci: bool) -> str:
+    header = ["Metric", "Baseline", "Candidate", "Δ", "Δ %"]
+    if with_ci:
+        confidence = comparison.get("confidence")
+        level = (
+            f"{confidence * 100:.0f}% "
+            if isinstance(confidence, float) and 0 < confidence < 1
+            else ""
+        )
+        header.append(f"{level}CI")
+    return table([*header, "Status"], [])
+
+
+def metrics_sections(comparison: dict, metrics: list[dict]) -> tuple[Section, Section | None]:
+    with_ci = any(m.get("ci_low") is not None for m in metrics)
+    head = metrics_head(comparison, with_ci)
+    changed = [m for m in metrics if m.get("status") != "unchanged"]
+    changed.sort(key=lambda m: STATUS_ORDER.get(str(m.get("status")), 0))
+    rows = [metric_row(m, with_ci) for m in changed]
+    empty = "No metric changed." if metrics else "No metrics were found in either revision."
+    text = render("metrics", header=head, rows=rows, left_out=None, empty_text=empty)
+    main = Section("metrics", text, rows=rows, head=head)
+    unchanged = [metric_row(m, with_ci) for m in metrics if m.get("status") == "unchanged"]
+    if not unchanged:
+        return main, None
+    summary = f"{len(unchanged)} unchanged metric{'s' if len(unchanged) != 1 else ''}"
+    text = render("unchanged", summary=summary, header=head, rows=unchanged)
+    return main, Section("unchanged", text, label=f"{len(unchanged)} unchanged metric rows")
+
+
+def _param_value(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, default=str)
+    return fmt_number(value) if isinstance(value, (int, float)) else md_text(value, 60)
+
+
+def params_section(comparison: dict) -> Section | None:
+    params = [p for p in comparison.get("params") or [] if isinstance(p, dict)]
+    if not params:
+        return None
+    rows = [
+        table_row(
+            [
+                md_text(p.get("name"), 100),
+                _param_value(p.get("baseline")),
+                _param_value(p.get("candidate")),
+                md_text(p.get("change"), 20),
+            ]
+        )
+        for p in params
+    ]
+    head = table(["Param", "Baseline", "Candidate", "Change"], [])
+    text = render("params", header=head, rows=rows)
+    return Section("params", text, label=f"params table ({len(rows)} changed params)")
+
+
+def policy_section(comparison: dict) -> Section | None:
+    change = comparison.get("policy_change") or {}
+    if not isinstance(change, dict) or not change.get("changed"):
+        return None
+    diff = md_code_block(str(change.get("diff") or "(no diff recorded)"), "diff", limit=3000)
+    return Section("policy", render("policy", diff_block=diff))
+
+
+def _duration(value: object) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+    return ""
+
+
+def stages_section(comparison: dict) -> Section | None:
+    stages = [s for s in comparison.get("stages") or [] if isinstance(s, dict)]
+    if not stages:
+        return None
+    rows = []
+    for stage in stages[:MAX_STAGES]:
+        status = STAGE_MARKS.get(str(stage.get("status")), md_text(stage.get("status"), 20))
+        if stage.get("source"):
+            status += f" from {md_text(stage['source'], 20)}"
+        rows.append(
+            table_row([md_text(stage.get("name"), 80), status, _duration(stage.get("duration_s"))])
+        )
+    left_out = (
+        f"{len(stages) - MAX_STAGES} more stages in the full report"
+        if len(stages) > MAX_STAGES
+        else None
+    )
+    text = render(
+        "stages", header=table(["Stage", "Status", "Duration"], []), rows=rows, left_out=left_out
+    )
+    return Section("stages", text)
+
+
+def notes_section(comparison: dict, extra: list[str]) -> Section | None:
+    notes = []
+    for error in comparison.get("errors") or []:
+        if isinstance(error, dict):
+            where = " ".join(
+                md_text(error.get(k), 80) for k in ("file", "revision") if error.get(k)
+            )
+            notes.append(f"error reading {where}: {md_text(error.get('message'), 300)}")
+    notes += [md_text(w, 300) for w in comparison.get("warnings") or []]
+    notes += [md_text(n, 300) for n in extra]
+    if not notes:
+        return None
+    if len(notes) > MAX_NOTES:
+        notes = [*notes[:MAX_NOTES], f"… and {len(notes) - MAX_NOTES} more"]
+    return Section("notes", render("notes", notes=notes))

@@ -1,0 +1,135 @@
+"""Key metrics over the last N commits of the target branch, read cheaply from git history.
+
+Only metrics files committed to git are read (`git log -- files` + `git show sha:path`); no DVC
+checkout, no cache. A metrics file that is missing or unreadable at a commit leaves a gap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import yaml
+
+from mlops_ci.git import Git
+from mlops_ci.report.mermaid import CANDIDATE_COLOUR, Chart, chart_text, xychart
+
+DEFAULT_COMMITS = 10
+KEY_METRICS = 3
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    sha: str
+    subject: str
+    values: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Values of `metrics` at `points` (oldest first) on branch `ref`."""
+
+    ref: str
+    metrics: list[str]
+    points: list[TrendPoint] = field(default_factory=list)
+
+
+def key_metrics(
+    comparison: dict, names: Sequence[str] | None = None, limit: int = KEY_METRICS
+) -> list[dict]:
+    """The comparison's metric rows to follow: `names` (e.g. the policy's) else the first
+    numeric ones, at most `limit`."""
+    rows = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
+    if names:
+        wanted = [m for m in rows if m.get("name") in set(names)]
+    else:
+        wanted = [m for m in rows if _number(m.get("candidate")) is not None]
+    return [m for m in wanted if m.get("file") and m.get("key")][:limit]
+
+
+def read_trend(
+    git: Git, ref: str, metrics: Sequence[dict], *, commits: int = DEFAULT_COMMITS
+) -> Trend:
+    """Trend of `metrics` (comparison rows with `name`, `file`, `key`) over `ref`'s history."""
+    names = [str(m["name"]) for m in metrics]
+    files = sorted({str(m["file"]) for m in metrics})
+    if not metrics or git.rev_parse(ref) is None:
+        return Trend(ref=ref, metrics=names)
+    points = []
+    for commit in reversed(git.log(ref, commits, paths=files)):
+        documents = {path: _load(git.show(commit.sha, path), path) for path in files}
+        values = {
+            str(m["name"]): _number(_lookup(documents[str(m["file"])], str(m["key"])))
+            for m in metrics
+        }
+        points.append(TrendPoint(sha=commit.sha, subject=commit.subject, values=values))
+    return Trend(ref=ref, metrics=names, points=points)
+
+
+def _load(raw: bytes | None, path: str) -> object:
+    if raw is None:
+        return None
+    try:
+        if PurePosixPath(path).suffix in (".yaml", ".yml"):
+            return yaml.safe_load(raw)
+        if PurePosixPath(path).suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(raw.decode())
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+
+
+def _lookup(document: object, key: str) -> object:
+    node = document
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def trend_charts(trend: Trend, comparison: dict) -> list[Chart]:
+    """One line chart per key metric: the branch's commits, then this change as `PR`."""
+    candidates = {
+        m.get("name"): _number(m.get("candidate"))
+        for m in comparison.get("metrics") or []
+        if isinstance(m, dict)
+    }
+    charts = []
+    for name in trend.metrics:
+        labels, values = [], []
+        for point in trend.points:
+            value = point.values.get(name)
+            if value is not None:
+                labels.append(point.sha[:7])
+                values.append(value)
+        if candidates.get(name) is not None:
+            labels.append("PR")
+            values.append(candidates[name])  # type: ignore[arg-type]
+        if len(values) < 2:
+            continue
+        title = f"{chart_text(name)} on {chart_text(trend.ref)}, last {len(values)}"
+        source = xychart(
+            title,
+            x_label="commit",
+            y_label=name,
+            categories=labels,
+            series=[("line", values)],
+            palette=(CANDIDATE_COLOUR,),
+        )
+        charts.append(Chart(title, source, ""))
+    return charts

@@ -1,0 +1,39 @@
+"""Write a report to the run directory: the full markdown, the fitted one, and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlops_ci.report import png
+from mlops_ci.report.render import Report
+
+FULL_NAME = "report.md"
+FITTED_NAME = "report-comment.md"
+
+
+def write_report(run_dir: Path, report: Report, *, output: Path | None = None) -> Path:
+    """Write `report.md` (full), `report-comment.md` (fitted to the forge limit) and
+    `plots/*.png` under `run_dir`; with `output`, also the full report there. Returns the path
+    of `report.md`.
+
+    Files are written before anything is posted, so a forge failure never loses the report.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    full = run_dir / FULL_NAME
+    full.write_text(report.full_markdown, encoding="utf-8")
+    (run_dir / FITTED_NAME).write_text(report.markdown, encoding="utf-8")
+    if report.plots:
+        result = png.render_pngs(
+            report.plots,
+            run_dir / "plots",
+            baseline_rev=report.revisions[0],
+            candidate_rev=report.revisions[1],
+        )
+        if result.notes:
+            (run_dir / "plots-notes.txt").write_text(
+                "\n".join(result.notes) + "\n", encoding="utf-8"
+            )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report.full_markdown, encoding="utf-8")
+    return full

@@ -1,0 +1,246 @@
+"""`mlops-ci.yaml` (+ environment) to typed settings, with errors that name the file and key.
+
+Unknown keys are errors, not ignored: a misspelt `max_dorp` silently turning a gate off is the
+worst failure a gate can have.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_ci.errors import ConfigError
+
+SETTINGS_FILE = "mlops-ci.yaml"
+DIRECTIONS = ("higher", "lower")
+MISSING_CHOICES = ("fail", "neutral", "ignore")
+INCONCLUSIVE_CHOICES = ("fail", "neutral", "pass")
+BUMPS = ("major", "minor", "patch")
+DEFAULT_KEY = "default"  # metrics.default: the rule for metrics not listed by name
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    direction: str | None = None
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = None
+    max_drop_pct: float | None = None
+    min_gain: float | None = None
+    significant: bool = False
+    confidence: float | None = None
+
+    def has_thresholds(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.min, self.max, self.max_drop, self.max_drop_pct, self.min_gain)
+        )
+
+
+@dataclass(frozen=True)
+class PromoteSettings:
+    stages: tuple[str, ...] = ("staging", "production")
+    auto: str | None = "staging"
+    bump: str = "minor"
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    target: str = "deployments/"
+    command: str | None = None
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    artifact: str = "model"
+    target_branch: str = "main"
+    baseline: str = "merge-base"
+    model: str | None = None
+    predictions: str | None = None
+    confidence: float = 0.95
+    bootstrap_resamples: int = 1000
+    trend_commits: int = 10
+    metrics: Mapping[str, MetricRule] = field(default_factory=dict)
+    default_rule: MetricRule | None = None
+    on_missing_metric: str = "fail"
+    on_inconclusive: str = "neutral"
+    promote: PromoteSettings = field(default_factory=PromoteSettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
+    intended_use: str | None = None
+    source: str = SETTINGS_FILE
+
+    def rule_for(self, metric: str) -> MetricRule | None:
+        """The rule for a metric: by full name, by key path, by leaf name, else the default."""
+        for candidate in (metric, metric.split(":", 1)[-1], metric.rsplit(".", 1)[-1]):
+            if candidate in self.metrics:
+                return self.metrics[candidate]
+        return self.default_rule
+
+
+_TOP_KEYS = {
+    "artifact", "target_branch", "baseline", "model", "predictions", "confidence",
+    "bootstrap_resamples", "trend_commits", "metrics", "on_missing_metric", "on_inconclusive",
+    "promote", "deploy", "intended_use",
+}  # fmt: skip
+_RULE_KEYS = {
+    "direction", "min", "max", "max_drop", "max_drop_pct", "min_gain", "significant", "confidence",
+}  # fmt: skip
+
+
+class _Reader:
+    """Typed access to one mapping of the file, every error naming file and key."""
+
+    def __init__(self, source: str, data: Mapping[str, Any], where: str, allowed: set[str]):
+        self.source, self.data, self.where = source, data, where
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key {self._key(unknown[0])!r}; allowed here: "
+                f"{', '.join(sorted(allowed))}"
+            )
+
+    def _key(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, expected: str) -> ConfigError:
+        return ConfigError(
+            f"{self.source}: {self._key(key)} must be {expected}, not {self.data.get(key)!r}"
+        )
+
+    def text(self, key: str, default: str | None) -> str | None:
+        value = self.data.get(key, default)
+        if value is None or (isinstance(value, str) and value.strip()):
+            return value
+        raise self.fail(key, "a non-empty string")
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None) -> str | None:
+        value = self.data.get(key, default)
+        if value is None or value in choices:
+            return value
+        raise self.fail(key, "one of " + ", ".join(choices))
+
+    def number(
+        self,
+        key: str,
+        default: float | None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> float | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise self.fail(key, "a number")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.fail(key, f"between {low} and {high}")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if isinstance(value, bool):
+            return value
+        raise self.fail(key, "true or false")
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self.data.get(key) or {}
+        if isinstance(value, Mapping):
+            return value
+        raise self.fail(key, "a mapping")
+
+
+def _rule(source: str, where: str, data: Any) -> MetricRule:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {where} must be a mapping of rule keys, not {data!r}")
+    r = _Reader(source, data, where, _RULE_KEYS)
+    return MetricRule(
+        direction=r.choice("direction", DIRECTIONS, None),
+        min=r.number("min", None),
+        max=r.number("max", None),
+        max_drop=r.number("max_drop", None, low=0),
+        max_drop_pct=r.number("max_drop_pct", None, low=0),
+        min_gain=r.number("min_gain", None),
+        significant=r.flag("significant", False),
+        confidence=r.number("confidence", None, low=0.5, high=0.999),
+    )
+
+
+def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
+    """Settings from the text of `mlops-ci.yaml`; None (no file) gives the defaults."""
+    if text is None:
+        return Settings(source=source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if data is None:
+        raise ConfigError(
+            f"{source} is empty; write at least `artifact: NAME`, or delete the file to use defaults"
+        )
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source} must be a mapping of settings, not {type(data).__name__}")
+    r = _Reader(source, data, "", _TOP_KEYS)
+    metrics: dict[str, MetricRule] = {}
+    default_rule = None
+    for name, rule in r.mapping("metrics").items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{source}: metrics keys must be metric names, not {name!r}")
+        parsed = _rule(source, f"metrics.{name}", rule if rule is not None else {})
+        if name == DEFAULT_KEY:
+            default_rule = parsed
+        else:
+            metrics[name] = parsed
+    promote = r.mapping("promote")
+    pr = _Reader(source, promote, "promote", {"stages", "auto", "bump"})
+    stages = promote.get("stages", list(PromoteSettings.stages))
+    if not isinstance(stages, list) or not all(isinstance(s, str) and s for s in stages):
+        raise pr.fail("stages", "a list of stage names")
+    auto = pr.text("auto", PromoteSettings.auto)
+    if auto is not None and auto not in stages:
+        raise pr.fail("auto", "one of promote.stages (" + ", ".join(stages) + ")")
+    deploy = _Reader(source, r.mapping("deploy"), "deploy", {"target", "command", "environment"})
+    return Settings(
+        artifact=r.text("artifact", Settings.artifact) or Settings.artifact,
+        target_branch=r.text("target_branch", Settings.target_branch) or "main",
+        baseline=r.text("baseline", Settings.baseline) or "merge-base",
+        model=r.text("model", None),
+        predictions=r.text("predictions", None),
+        confidence=r.number("confidence", Settings.confidence, low=0.5, high=0.999) or 0.95,
+        bootstrap_resamples=int(
+            r.number("bootstrap_resamples", 1000, low=100, high=100_000) or 1000
+        ),
+        trend_commits=int(r.number("trend_commits", 10, low=0, high=200) or 0),
+        metrics=metrics,
+        default_rule=default_rule,
+        on_missing_metric=r.choice("on_missing_metric", MISSING_CHOICES, "fail") or "fail",
+        on_inconclusive=r.choice("on_inconclusive", INCONCLUSIVE_CHOICES, "neutral") or "neutral",
+        promote=PromoteSettings(
+            stages=tuple(stages),
+            auto=auto,
+            bump=pr.choice("bump", BUMPS, PromoteSettings.bump) or "minor",
+        ),
+        deploy=DeploySettings(
+            target=deploy.text("target", DeploySettings.target) or DeploySettings.target,
+            command=deploy.text("command", None),
+            environment=deploy.text("environment", None),
+        ),
+        intended_use=r.text("intended_use", None),
+        source=source,
+    )
+
+
+def load_settings(repo_dir: Path) -> Settings:
+    """Settings from the working tree's `mlops-ci.yaml` (defaults when there is none)."""
+    path = repo_dir / SETTINGS_FILE
+    text = path.read_text(encoding="utf-8") if path.exists() else None
+    return parse_settings(text, SETTINGS_FILE)

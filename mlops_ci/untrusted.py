@@ -1,0 +1,322 @@
+"""Read a run directory that came from an untrusted job (a fork's pull_request run).
+
+The trusted `workflow_run` half of the fork-safe flow downloads the run directory the untrusted
+job uploaded. Everything in it is attacker-controlled, so this module:
+
+- reads only the documents it knows, by name, as regular files (no symlinks out of the directory);
+- refuses a document over its size limit before reading it (a 10 MB body never reaches the parser);
+- parses strictly (no NaN/Infinity, no duplicate keys, bounded nesting) and validates against the
+  JSON Schemas in `mlops_ci/schemas/`, whose string and array limits keep the report renderable;
+- ignores everything else, including `report.md`: the report is rendered anew from the validated
+  JSON, so markdown or HTML the untrusted side wrote is never posted as is;
+- executes nothing: no file from the directory is imported, run, or handed to DVC or git.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_ci.errors import MlopsCiError
+
+if TYPE_CHECKING:
+    from mlops_ci.gate import Verdict
+
+KIB = 1024
+MIB = 1024 * KIB
+
+# Per-document byte limits. comparison.json is the big one: 50 plots x 2 revisions x 200 points.
+DOCUMENTS: dict[str, tuple[str, int, bool]] = {
+    # name: (kind, max bytes, required)
+    "comparison.json": ("comparison", 4 * MIB, True),
+    "verdict.json": ("verdict", 1 * MIB, False),
+    "train.json": ("train", 1 * MIB, False),
+    "ci.json": ("ci", 64 * KIB, False),
+}
+MAX_DEPTH = 32
+
+
+class UntrustedInputRejected(MlopsCiError):
+    """A document from an untrusted run directory is missing, too large or schema-invalid."""
+
+
+@dataclass
+class ValidatedRun:
+    """Documents that passed validation; `ignored` lists files that were present but not read."""
+
+    comparison: dict[str, Any]
+    verdict: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
+    ci: dict[str, Any] | None = None
+    ignored: list[str] = field(default_factory=list)
+
+
+@cache
+def load_schema(kind: str) -> dict[str, Any]:
+    # schemas/ is package data (no __init__.py), shipped by pyproject's "**/*.json" glob.
+    path = resources.files("mlops_ci").joinpath("schemas", f"{kind}.schema.json")
+    text = path.read_text("utf-8")
+    return json.loads(text)
+
+
+def validate_document(kind: str, data: Any, source: str = "document") -> dict[str, Any]:
+    """Check `data` against the schema of `kind`; raise with the first few problems."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(load_schema(kind))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:5]:
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"  at {where}: {_short(err.message)}")
+        more = f"\n  ... and {len(errors) - 5} more" if len(errors) > 5 else ""
+        raise UntrustedInputRejected(
+            f"{source} does not match the {kind} schema (schema_version 1):\n"
+            + "\n".join(lines)
+            + more
+            + f"\nRegenerate it with the same mlops-ci version (`mlops-ci {kind}`) and upload "
+            "the run directory unchanged."
+        )
+    return data
+
+
+def _short(message: str, limit: int = 200) -> str:
+    # jsonschema quotes the offending value; an attacker's 4 MB string must not fill the log.
+    return message if len(message) <= limit else message[:limit] + "…"
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two parsers may disagree on which duplicate wins; refuse the ambiguity instead.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key[:80]!r}")
+        result[key] = value
+    return result
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def read_document(path: Path, kind: str, max_bytes: int) -> dict[str, Any]:
+    """Size-check, strictly parse and validate one untrusted document."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError as exc:
+        raise UntrustedInputRejected(f"{path} is missing from the run directory") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise UntrustedInputRejected(
+            f"{path} is not a regular file (symlinks and devices are refused in an untrusted "
+            "run directory)"
+        )
+    if info.st_size > max_bytes:
+        raise UntrustedInputRejected(
+            f"{path} is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit for "
+            f"{path.name}; it was not read. Keep documents within the limits in docs/documents.md"
+        )
+    # O_NOFOLLOW closes the race between lstat and open; read one byte past the limit in case
+    # the file grew meanwhile.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        raw = fh.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise UntrustedInputRejected(f"{path} grew past the {max_bytes:,}-byte limit while read")
+    try:
+        data = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicates,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UntrustedInputRejected(f"{path} is not valid JSON: {_short(str(exc))}") from exc
+    if _depth(data, MAX_DEPTH) > MAX_DEPTH:
+        raise UntrustedInputRejected(f"{path} nests deeper than {MAX_DEPTH} levels")
+    return validate_document(kind, data, source=str(path))
+
+
+def load_untrusted_run_dir(run_dir: Path) -> ValidatedRun:
+    """Validate the documents of a downloaded run directory; the only way publish reads it."""
+    try:
+        info = os.lstat(run_dir)
+    except FileNotFoundError as exc:
+        raise UntrustedInputRejected(
+            f"run directory {run_dir} does not exist; download the artifact of the pull "
+            "request run there first"
+        ) from exc
+    if not stat.S_ISDIR(info.st_mode):
+        raise UntrustedInputRejected(f"{run_dir} is not a directory (symlinks are refused)")
+    docs: dict[str, dict[str, Any] | None] = {}
+    for name, (kind, max_bytes, required) in DOCUMENTS.items():
+        path = run_dir / name
+        if not required and not os.path.lexists(path):
+            docs[kind] = None
+            continue
+        docs[kind] = read_document(path, kind, max_bytes)
+    ignored = sorted(p.name for p in run_dir.iterdir() if p.name not in DOCUMENTS)
+    comparison = docs["comparison"]
+    assert comparison is not None  # required above
+    return ValidatedRun(
+        comparison=comparison,
+        verdict=docs["verdict"],
+        train=docs["train"],
+        ci=docs["ci"],
+        ignored=ignored,
+    )
+
+
+# --- publish: the trusted half of the fork-safe flow -----------------------------------------
+
+
+@dataclass
+class PublishResult:
+    """What `mlops-ci publish` did with a validated run directory."""
+
+    markdown: str
+    verdict: str | None = None
+    sha: str | None = None
+    pr_number: int | None = None
+    comment_url: str | None = None
+    status_state: str | None = None
+    ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "sha": self.sha,
+            "pr_number": self.pr_number,
+            "comment_url": self.comment_url,
+            "status_state": self.status_state,
+            "characters": len(self.markdown),
+            "ignored": self.ignored,
+            "notes": self.notes,
+        }
+
+
+def _trusted_payload(env: Mapping[str, str]) -> dict[str, Any]:
+    """The workflow_run event GitHub wrote for this (trusted) run; {} elsewhere."""
+    if env.get("GITHUB_EVENT_NAME") != "workflow_run" or not env.get("GITHUB_EVENT_PATH"):
+        return {}
+    try:
+        data = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    run = data.get("workflow_run") if isinstance(data, dict) else None
+    return run if isinstance(run, dict) else {}
+
+
+def _confirm_pr(forge: Any, claimed: int | None, sha: str, trusted: list[int]) -> int | None:
+    """A fork's PR number comes from its own ci.json: believe it only when the forge agrees
+    that this PR's head is `sha`, so a tampered number cannot aim the comment at another PR."""
+    if claimed is None or claimed in trusted:
+        return claimed
+    found = forge.find_pr(sha)
+    if found != claimed:
+        raise UntrustedInputRejected(
+            f"ci.json names pull request #{claimed}, but the forge "
+            + (f"reports #{found}" if found else "knows no open pull request")
+            + f" with head {sha[:12]}; not posting. Re-run the pull request workflow."
+        )
+    return claimed
+
+
+def judge_with_trusted_policy(repo_dir: Path, comparison: dict[str, Any]) -> Verdict:
+    """The verdict under the policy of the trusted checkout (the default branch), not the one
+    the untrusted job wrote: a fork cannot pass its own gate by editing verdict.json."""
+    from mlops_ci.flow import load_policy
+    from mlops_ci.gate import evaluate_gate
+
+    policy = load_policy(repo_dir, None)
+    return evaluate_gate(comparison, policy.settings, policy=policy.source)
+
+
+def publish_run(
+    run_dir: Path,
+    *,
+    repo_dir: Path,
+    sha: str | None = None,
+    post: bool = True,
+    output: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PublishResult:
+    """Validate an untrusted run directory, judge it with the trusted policy, render the report
+    anew, and post comment and status.
+
+    `repo_dir` is the trusted checkout (its `mlops-ci.yaml` is the policy); `sha` is the commit
+    the trusted event says was built (workflow_run.head_sha): the run directory must agree.
+    """
+    from mlops_ci.flow import post_verdict
+    from mlops_ci.forge import detect_forge
+    from mlops_ci.report import build_report
+    from mlops_ci.report.run import summary_markdown
+
+    env = os.environ if env is None else env
+    run = load_untrusted_run_dir(run_dir)
+    claimed_sha = (run.ci or {}).get("head_sha")
+    if sha and claimed_sha and claimed_sha != sha:
+        raise UntrustedInputRejected(
+            f"ci.json names head {claimed_sha} but the trusted event built {sha}; the run "
+            "directory does not belong to this run"
+        )
+    verdict = judge_with_trusted_policy(repo_dir, run.comparison)
+    trusted = _trusted_payload(env)
+    workflow = str(trusted.get("name") or env.get("GITHUB_WORKFLOW") or "mlops-ci")
+    forge = detect_forge(env, run_dir) if post else None
+    report = build_report(
+        run.comparison,
+        verdict.to_dict(),
+        limit=getattr(forge, "comment_limit", None),
+        full_report_hint="report.md in the pull request run's artifact",
+        # The same marker the `pr` workflow would use, so there is one comment per PR.
+        marker_id=workflow,
+    )
+    result = PublishResult(markdown=report.markdown, verdict=verdict.verdict)
+    result.ignored = run.ignored
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report.full_markdown, encoding="utf-8")
+    if forge is None:
+        result.notes.append("not posted (--no-post)")
+        return result
+    forge.write_summary(summary_markdown(report))
+    event = getattr(forge, "event", None)
+    result.sha = sha or getattr(event, "head_sha", None) or claimed_sha
+    if not result.sha:
+        raise UntrustedInputRejected(
+            "no commit to post for: pass --sha with the head SHA of the triggering run"
+        )
+    numbers = [p.get("number") for p in trusted.get("pull_requests") or [] if isinstance(p, dict)]
+    claimed = getattr(event, "pr_number", None) or (run.ci or {}).get("pr_number")
+    result.pr_number = _confirm_pr(forge, claimed, result.sha, [n for n in numbers if n])
+    if result.pr_number is not None:
+        posted = forge.upsert_comment(report.markdown, report.marker_id)
+        result.comment_url = getattr(posted, "url", None)
+    else:
+        result.notes.append("no pull request for this commit: the comment was not posted")
+    status, _check = post_verdict(forge, verdict, result.sha)
+    result.status_state = str(status.get("state") or "")
+    return result

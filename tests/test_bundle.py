@@ -1,0 +1,144 @@
+"""Bundles: built from the version's commit through DVC, checksummed, verified in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+from pathlib import Path
+
+import cmarkgfm
+import pandas as pd
+import pytest
+import yaml
+from sklearn.linear_model import LogisticRegression
+
+from mlops_ci import bundle, registry
+from mlops_ci.errors import VerificationFailed
+from mlops_ci.git import Git
+
+FILES = {"model.pkl", "metadata.json", "model-card.md", "samples.csv", "SHA256SUMS"}
+
+
+def write_doc(run_dir: Path, name: str, doc: dict) -> None:
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / name).write_text(json.dumps({"schema_version": 1, "tool_version": "0.1.0", **doc}))
+
+
+def commit_model_out_of_step(repo: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Swap in a differently trained model, `dvc commit` it and commit: predictions.csv is stale."""
+    from dvc.repo import Repo
+
+    monkeypatch.chdir(repo)  # DVC resolves stage paths against the working directory
+    train = pd.read_csv(repo / "data/prepared/train.csv")
+    features = [c for c in train.columns if c not in ("id", "target")]
+    model = LogisticRegression(C=1e-4, max_iter=200).fit(train[features], train["target"])
+    (repo / "models/model.pkl").write_bytes(pickle.dumps(model))
+    with Repo(str(repo)) as dvc_repo:
+        dvc_repo.commit("train", force=True)
+    git = Git(repo)
+    git.run("add", "--all")
+    git.run("commit", "--quiet", "-m", "Swap the model without re-evaluating")
+    return git.out("rev-parse", "HEAD")
+
+
+def test_bundle_holds_what_the_version_is_made_of(trained_repo: Path) -> None:
+    run_dir = trained_repo / ".mlops-ci"
+    sha = Git(trained_repo).head_sha()
+    write_doc(
+        run_dir,
+        "verdict.json",
+        {"kind": "verdict", "verdict": "pass", "summary": "all rules pass", "candidate_sha": sha},
+    )
+    write_doc(
+        run_dir,
+        "comparison.json",
+        {
+            "kind": "comparison",
+            "confidence": 0.9,
+            "baseline": {"how": "merge-base", "ref": "main", "sha": "a" * 40},
+            "candidate": {"sha": sha},
+            "metrics": [
+                {
+                    "name": "accuracy",
+                    "baseline": 0.97,
+                    "candidate": 0.986,
+                    "delta": 0.016,
+                    "ci_low": -0.004,
+                    "ci_high": 0.021,
+                }
+            ],
+        },
+    )
+    promoted = registry.promote(trained_repo, run_dir)
+    out = bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=promoted.sha)
+
+    assert {p.name for p in out.iterdir()} == FILES
+    # The checksums are in the format coreutils checks.
+    subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=out, check=True)
+    assert (out / "model.pkl").read_bytes() == (trained_repo / "models/model.pkl").read_bytes()
+
+    meta = json.loads((out / "metadata.json").read_text())
+    lock = yaml.safe_load((trained_repo / "dvc.lock").read_text())
+    model_md5 = next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"].endswith("pkl"))
+    assert (meta["artifact"], meta["version"], meta["git_sha"]) == ("classifier", "v0.1.0", sha)
+    assert {"created_at", "tool_version", "params", "metrics", "verdict"} <= set(meta)
+    assert {"stage": "train", "role": "out", "path": "models/model.pkl", "md5": model_md5} in [
+        {k: row[k] for k in ("stage", "role", "path", "md5")} for row in meta["dvc_lock"]
+    ]
+    assert any(row["path"] == "data/prepared" for row in meta["dvc_lock"])
+    assert meta["params"]["params.yaml"]["train"]["logistic_regression"]["C"] == 1.0
+    assert meta["metrics"]["eval/metrics.json"] == json.loads(
+        (trained_repo / "eval/metrics.json").read_text()
+    )
+    assert meta["verdict"]["summary"] == "all rules pass"
+    samples = pd.read_csv(out / "samples.csv")
+    assert len(samples) == meta["verification"]["rows"] == bundle.SAMPLE_ROWS
+    assert samples["id"].is_unique
+
+    html = cmarkgfm.github_flavored_markdown_to_html((out / "model-card.md").read_text())
+    assert "<h1>Model card: classifier v0.1.0</h1>" in html
+    assert "<td>accuracy</td>\n<td>0.986</td>\n<td>0.97</td>\n<td>+0.016</td>" in html
+    assert "<td>[-0.004, +0.021]</td>" in html
+    assert "90% CI of delta" in html
+    assert "<td>log_loss</td>" in html  # the escaped underscore renders as itself
+    assert "<td>train.logistic_regression.C</td>" in html
+    assert f"<code>{model_md5}</code>" in html
+    assert "not a medical device" in html  # intended_use from mlops-ci.yaml
+
+
+def test_verification_passes_then_catches_every_kind_of_damage(trained_repo: Path) -> None:
+    run_dir = trained_repo / ".mlops-ci"
+    promoted = registry.promote(trained_repo, run_dir)
+    out = bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=promoted.sha)
+    checked = bundle.verify_bundle(out)
+    assert checked["checksums"] == "ok"
+    assert (checked["rows"], checked["mismatches"], checked["checked"]) == (50, 0, "y_score")
+
+    model = out / "model.pkl"
+    original = model.read_bytes()
+    model.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
+        bundle.verify_bundle(out)
+    model.write_bytes(original)
+    (out / "extra.py").write_text("print('hi')\n")
+    with pytest.raises(VerificationFailed, match=r"extra\.py is not listed"):
+        bundle.verify_bundle(out)
+    (out / "extra.py").unlink()
+    (out / "samples.csv").unlink()
+    with pytest.raises(VerificationFailed, match=r"samples\.csv is missing"):
+        bundle.verify_bundle(out)
+
+
+def test_a_model_out_of_step_with_its_predictions_is_refused(
+    trained_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = trained_repo / ".mlops-ci"
+    sha = commit_model_out_of_step(trained_repo, monkeypatch)
+    promoted = registry.promote(trained_repo, run_dir)
+    assert promoted.sha == sha
+    out = bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=sha)
+    assert bundle.checksum_problems(out) == []  # intact files, wrong model
+    with pytest.raises(VerificationFailed, match="predicts differently") as caught:
+        bundle.verify_bundle(out)
+    assert "rerun the pipeline" in str(caught.value)

@@ -1,0 +1,171 @@
+"""`mlops-ci compare` against DVC's own diff, in shallow clones, and on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_ci.cli import main
+from mlops_ci.compare import run_compare
+from mlops_ci.demo import set_param
+from mlops_ci.git import Git
+from tests.conftest import git_commit_all
+
+DVC = str(Path(sys.executable).parent / "dvc")
+
+
+def dvc_json(repo: Path, *args: str) -> dict:
+    out = subprocess.run(
+        [DVC, *args, "--json"], cwd=repo, capture_output=True, text=True, check=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    return json.loads(out.stdout or "{}")
+
+
+@pytest.fixture
+def tuned_branch(trained_repo: Path) -> Path:
+    """A branch that changes a train param, retrained (the workspace is the candidate)."""
+    git = Git(trained_repo)
+    git.run("checkout", "--quiet", "-b", "tune")
+    set_param(trained_repo, "train.logistic_regression.C", 0.02)
+    set_param(trained_repo, "evaluate.latency_samples", 20)
+    assert main(["train", "-C", str(trained_repo)]) == 0
+    git_commit_all(trained_repo, "Tune C")
+    return trained_repo
+
+
+def test_numbers_agree_with_dvc_metrics_and_params_diff(tuned_branch: Path) -> None:
+    doc = run_compare(tuned_branch, tuned_branch / ".mlops-ci", baseline="main")
+    base_sha = doc["baseline"]["sha"]
+    metrics = dvc_json(tuned_branch, "metrics", "diff", base_sha)
+    ours = {(r["file"], r["key"]): r for r in doc["metrics"]}
+    assert metrics, "dvc metrics diff found no change"
+    for path, keys in metrics.items():
+        for key, values in keys.items():
+            row = ours[(path, key)]
+            assert row["baseline"] == values["old"] and row["candidate"] == values["new"]
+            assert row["delta"] == pytest.approx(values["diff"], abs=1e-12)
+    params = dvc_json(tuned_branch, "params", "diff", base_sha)
+    changed = {(p["file"], p["name"]): p for p in doc["params"]}
+    expected = {(f, k): v for f, keys in params.items() for k, v in keys.items()}
+    assert set(changed) == set(expected)
+    for key, values in expected.items():
+        assert changed[key]["baseline"] == values["old"]
+        assert changed[key]["candidate"] == values["new"]
+
+
+def test_rows_have_direction_status_and_confidence_intervals(tuned_branch: Path) -> None:
+    doc = run_compare(tuned_branch, tuned_branch / ".mlops-ci")
+    rows = {r["name"]: r for r in doc["metrics"]}
+    assert rows["log_loss"]["direction"] == "lower"
+    assert rows["accuracy"]["direction"] == "higher"
+    assert rows["predict_latency_ms"]["direction"] == "lower"
+    for name in ("accuracy", "f1", "roc_auc", "log_loss"):
+        row = rows[name]
+        assert row["ci_method"] == "paired-bootstrap"
+        assert row["ci_low"] <= row["delta"] + 1e-9 and row["delta"] - 1e-9 <= row["ci_high"]
+        excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
+        assert (row["status"] in ("improved", "regressed")) == excludes_zero or row[
+            "status"
+        ] == "unchanged"
+    assert doc["baseline"]["how"] == "merge-base"
+    assert {p["id"] for p in doc["plots"]} == {"ROC", "Precision-recall", "Confusion matrix"}
+    assert all(len(p["candidate"]) <= 200 for p in doc["plots"])
+    assert doc["schema_version"] == 1
+
+
+def test_depth_one_clone_finds_the_merge_base(tuned_branch: Path, tmp_path: Path) -> None:
+    git = Git(tuned_branch)
+    branch_point = git.out("rev-parse", "main")
+    git.run("push", "--quiet", "origin", "tune", "main")
+    # main moves on after the branch point
+    git.run("checkout", "--quiet", "main")
+    for i in range(3):
+        (tuned_branch / f"notes-{i}.md").write_text(f"note {i}\n")
+        git_commit_all(tuned_branch, f"Docs {i}")
+    git.run("push", "--quiet", "origin", "main")
+    origin = tuned_branch.parent / "origin.git"
+    clone = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--depth=1", "--branch=tune", f"file://{origin}", str(clone)],
+        check=True,
+    )
+    assert Git(clone).is_shallow()
+    assert Git(clone).rev_parse("refs/remotes/origin/main") is None
+    doc = run_compare(clone, clone / ".mlops-ci")
+    assert doc["baseline"]["how"] == "merge-base"
+    assert doc["baseline"]["sha"] == branch_point
+    assert doc["baseline"]["sha"] != git.out("rev-parse", "main")
+
+
+def test_first_pr_has_every_metric_added(trained_repo: Path) -> None:
+    git = Git(trained_repo)
+    first = git.out("rev-list", "--max-parents=0", "HEAD")
+    doc = run_compare(trained_repo, trained_repo / ".mlops-ci", baseline=first)
+    assert doc["metrics"] and {r["status"] for r in doc["metrics"]} == {"added"}
+    assert any("no dvc.lock" in w for w in doc["warnings"])
+    assert any("no metrics" in w for w in doc["warnings"])
+
+
+def test_malformed_metrics_at_one_revision(tuned_branch: Path) -> None:
+    (tuned_branch / "eval" / "extra.json").write_text('{"coverage": 0.5}')
+    dvc_yaml = (tuned_branch / "dvc.yaml").read_text()
+    dvc_yaml += "metrics:\n  - eval/extra.json\n"
+    (tuned_branch / "dvc.yaml").write_text(dvc_yaml)
+    git_commit_all(tuned_branch, "Extra metrics")
+    base = Git(tuned_branch).out("rev-parse", "HEAD")
+    (tuned_branch / "eval" / "extra.json").write_text('{"coverage": 0.5,,,')
+    doc = run_compare(tuned_branch, tuned_branch / ".mlops-ci", baseline=base)
+    assert doc["errors"] == [
+        {"file": "eval/extra.json", "revision": "workspace", "message": doc["errors"][0]["message"]}
+    ]
+    assert "not valid metrics" in doc["errors"][0]["message"]
+    rows = {r["name"]: r for r in doc["metrics"]}
+    assert rows["coverage"]["status"] == "inconclusive"
+    assert rows["accuracy"]["status"] == "unchanged"  # the other files are still compared
+
+
+def test_nan_inf_strings_booleans_and_a_big_file(trained_repo: Path) -> None:
+    extra = trained_repo / "eval" / "odd.json"
+    big = {
+        f"group{i // 1000}": {f"m{i}": i / 7 for i in range(i, i + 1000)}
+        for i in range(0, 60000, 1000)
+    }
+    extra.write_text(json.dumps({"nan": 1.0, "inf": 2.0, "label": "a", "flag": True, "big": big}))
+    (trained_repo / "dvc.yaml").write_text(
+        (trained_repo / "dvc.yaml").read_text() + "metrics:\n  - eval/odd.json\n"
+    )
+    git_commit_all(trained_repo, "Odd metrics")
+    base = Git(trained_repo).out("rev-parse", "HEAD")
+    extra.write_text(
+        '{"nan": NaN, "inf": Infinity, "label": "b", "flag": false, "big": '
+        + json.dumps(big) + "}"
+    )  # fmt: skip
+    assert extra.stat().st_size > 1_000_000
+    doc = run_compare(trained_repo, trained_repo / ".mlops-ci", baseline=base)
+    rows = {r["name"]: r for r in doc["metrics"]}
+    assert rows["nan"]["candidate"] == "nan" and rows["nan"]["status"] == "changed"
+    assert rows["inf"]["candidate"] == "inf"
+    assert rows["label"] == rows["label"] | {"baseline": "a", "candidate": "b", "status": "changed"}
+    assert rows["flag"]["baseline"] == "true" and rows["flag"]["status"] == "changed"
+    assert sum(1 for r in doc["metrics"] if r["name"].startswith("big.")) == 60000
+    json.loads((trained_repo / ".mlops-ci" / "comparison.json").read_text())  # strict JSON
+
+
+def test_cli_prints_table_and_json(tuned_branch: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "-C", str(tuned_branch)]) == 0
+    assert "accuracy" in capfd.readouterr().out
+    assert main(["compare", "-C", str(tuned_branch), "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["kind"] == "comparison"
+
+
+def test_unknown_baseline_ref_is_a_clear_error(
+    trained_repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", "-C", str(trained_repo), "--baseline", "no-such-ref"]) == 2
+    assert "does not name a commit" in capfd.readouterr().err

@@ -1,0 +1,225 @@
+"""Deploy, verify before the switch, roll back: local directory, S3 (moto on loopback), command."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_ci import bundle, deploy, registry
+from mlops_ci.cli import main
+from mlops_ci.demo import set_param
+from mlops_ci.errors import VerificationFailed
+from mlops_ci.git import Git
+from mlops_ci.train import run_train
+from tests.conftest import git_commit_all
+from tests.test_bundle import commit_model_out_of_step
+
+GTO = str(Path(sys.executable).with_name("gto"))
+
+
+@pytest.fixture(scope="session")
+def two_versions_template(trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained reference project plus a second trained commit (a smaller C)."""
+    base = tmp_path_factory.mktemp("two-versions") / "reference"
+    shutil.copytree(trained_template, base, symlinks=True)
+    repo = base / "repo"
+    Git(repo).run("remote", "set-url", "origin", str(base / "origin.git"))
+    set_param(repo, "train.logistic_regression.C", 0.05)
+    run_train(repo, repo / ".mlops-ci")
+    git_commit_all(repo, "Regularise more")
+    Git(repo).run("push", "--quiet", "origin", "HEAD:main")
+    return base
+
+
+@pytest.fixture
+def repo(two_versions_template: Path, tmp_path: Path) -> Path:
+    """A private copy with v0.1.0 (HEAD~1) and v0.2.0 (HEAD) registered and in staging."""
+    base = tmp_path / "reference"
+    shutil.copytree(two_versions_template, base, symlinks=True)
+    repo = base / "repo"
+    Git(repo).run("remote", "set-url", "origin", str(base / "origin.git"))
+    registry.promote(repo, repo / ".mlops-ci", rev="HEAD~1", push=True)
+    registry.promote(repo, repo / ".mlops-ci", push=True)
+    return repo
+
+
+def current(repo: Path, env: str = "staging") -> str:
+    return os.readlink(repo / "deployments" / "classifier" / env / "current")
+
+
+def deployments(repo: Path) -> list[dict]:
+    return json.loads((repo / ".mlops-ci" / "deployments.json").read_text())
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_versions_side_by_side_and_an_atomic_switch(repo: Path) -> None:
+    run_dir = repo / ".mlops-ci"
+    first = deploy.deploy(repo, run_dir, version="v0.1.0")
+    assert (first.previous, first.environment, first.state) == (None, "staging", "success")
+    assert current(repo) == "versions/v0.1.0"
+    second = deploy.deploy(repo, run_dir)  # the version at HEAD
+    assert (second.version, second.previous, second.verification["mismatches"]) == (
+        "v0.2.0",
+        "v0.1.0",
+        0,
+    )
+    assert current(repo) == "versions/v0.2.0"
+    versions = repo / "deployments/classifier/staging/versions"
+    assert sorted(p.name for p in versions.iterdir()) == ["v0.1.0", "v0.2.0"]
+    for version in ("v0.1.0", "v0.2.0"):
+        subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=versions / version, check=True)
+    meta = json.loads((repo / "deployments/classifier/staging/current/metadata.json").read_text())
+    assert meta["git_sha"] == Git(repo).head_sha()
+    assert [(d["version"], d["environment"], d["state"]) for d in deployments(repo)] == [
+        ("v0.1.0", "staging", "success"),
+        ("v0.2.0", "staging", "success"),
+    ]
+    # Promoting to production deploys to the production environment beside staging.
+    registry.promote(repo, run_dir, stage="production")
+    assert deploy.deploy(repo, run_dir).environment == "production"
+    assert current(repo, "production") == "versions/v0.2.0"
+    assert current(repo) == "versions/v0.2.0"
+
+
+def test_a_corrupted_bundle_is_refused_before_the_switch(repo: Path) -> None:
+    run_dir = repo / ".mlops-ci"
+    deploy.deploy(repo, run_dir, version="v0.1.0")
+    built = bundle.build_bundle(repo, run_dir, version="v0.2.0", sha=Git(repo).head_sha())
+    model = built / "model.pkl"
+    model.write_bytes(model.read_bytes()[:-10])
+    target = deploy.LocalTarget(repo / "deployments")
+    with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
+        deploy.deploy_bundle(built, target, artifact="classifier", environment="staging", version="v0.2.0")
+    assert current(repo) == "versions/v0.1.0"
+    assert not (repo / "deployments/classifier/staging/versions/v0.2.0").exists()
+
+
+def test_a_model_that_predicts_differently_is_refused(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = repo / ".mlops-ci"
+    deploy.deploy(repo, run_dir)
+    commit_model_out_of_step(repo, monkeypatch)
+    assert registry.promote(repo, run_dir).version == "v0.3.0"
+    assert main(["deploy", "-C", str(repo)]) == 2
+    assert "predicts differently from the recorded predictions" in capsys.readouterr().err
+    assert current(repo) == "versions/v0.2.0"
+    assert not (repo / "deployments/classifier/staging/versions/v0.3.0").exists()
+    assert [(d["version"], d["state"]) for d in deployments(repo)][-1] == ("v0.3.0", "failure")
+    assert json.loads((run_dir / "deployment.json").read_text())["state"] == "failure"
+
+
+def test_rollback_restores_the_previous_files_and_records_it(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = repo / ".mlops-ci"
+    deploy.deploy(repo, run_dir, version="v0.1.0")
+    v1_model = sha256(repo / "deployments/classifier/staging/current/model.pkl")
+    deploy.deploy(repo, run_dir)
+    assert sha256(repo / "deployments/classifier/staging/current/model.pkl") != v1_model
+    tags_before = set(Git(repo).tags())
+
+    assert main(["rollback", "-C", str(repo), "--stage", "staging", "--push", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["registry"]["from_version"], doc["registry"]["to_version"]) == ("v0.2.0", "v0.1.0")
+    assert current(repo) == "versions/v0.1.0"
+    live = repo / "deployments/classifier/staging/current"
+    assert sha256(live / "model.pkl") == v1_model
+    assert json.loads((live / "metadata.json").read_text())["git_sha"] == Git(repo).rev_parse("HEAD~1")
+    # New tags only: the history is all still there, and gto agrees on the stage.
+    assert tags_before < set(Git(repo).tags())
+    shown = subprocess.run(
+        [GTO, "show", "--json"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(shown)["classifier"]["stage"]["staging"] == "v0.1.0"
+    last = deployments(repo)[-1]
+    assert (last["version"], last["environment"], last["state"]) == ("v0.1.0", "staging", "success")
+
+
+def test_a_command_target_gets_the_verified_bundle(repo: Path, tmp_path: Path) -> None:
+    script = tmp_path / "ship.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "out = {'argv': sys.argv[1:], 'version': os.environ['MLOPS_CI_VERSION'],\n"
+        "       'files': sorted(os.listdir(sys.argv[-1]))}\n"
+        "open(os.environ['SHIP_LOG'], 'w').write(json.dumps(out))\n"
+    )
+    log = tmp_path / "ship.json"
+    target = f"command:{shlex.quote(sys.executable)} {shlex.quote(str(script))} --env {{environment}}"
+    result = deploy.deploy(repo, repo / ".mlops-ci", target=target, env={**os.environ, "SHIP_LOG": str(log)})
+    shipped = json.loads(log.read_text())
+    assert shipped["argv"][:2] == ["--env", "staging"]
+    assert shipped["version"] == "v0.2.0"
+    assert set(shipped["files"]) == {"model.pkl", "metadata.json", "model-card.md", "samples.csv", "SHA256SUMS"}
+    assert result.verification["mismatches"] == 0
+
+
+@pytest.fixture
+def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto S3 server on loopback; required when CI=true."""
+    if os.environ.get("CI") == "true":
+        server_module = importlib.import_module("moto.server")
+    else:
+        server_module = pytest.importorskip("moto.server")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models")
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def test_s3_deploy_against_moto_on_loopback(repo: Path, moto_s3: str) -> None:
+    import boto3
+
+    run_dir = repo / ".mlops-ci"
+    first = deploy.deploy(repo, run_dir, target="s3://models/serving", version="v0.1.0")
+    assert first.location == "s3://models/serving/classifier/staging/versions/v0.1.0"
+    second = deploy.deploy(repo, run_dir, target="s3://models/serving")
+    assert second.previous == "v0.1.0"
+    s3 = boto3.client("s3", endpoint_url=moto_s3)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models")["Contents"]}
+    for version in ("v0.1.0", "v0.2.0"):
+        prefix = f"serving/classifier/staging/versions/{version}/"
+        assert {k[len(prefix) :] for k in keys if k.startswith(prefix)} == {
+            "model.pkl",
+            "metadata.json",
+            "model-card.md",
+            "samples.csv",
+            "SHA256SUMS",
+        }
+    pointer = s3.get_object(Bucket="models", Key="serving/classifier/staging/current.json")
+    assert json.loads(pointer["Body"].read())["version"] == "v0.2.0"
+    # A damaged object at the target is caught on redeploy and replaced by a fresh upload.
+    s3.put_object(
+        Bucket="models", Key="serving/classifier/staging/versions/v0.1.0/model.pkl", Body=b"junk"
+    )
+    again = deploy.deploy(repo, run_dir, target="s3://models/serving", version="v0.1.0")
+    assert (again.reused, again.previous) == (False, "v0.2.0")
+    body = s3.get_object(Bucket="models", Key="serving/classifier/staging/versions/v0.1.0/model.pkl")
+    assert body["Body"].read() != b"junk"
