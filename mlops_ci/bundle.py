@@ -51,19 +51,15 @@ class BundleSpec:
 
 
 def load_bundle_spec(repo_dir: Path) -> BundleSpec:
-    path = repo_dir / "mlops-ci.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    raw = raw or {}
+    from mlops_ci.settings import load_settings
+
+    settings = load_settings(repo_dir)
     defaults = BundleSpec()
     return BundleSpec(
-        artifact=str(raw.get("artifact") or defaults.artifact),
-        model=str(raw.get("model") or defaults.model),
-        predictions=str(raw.get("predictions") or defaults.predictions),
-        test_data=str(raw.get("test_data") or defaults.test_data),
-        intended_use=raw.get("intended_use"),
+        artifact=settings.artifact,
+        model=settings.model or defaults.model,
+        predictions=settings.predictions or defaults.predictions,
+        intended_use=settings.intended_use,
     )
 
 

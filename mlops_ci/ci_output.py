@@ -1,8 +1,10 @@
 """What mlops-ci hands back to the CI runner: step outputs, env for later steps, masked values.
 
 The composite actions in `actions/` stay thin: a step runs a command, then
-`python -m mlops_ci.ci_output outputs --run-dir DIR` turns the documents in the run directory
-into step outputs. Action inputs reach Python only as `MLOPS_CI_INPUT_<NAME>` environment
+`python -I -m mlops_ci.ci_output outputs --run-dir DIR` turns the documents in the run
+directory into step outputs. `-I` keeps the working directory off `sys.path`: a user repository
+may hold its own `mlops_ci/` folder (the reference project's stage code does), which would
+otherwise shadow the installed package. Action inputs reach Python only as `MLOPS_CI_INPUT_<NAME>` environment
 variables (never as `${{ }}` pasted into a script, which is a script-injection hole).
 
 GitHub reads `$GITHUB_OUTPUT` and `$GITHUB_ENV` as `name<<DELIMITER` heredocs; the delimiter is

@@ -299,9 +299,7 @@ def _publish_options(p: argparse.ArgumentParser) -> None:
         help="head commit of the triggering run (workflow_run.head_sha); the status goes there "
         "and the run directory's ci.json must agree",
     )
-    p.add_argument(
-        "--no-post", action="store_true", help="validate and render only; post nothing"
-    )
+    p.add_argument("--no-post", action="store_true", help="validate and render only; post nothing")
     p.add_argument("--output", metavar="FILE", help="also write the full markdown report to FILE")
 
 

@@ -49,15 +49,40 @@ def commit_all(git: Git, message: str) -> str:
     return git.out("rev-parse", "HEAD")
 
 
+def _run(out: TextIO, *argv: str) -> int:
+    """One public command, as a user would type it (its output goes to the terminal)."""
+    from mlops_ci.cli import main
+
+    out.write(f"$ mlops-ci {' '.join(argv)}\n")
+    out.flush()
+    code = main(list(argv))
+    out.write(f"(exit code {code})\n")
+    return code
+
+
+def _pull_request(
+    out: TextIO, git: Git, repo: Path, branch: str, changes: dict[str, object]
+) -> int:
+    git.run("checkout", "--quiet", "-b", branch, "main")
+    for key, value in changes.items():
+        set_param(repo, key, value)
+    commit_all(git, f"{branch}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    _say(out, f"pull request {branch!r}: mlops-ci pr (train, compare, report, gate; local forge)")
+    code = _run(out, "pr", "-C", str(repo))
+    commit_all(git, "Retrain")  # what the branch's next push would carry: dvc.lock and metrics
+    return code
+
+
 def run_demo(workdir: Path | None, out: TextIO) -> int:
     """Run the demo in `workdir` (a new temporary directory by default); returns an exit code."""
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mlops-ci-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     repo = base / "repo"
-    remote = base / "dvc-remote"
     run_dir = repo / ".mlops-ci"
     for key, value in DEMO_IDENTITY.items():
         os.environ.setdefault(key, value)
+    os.environ.pop("GITHUB_ACTIONS", None)  # the demo always uses the local forge
+    os.environ.pop("GITLAB_CI", None)
 
     _say(out, f"main: the reference pipeline in a new repository at {repo}")
     git = init_repo(repo)
@@ -68,24 +93,35 @@ def run_demo(workdir: Path | None, out: TextIO) -> int:
     result = run_train(repo, run_dir, push=True, stage_output=out)
     out.write(format_stage_table(result) + "\n")
     main_sha = commit_all(git, "Train the reference model")
+    _run(out, "promote", "-C", str(repo))
 
-    _say(
-        out,
-        "pull request: branch 'tune/stronger-regularisation' sets train.logistic_regression.C = 0.05",
+    passing = _pull_request(
+        out, git, repo, "tune/regularisation", {"train.logistic_regression.C": 0.5}
     )
-    git.run("checkout", "--quiet", "-b", "tune/stronger-regularisation")
-    set_param(repo, "train.logistic_regression.C", 0.05)
-    commit_all(git, "Stronger regularisation")
+    failing = _pull_request(
+        out, git, repo, "tune/too-much-regularisation", {"train.logistic_regression.C": 0.0005}
+    )
 
-    _say(out, "pull request: mlops-ci train (prepare is unchanged, train and evaluate run)")
-    result = run_train(repo, run_dir, stage_output=out)
-    out.write(format_stage_table(result) + "\n")
+    _say(out, "merge 'tune/regularisation' into main; the main job promotes and deploys it")
+    git.run("checkout", "--quiet", "main")
+    git.run("merge", "--quiet", "--no-ff", "-m", "Merge tune/regularisation", "tune/regularisation")
+    _run(out, "train", "-C", str(repo), "--pull")
+    _run(out, "compare", "-C", str(repo), "--baseline", "stage:staging")
+    gate = _run(out, "gate", "-C", str(repo))
+    if gate == 0:
+        _run(out, "promote", "-C", str(repo))
+        _run(out, "deploy", "-C", str(repo))
 
     _say(out, "results")
     out.write(
-        f"repository:     {repo}\n"
-        f"main commit:    {main_sha[:12]}\n"
-        f"run directory:  {run_dir}\n"
-        f"DVC remote:     {remote}\n"
+        f"repository:        {repo}\n"
+        f"first main commit: {main_sha[:12]}\n"
+        f"run directory:     {run_dir} (comparison.json, report.md, verdict.json, "
+        "comment.md, statuses.json, deployments.json)\n"
+        f"DVC remote:        {base / 'dvc-remote'}\n"
+        f"deployments:       {repo / 'deployments'}\n"
+        f"pull requests:     tune/regularisation exit {passing}, "
+        f"tune/too-much-regularisation exit {failing} (1 = blocked by the gate)\n"
+        f"registry:          git -C {repo} tag -n1   (or: gto show -r {repo})\n"
     )
     return EXIT_OK

@@ -27,8 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from mlops_ci import bundle, documents, registry
 from mlops_ci.errors import ConfigError, MlopsCiError, ServiceError, VerificationFailed
 from mlops_ci.git import Git
@@ -268,7 +266,14 @@ def deploy_bundle(
 
 
 def run_command(
-    argv: list[str], bundle_dir: Path, *, artifact: str, environment: str, version: str, cwd: Path
+    argv: list[str],
+    bundle_dir: Path,
+    *,
+    artifact: str,
+    environment: str,
+    version: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
 ) -> None:
     values = {
         "bundle": str(bundle_dir),
@@ -279,9 +284,12 @@ def run_command(
     args = [a.format(**values) if "{" in a else a for a in argv]
     if not any("{bundle}" in a for a in argv):
         args.append(str(bundle_dir))
-    env = {**os.environ, **{f"MLOPS_CI_{k.upper()}": v for k, v in values.items()}}
+    base = os.environ if env is None else env
+    child_env = {**base, **{f"MLOPS_CI_{k.upper()}": v for k, v in values.items()}}
     try:
-        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            args, cwd=cwd, env=child_env, capture_output=True, text=True, check=False
+        )
     except OSError as exc:
         raise ConfigError(f"deploy command {args[0]!r} cannot be started: {exc}") from exc
     if proc.returncode != 0:
@@ -291,11 +299,14 @@ def run_command(
         )
 
 
-def _deploy_target(repo_dir: Path) -> str:
-    path = repo_dir / "mlops-ci.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    section = (raw or {}).get("deploy") or {}
-    return str(section.get("target") or DEFAULT_TARGET)
+def _deploy_settings(repo_dir: Path) -> tuple[str, str | None]:
+    """The configured target (`deploy.command` wins over `deploy.target`) and environment."""
+    from mlops_ci.settings import load_settings
+
+    section = load_settings(repo_dir).deploy
+    if section.command:
+        return COMMAND_PREFIX + section.command, section.environment
+    return section.target or DEFAULT_TARGET, section.environment
 
 
 def _environment_for(repo_dir: Path, config: registry.PromoteConfig, version: str) -> str:
@@ -353,8 +364,11 @@ def deploy(
                 "`mlops-ci promote` first, or pass --version"
             )
     sha = registry.version_commit(repo_dir, config.artifact, version)
-    environment = environment or _environment_for(repo_dir, config, version)
-    target_text = target or _deploy_target(repo_dir)
+    configured_target, configured_environment = _deploy_settings(repo_dir)
+    environment = (
+        environment or configured_environment or _environment_for(repo_dir, config, version)
+    )
+    target_text = target or configured_target
     where = open_target(target_text, repo_dir)
     bundle_dir = bundle.build_bundle(repo_dir, run_dir, version=version, sha=sha, spec=spec)
     result = Deployment(
@@ -370,6 +384,7 @@ def deploy(
                 environment=environment,
                 version=version,
                 cwd=repo_dir,
+                env=env,
             )
         else:
             result.location = where.location(config.artifact, environment, version)

@@ -295,7 +295,7 @@ def run_pr(
     result = PrRun(trained, comparison, GateRun(verdict, run_dir / VERDICT_FILE))
     _signal_ci(verdict, env, out)
     try:
-        result.report = run_report(repo_dir, run_dir, post=post, env=env)
+        result.report = run_report(repo_dir, run_dir, post=post, env=env, out=out)
     except ReportNotPosted as exc:
         result.errors.append(exc)
     if post:

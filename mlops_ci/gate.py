@@ -213,16 +213,8 @@ def _relative_rule(
     scale, unit = 1.0, ""
     if rule_name == "max_drop_pct":
         if row.baseline == 0:
-            return _result(
-                row,
-                rule_name,
-                threshold,
-                None,
-                "skipped",
-                f"{row.name} is 0 at the baseline: a change in percent is undefined, "
-                "max_drop_pct not applied",
-                significant,
-            )
+            reason = f"{row.name} is 0 at the baseline: a change in percent is undefined"
+            return _result(row, rule_name, threshold, None, "skipped", reason, significant)
         scale, unit = 100.0 / abs(row.baseline), "%"
     w, limit = w * scale, (-threshold if rule_name == "min_gain" else threshold)
     interval = (interval[0] * scale, interval[1] * scale) if interval else None
@@ -230,15 +222,16 @@ def _relative_rule(
     shown = f"{abs(w):.2f}%" if unit else fmt(abs(w))
     beyond = w > limit + _slack(limit, row.baseline, row.candidate) * scale
     if rule_name == "min_gain":
-        what = f"{row.name} changed by {fmt(-w)} {row.arrow()}"
+        what = f"{row.name} improved by {fmt(-w)} {row.arrow()}"
         bad_text, ok_text = "less than", "at least"
     else:
         what = f"{row.moved(shown)} {row.arrow()}"
         bad_text, ok_text = "more than", "within"
     rule_text = f"{rule_name} {_threshold(threshold)}"
     ci_text = ""
-    if interval is not None:
-        lo, hi = (-interval[1], -interval[0])
+    if interval is not None and row.ci_low is not None and row.ci_high is not None:
+        # Shown as the change (candidate - baseline), like the report's CI column.
+        lo, hi = row.ci_low * scale, row.ci_high * scale
         lo_s, hi_s = (f"{lo:.2f}%", f"{hi:.2f}%") if unit else (fmt(lo), fmt(hi))
         ci_text = f"{row.level}CI of the change [{lo_s}, {hi_s}]"
     if not beyond:
@@ -298,14 +291,8 @@ def judge_row(
     )
     if not rule.has_thresholds():
         if listed:
-            yield _result(
-                r,
-                "direction",
-                None,
-                None,
-                "skipped",
-                f"{r.name}: {r.direction} is better; no threshold, so not gated",
-            )
+            reason = f"{r.name}: {r.direction} is better; no threshold, so not gated"
+            yield _result(r, "direction", None, None, "skipped", reason)
         return
     if r.candidate is None:
         if row.get("candidate") is not None:  # a string or boolean: nothing to compare
@@ -314,56 +301,41 @@ def judge_row(
         choice = settings.on_missing_metric
         outcome = {"fail": "fail", "neutral": "neutral", "ignore": "skipped"}[choice]
         was = f" (baseline {fmt(r.baseline)})" if r.baseline is not None else ""
-        yield _result(
-            r,
-            "on_missing_metric",
-            None,
-            None,
-            outcome,
-            f"{r.name} is missing from the candidate{was}; on_missing_metric: {choice}",
-        )
+        reason = f"{r.name} is missing from the candidate{was}; on_missing_metric: {choice}"
+        yield _result(r, "on_missing_metric", None, None, outcome, reason)
         return
     if rule.min is not None:
         ok = r.candidate >= rule.min - _slack(rule.min)
-        yield _result(
-            r,
-            "min",
-            rule.min,
-            r.candidate,
-            "pass" if ok else "fail",
-            f"{r.name} is {fmt(r.candidate)}, "
-            f"{'at least' if ok else 'below'} min {_threshold(rule.min)}",
-        )
+        reason = f"{r.name} is {fmt(r.candidate)}, {'at least' if ok else 'below'} min"
+        yield _result(r, "min", rule.min, r.candidate, _ok(ok), f"{reason} {_threshold(rule.min)}")
     if rule.max is not None:
         ok = r.candidate <= rule.max + _slack(rule.max)
-        yield _result(
-            r,
-            "max",
-            rule.max,
-            r.candidate,
-            "pass" if ok else "fail",
-            f"{r.name} is {fmt(r.candidate)}, "
-            f"{'at most' if ok else 'above'} max {_threshold(rule.max)}",
-        )
-    relative = [
-        ("max_drop", rule.max_drop),
-        ("max_drop_pct", rule.max_drop_pct),
-        ("min_gain", rule.min_gain),
-    ]
-    for name, threshold in relative:
+        reason = f"{r.name} is {fmt(r.candidate)}, {'at most' if ok else 'above'} max"
+        yield _result(r, "max", rule.max, r.candidate, _ok(ok), f"{reason} {_threshold(rule.max)}")
+    for name in ("max_drop", "max_drop_pct", "min_gain"):
+        threshold = getattr(rule, name)
         if threshold is None:
             continue
         if r.baseline is None:
-            yield _result(
-                r,
-                name,
-                threshold,
-                None,
-                "skipped",
-                f"{r.name} has no baseline value to compare with: {name} not applied",
-            )
+            reason = f"{r.name} has no baseline value to compare with: {name} not applied"
+            yield _result(r, name, threshold, None, "skipped", reason)
             continue
-        yield _relative_rule(r, name, threshold, rule.significant, settings.on_inconclusive)
+        result = _relative_rule(r, name, threshold, rule.significant, settings.on_inconclusive)
+        if rule.significant and r.ci_low is not None and _other_level(rule, level):
+            # Intervals are computed once per comparison, at the top-level confidence.
+            result.reason += (
+                f" (the interval is at {level.strip()}, not the rule's "
+                f"{rule.confidence * 100:g}%: set the top-level confidence to change it)"
+            )
+        yield result
+
+
+def _ok(ok: bool) -> str:
+    return "pass" if ok else "fail"
+
+
+def _other_level(rule: MetricRule, level: str) -> bool:
+    return rule.confidence is not None and level != f"{rule.confidence * 100:g}% "
 
 
 def _level(comparison: Mapping[str, Any]) -> str:

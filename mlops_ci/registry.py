@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from mlops_ci import documents
 from mlops_ci.errors import (
     ConfigError,
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
 
 # A push that loses a race re-fetches the tags and recomputes; this bounds the rounds.
 MAX_PUSH_ATTEMPTS = 6
-BUMPS = ("major", "minor", "patch")
 # Used only when git has no identity (a bare CI runner): tags need a tagger.
 FALLBACK_TAGGER = ("mlops-ci", "mlops-ci@localhost")
 
@@ -48,31 +45,12 @@ class PromoteConfig:
 
 
 def load_promote_config(repo_dir: Path) -> PromoteConfig:
-    """`artifact` and `promote:` from `mlops-ci.yaml` (defaults when the file is absent)."""
-    path = repo_dir / "mlops-ci.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    raw = raw or {}
-    promote = raw.get("promote") or {}
-    if not isinstance(promote, dict):
-        raise ConfigError(f"{path}: `promote` must be a mapping (stages, auto, bump)")
-    stages = promote.get("stages") or ["staging", "production"]
-    if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
-        raise ConfigError(f"{path}: `promote.stages` must be a list of stage names")
-    auto = promote.get("auto", stages[0])
-    if auto is not None and auto is not False and auto not in stages:
-        raise ConfigError(f"{path}: `promote.auto` ({auto!r}) must be one of {stages}")
-    bump = promote.get("bump", "minor")
-    if bump not in BUMPS:
-        raise ConfigError(f"{path}: `promote.bump` must be one of {', '.join(BUMPS)}")
-    return PromoteConfig(
-        artifact=str(raw.get("artifact") or "model"),
-        stages=stages,
-        auto=auto or None,
-        bump=bump,
-    )
+    """`artifact` and `promote:` of `mlops-ci.yaml` (checked by `settings`)."""
+    from mlops_ci.settings import load_settings
+
+    settings = load_settings(repo_dir)
+    promote = settings.promote
+    return PromoteConfig(settings.artifact, list(promote.stages), promote.auto, promote.bump)
 
 
 @dataclass

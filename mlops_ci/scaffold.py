@@ -24,8 +24,17 @@ GITIGNORE = """\
 __pycache__/
 """
 
-# The copy carries its own `mlops_ci` package root, so DVC runs the very stage code it tracks.
-PACKAGE_INIT = '"""Stage code of the mlops-ci reference pipeline (copied into this project)."""\n'
+# In a project of its own the stage code is the package `pipeline/`, not `mlops_ci.pipeline`:
+# a copied `mlops_ci/` at the repository root would shadow the installed mlops-ci.
+STAGE_PACKAGE = "pipeline"
+
+
+def project_dvc_yaml() -> str:
+    """The reference `dvc.yaml` as a project of its own runs it (stage code in `pipeline/`)."""
+    text = (REFERENCE_DIR / "dvc.yaml").read_text()
+    return text.replace("mlops_ci.pipeline.", f"{STAGE_PACKAGE}.").replace(
+        "mlops_ci/pipeline/", f"{STAGE_PACKAGE}/"
+    )
 
 
 def write_reference_project(dest: Path) -> None:
@@ -33,11 +42,11 @@ def write_reference_project(dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         shutil.copyfile(REFERENCE_DIR / name, dest / name)
-    stage_dir = dest / "mlops_ci" / "pipeline"
+    (dest / "dvc.yaml").write_text(project_dvc_yaml())
+    stage_dir = dest / STAGE_PACKAGE
     stage_dir.mkdir(parents=True, exist_ok=True)
     for name in STAGE_MODULES:
         shutil.copyfile(PACKAGE_DIR / "pipeline" / name, stage_dir / name)
-    (dest / "mlops_ci" / "__init__.py").write_text(PACKAGE_INIT)
     (dest / ".gitignore").write_text(GITIGNORE)
 
 

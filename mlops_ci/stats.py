@@ -476,12 +476,14 @@ class _ScoreGroup(_Group):
             self.blocks.append(rows[np.argsort(first.y_score[rows], kind="stable")])
         self.chunk_width = len(first)
         eps = np.finfo(np.float64).eps
-        self.losses, self.aucs = [], []
-        for p in preds:
-            neg_p = np.clip(1 - p.y_score[self.blocks[0]], eps, 1 - eps)
-            pos_p = np.clip(p.y_score[self.blocks[1]], eps, 1 - eps)
-            self.losses.append((-np.log(neg_p), -np.log(pos_p)))
-            self.aucs.append(_AucSide(p.y_score[self.blocks[0]], p.y_score[self.blocks[1]]))
+        # Per-row log loss of every side, one column per side: one product per block and chunk.
+        self.losses = [
+            np.stack(
+                [-np.log(np.clip(1 - p.y_score[self.blocks[0]], eps, 1 - eps)) for p in preds], 1
+            ),
+            np.stack([-np.log(np.clip(p.y_score[self.blocks[1]], eps, 1 - eps)) for p in preds], 1),
+        ]
+        self.aucs = [_AucSide(p.y_score[self.blocks[0]], p.y_score[self.blocks[1]]) for p in preds]
 
     def point_weights(self, row_weights: np.ndarray | None) -> list[np.ndarray]:
         if row_weights is None:
@@ -492,17 +494,17 @@ class _ScoreGroup(_Group):
         return [_poisson_rows(rng, b, len(rows)) for rows in self.blocks]
 
     def values(self, w: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        out = []
-        wf = [x.astype(np.float64) for x in w] if "log_loss" in self.metrics else []
-        for (loss_neg, loss_pos), auc in zip(self.losses, self.aucs, strict=True):
-            vals = {}
-            if "roc_auc" in self.metrics:
+        out: list[dict[str, np.ndarray]] = [{} for _ in self.aucs]
+        if "log_loss" in self.metrics:
+            total = sum(x.sum(axis=1, dtype=np.int64) for x in w)
+            sums = sum(x.astype(np.float64) @ loss for x, loss in zip(w, self.losses, strict=True))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = sums / total[:, None]
+            for s, vals in enumerate(out):
+                vals["log_loss"] = mean[:, s]
+        if "roc_auc" in self.metrics:
+            for auc, vals in zip(self.aucs, out, strict=True):
                 vals["roc_auc"] = auc.value(w[0], w[1])
-            if "log_loss" in self.metrics:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    total = wf[0].sum(axis=1) + wf[1].sum(axis=1)
-                    vals["log_loss"] = (wf[0] @ loss_neg + wf[1] @ loss_pos) / total
-            out.append(vals)
         return out
 
 

@@ -12,11 +12,17 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import dvc  # noqa: F401 - DVC binds its log handler to the streams of the moment it is
+
+#                 first imported: import it now, not inside a test whose captured streams close.
 import pytest
 
 from mlops_ci.git import Git
 from mlops_ci.scaffold import init_repo, set_dvc_remote
 from mlops_ci.train import run_train
+
+# `import dvc` above: DVC binds its log handler to the streams of the moment it is first
+# imported; import it at collection, not inside a test whose captured streams then close.
 
 pytest_plugins = ["tests.fakes.plugin"]  # fake_github / fake_gitlab loopback forges
 

@@ -27,10 +27,12 @@ def test_help_imports_nothing_heavy() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["train", "demo"]
+    "command", ["train", "compare", "report", "gate", "pr", "promote", "deploy", "rollback", "demo"]
 )
 def test_every_command_takes_the_common_options(command: str) -> None:
-    args = build_parser().parse_args([command, "-C", "x", "--run-dir", "r", "--json", "--traceback"])
+    args = build_parser().parse_args(
+        [command, "-C", "x", "--run-dir", "r", "--json", "--traceback"]
+    )
     assert (args.repo, args.run_dir, args.json, args.traceback) == ("x", "r", True, True)
 
 
@@ -54,6 +56,14 @@ def test_root_project_is_the_reference_project() -> None:
 def test_demo_runs_the_flow(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
     out = capfd.readouterr().out
-    assert "run directory:" in out
-    assert (tmp_path / "repo" / ".mlops-ci" / "train.json").exists()
+    assert "tune/regularisation exit 0, tune/too-much-regularisation exit 1" in out
+    run_dir = tmp_path / "repo" / ".mlops-ci"
+    for name in ("train.json", "comparison.json", "verdict.json", "report.md", "comment.md"):
+        assert (run_dir / name).exists(), name
     assert any((tmp_path / "dvc-remote").rglob("*"))
+    tags = subprocess.run(
+        ["git", "tag", "--list"], cwd=tmp_path / "repo", capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "classifier@v0.2.0" in tags
+    assert any(tag.startswith("classifier#staging#") for tag in tags)
+    assert (tmp_path / "repo" / "deployments").is_dir()

@@ -80,7 +80,9 @@ def test_versions_side_by_side_and_an_atomic_switch(repo: Path) -> None:
     versions = repo / "deployments/classifier/staging/versions"
     assert sorted(p.name for p in versions.iterdir()) == ["v0.1.0", "v0.2.0"]
     for version in ("v0.1.0", "v0.2.0"):
-        subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=versions / version, check=True)
+        subprocess.run(
+            ["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=versions / version, check=True
+        )
     meta = json.loads((repo / "deployments/classifier/staging/current/metadata.json").read_text())
     assert meta["git_sha"] == Git(repo).head_sha()
     assert [(d["version"], d["environment"], d["state"]) for d in deployments(repo)] == [
@@ -102,7 +104,9 @@ def test_a_corrupted_bundle_is_refused_before_the_switch(repo: Path) -> None:
     model.write_bytes(model.read_bytes()[:-10])
     target = deploy.LocalTarget(repo / "deployments")
     with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
-        deploy.deploy_bundle(built, target, artifact="classifier", environment="staging", version="v0.2.0")
+        deploy.deploy_bundle(
+            built, target, artifact="classifier", environment="staging", version="v0.2.0"
+        )
     assert current(repo) == "versions/v0.1.0"
     assert not (repo / "deployments/classifier/staging/versions/v0.2.0").exists()
 
@@ -131,14 +135,16 @@ def test_rollback_restores_the_previous_files_and_records_it(
     deploy.deploy(repo, run_dir)
     assert sha256(repo / "deployments/classifier/staging/current/model.pkl") != v1_model
     tags_before = set(Git(repo).tags())
-
+    capsys.readouterr()
     assert main(["rollback", "-C", str(repo), "--stage", "staging", "--push", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert (doc["registry"]["from_version"], doc["registry"]["to_version"]) == ("v0.2.0", "v0.1.0")
     assert current(repo) == "versions/v0.1.0"
     live = repo / "deployments/classifier/staging/current"
     assert sha256(live / "model.pkl") == v1_model
-    assert json.loads((live / "metadata.json").read_text())["git_sha"] == Git(repo).rev_parse("HEAD~1")
+    assert json.loads((live / "metadata.json").read_text())["git_sha"] == Git(repo).rev_parse(
+        "HEAD~1"
+    )
     # New tags only: the history is all still there, and gto agrees on the stage.
     assert tags_before < set(Git(repo).tags())
     shown = subprocess.run(
@@ -158,12 +164,22 @@ def test_a_command_target_gets_the_verified_bundle(repo: Path, tmp_path: Path) -
         "open(os.environ['SHIP_LOG'], 'w').write(json.dumps(out))\n"
     )
     log = tmp_path / "ship.json"
-    target = f"command:{shlex.quote(sys.executable)} {shlex.quote(str(script))} --env {{environment}}"
-    result = deploy.deploy(repo, repo / ".mlops-ci", target=target, env={**os.environ, "SHIP_LOG": str(log)})
+    target = (
+        f"command:{shlex.quote(sys.executable)} {shlex.quote(str(script))} --env {{environment}}"
+    )
+    result = deploy.deploy(
+        repo, repo / ".mlops-ci", target=target, env={**os.environ, "SHIP_LOG": str(log)}
+    )
     shipped = json.loads(log.read_text())
     assert shipped["argv"][:2] == ["--env", "staging"]
     assert shipped["version"] == "v0.2.0"
-    assert set(shipped["files"]) == {"model.pkl", "metadata.json", "model-card.md", "samples.csv", "SHA256SUMS"}
+    assert set(shipped["files"]) == {
+        "model.pkl",
+        "metadata.json",
+        "model-card.md",
+        "samples.csv",
+        "SHA256SUMS",
+    }
     assert result.verification["mismatches"] == 0
 
 
@@ -221,5 +237,7 @@ def test_s3_deploy_against_moto_on_loopback(repo: Path, moto_s3: str) -> None:
     )
     again = deploy.deploy(repo, run_dir, target="s3://models/serving", version="v0.1.0")
     assert (again.reused, again.previous) == (False, "v0.2.0")
-    body = s3.get_object(Bucket="models", Key="serving/classifier/staging/versions/v0.1.0/model.pkl")
+    body = s3.get_object(
+        Bucket="models", Key="serving/classifier/staging/versions/v0.1.0/model.pkl"
+    )
     assert body["Body"].read() != b"junk"

@@ -25,7 +25,7 @@ extractor = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(extractor)
 
 PACKAGE_CANDIDATES = [
-    os.environ.get("MLOPS_CI_OCTOKIT_OPENAPI", ""),
+    os.environ.get("OCTOKIT_OPENAPI_DIR", ""),
     str(ROOT / "node_modules/@octokit/openapi"),
     "/tmp/octo/node_modules/@octokit/openapi",
 ]
@@ -44,7 +44,7 @@ def test_subset_matches_a_fresh_extraction():
         message = (
             f"@octokit/openapi@{extractor.PINNED_VERSION} not installed: "
             f"npm install --prefix /tmp/octo @octokit/openapi@{extractor.PINNED_VERSION} "
-            "(or set MLOPS_CI_OCTOKIT_OPENAPI to its folder)"
+            "(or set OCTOKIT_OPENAPI_DIR to its folder)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
@@ -151,3 +151,22 @@ def test_fake_runs_standalone_and_dumps_its_state(tmp_path, forge):
         proc.wait(timeout=10)
     assert proc.returncode == 0
     assert "hello" in json.dumps(json.loads(state_file.read_text()))
+
+
+def test_fakes_enforce_the_body_limits(fake_github, fake_gitlab):
+    headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+    url = f"{fake_github.url}/repos/o/r/issues/1/comments"
+    too_long = requests.post(url, json={"body": "x" * 65_537}, headers=headers, timeout=TIMEOUT)
+    assert too_long.status_code == 422
+    assert "maximum is 65536 characters" in too_long.json()["errors"][0]["message"]
+    ok = requests.post(url, json={"body": "x" * 65_536}, headers=headers, timeout=TIMEOUT)
+    assert ok.status_code == 201
+    fake_gitlab.add_pull("42", 1, head_sha="a" * 40)
+    note = requests.post(
+        f"{fake_gitlab.url}/api/v4/projects/42/merge_requests/1/notes",
+        json={"body": "x" * 1_000_001},
+        headers={"PRIVATE-TOKEN": "glpat-fake-project-token"},
+        timeout=TIMEOUT,
+    )
+    assert note.status_code == 400
+    assert "maximum is 1000000 characters" in str(note.json()["message"])

@@ -122,7 +122,7 @@ def test_min_gain_requires_an_improvement() -> None:
     policy = "metrics:\n  roc_auc: {direction: higher, min_gain: 0.005}\n"
     short = by_rule(judge(policy, row("roc_auc", 0.97, 0.972)), "roc_auc", "min_gain")
     assert short.outcome == "fail"
-    assert short.reason == "roc_auc changed by 0.0020 (0.9700 → 0.9720), less than min_gain 0.005"
+    assert short.reason == "roc_auc improved by 0.0020 (0.9700 → 0.9720), less than min_gain 0.005"
     assert judge(policy, row("roc_auc", 0.97, 0.976)).verdict == "pass"
 
 
@@ -224,7 +224,7 @@ SIGNIFICANT = parse_settings(
 POINT_ONLY = parse_settings("metrics:\n  accuracy: {direction: higher, max_drop: 0}\n")
 
 
-def noisy_trial(seed: int, p_baseline: float, p_candidate: float, n: int = 20_000):
+def noisy_trial(seed: int, p_baseline: float, p_candidate: float, n: int):
     """Rows each right with the given probability, independently; the comparison row of them."""
     rng = np.random.default_rng(seed)
     y_true = rng.integers(0, 2, n)
@@ -237,7 +237,7 @@ def noisy_trial(seed: int, p_baseline: float, p_candidate: float, n: int = 20_00
 
 
 def test_same_true_accuracy_is_not_failed_in_95_of_100_trials() -> None:
-    trials = [noisy_trial(seed, 0.9, 0.9) for seed in range(100)]
+    trials = [noisy_trial(seed, 0.9, 0.9, n=2_000) for seed in range(100)]
     failed = sum(evaluate_gate(t, SIGNIFICANT).verdict == "fail" for t in trials)
     assert failed <= 5
     # The same rows judged on point estimates alone fail about half the time.
@@ -246,7 +246,7 @@ def test_same_true_accuracy_is_not_failed_in_95_of_100_trials() -> None:
 
 def test_a_true_drop_of_three_points_is_failed_in_95_of_100_trials() -> None:
     failed = sum(
-        evaluate_gate(noisy_trial(1000 + seed, 0.9, 0.87), SIGNIFICANT).verdict == "fail"
+        evaluate_gate(noisy_trial(1000 + seed, 0.9, 0.87, n=20_000), SIGNIFICANT).verdict == "fail"
         for seed in range(100)
     )
     assert failed >= 95
@@ -415,3 +415,43 @@ def test_gate_post_on_github_status_check_run_annotations_outputs(
     text = outputs.read_text()
     assert "\nfail\n" in text
     assert "\naccuracy:max_drop\n" in text
+
+
+def test_a_rule_asking_another_confidence_level_says_which_one_was_used() -> None:
+    policy = "metrics:\n  accuracy: {max_drop: 0.01, significant: true, confidence: 0.99}\n"
+    sure = row("accuracy", 0.95, 0.92, ci_low=-0.041, ci_high=-0.019)
+    reason = judge(policy, sure).rules[0].reason
+    assert reason.endswith("(the interval is at 95%, not the rule's 99%: set the top-level "
+                           "confidence to change it)")  # fmt: skip
+
+
+def test_annotations_cannot_be_split_by_a_metric_name() -> None:
+    from mlops_ci.flow import annotations
+
+    verdict = judge("metrics:\n  default: {max_drop: 0.01}\n",
+                    row("x\n::warning::injected,50%", 0.9, 0.8))  # fmt: skip
+    (line,) = annotations(verdict)
+    assert "\n" not in line
+    assert line.startswith(
+        "::error title=mlops-ci gate (classifier)::x%0A::warning::injected,50%25"
+    )
+
+
+def test_no_metrics_at_all_means_the_listed_ones_are_missing_not_misspelt() -> None:
+    verdict = evaluate_gate(comparison(), parse_settings(POLICY))
+    assert verdict.verdict == "fail"
+    assert {(r.metric, r.rule) for r in verdict.rules} == {
+        ("accuracy", "on_missing_metric"), ("f1", "on_missing_metric"),
+        ("latency_ms", "on_missing_metric"),
+    }  # fmt: skip
+
+
+def test_a_lower_is_better_interval_is_shown_as_the_change() -> None:
+    policy = "metrics:\n  log_loss: {direction: lower, max_drop: 0.01, significant: true}\n"
+    worse = row("log_loss", 0.30, 0.35, ci_low=0.03, ci_high=0.07)
+    result = judge(policy, worse).rules[0]
+    assert result.outcome == "fail"
+    assert result.reason == (
+        "log_loss rose 0.0500 (0.3000 → 0.3500), more than max_drop 0.01; the 95% CI of the "
+        "change [0.0300, 0.0700] agrees"
+    )

@@ -245,3 +245,15 @@ def test_two_promotions_racing_on_one_remote_get_two_versions(trained_repo: Path
     stage_tags = [t for t in tags(checker) if t.startswith("classifier#staging#")]
     assert len(stage_tags) == len(set(stage_tags)) == 3
     assert gto_json(checker, "show")["classifier"]["stage"] == {"staging": "v0.3.0"}
+
+
+def test_a_runner_without_a_git_identity_still_tags(
+    trained_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name)
+    registry.promote(trained_repo, trained_repo / ".mlops-ci")
+    tagger = Git(trained_repo).out(
+        "for-each-ref", "--format=%(taggername) %(taggeremail)", "refs/tags/classifier@v0.1.0"
+    )
+    assert tagger == "mlops-ci <mlops-ci@localhost>"

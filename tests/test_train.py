@@ -27,7 +27,11 @@ def statuses(document: dict) -> dict[str, str]:
 def test_second_train_runs_no_stage(trained_repo: Path) -> None:
     code, document = train(trained_repo)
     assert code == 0
-    assert statuses(document) == {"prepare": "unchanged", "train": "unchanged", "evaluate": "unchanged"}
+    assert statuses(document) == {
+        "prepare": "unchanged",
+        "train": "unchanged",
+        "evaluate": "unchanged",
+    }
     assert document["schema_version"] == 1 and document["kind"] == "train"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
-from mlops_ci.pipeline.common import (
+from .common import (
     ID,
     METRICS_FILE,
     MODEL_FILE,

@@ -6,7 +6,7 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer, make_classification
 from sklearn.model_selection import train_test_split
 
-from mlops_ci.pipeline.common import ID, PREPARED_DIR, TARGET, TEST_CSV, TRAIN_CSV, load_params
+from .common import ID, PREPARED_DIR, TARGET, TEST_CSV, TRAIN_CSV, load_params
 
 
 def load_frame(params: dict) -> pd.DataFrame:

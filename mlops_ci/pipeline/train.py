@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlops_ci.pipeline.common import (
+from .common import (
     MODEL_FILE,
     TARGET,
     TRAIN_CSV,

@@ -1,0 +1,165 @@
+"""Run this repository's workflows with real local runners: act (GitHub Actions) and
+gitlab-ci-local (GitLab CI), against the loopback fake forges started as separate processes.
+
+act copies the repository (tracked and untracked files, not ignored ones) into a workspace and
+runs the steps on this host (`-P ubuntu-latest=-self-hosted`); the remote actions the workflows
+use are replaced by the tiny composite stand-ins in `stand-ins/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_ci.git import Git
+from mlops_ci.scaffold import set_dvc_remote
+
+ROOT = Path(__file__).parents[2]
+STAND_INS = Path(__file__).parent / "stand-ins"
+REMOTE_ACTIONS = {
+    "actions/checkout@v4": STAND_INS / "checkout",
+    "actions/setup-python@v5": STAND_INS / "setup-python",
+    "actions/upload-artifact@v4": STAND_INS / "upload-artifact",
+    "actions/download-artifact@v4": STAND_INS / "download-artifact",
+}
+REPOSITORY = "octo/classifier"
+RUN_TIMEOUT = 300
+
+
+@dataclass
+class FakeServer:
+    """A fake forge in its own process (act and gitlab-ci-local reach it over loopback)."""
+
+    proc: subprocess.Popen[str]
+    url: str
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_fake/state", timeout=10) as answer:
+            return json.load(answer)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_fake(kind: str, *args: str) -> FakeServer:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"tests.fakes.{kind}", "--port", "0", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://"):
+        proc.kill()
+        raise RuntimeError(f"the fake {kind} did not start (printed {url!r})")
+    return FakeServer(proc, url)
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git = Git(repo)
+    git.run("add", "--all")
+    git.run("commit", "--quiet", "-m", message)
+    return git.out("rev-parse", "HEAD")
+
+
+def make_ci_repo(trained_template: Path, dest: Path, workflows: list[str]) -> Path:
+    """A copy of the trained reference project that carries this repo's actions and workflows
+    (as a user repo would), on `main`, pushed to its bare `origin`."""
+    shutil.copytree(trained_template, dest, symlinks=True)
+    repo = dest / "repo"
+    git = Git(repo)
+    git.run("remote", "set-url", "origin", str(dest / "origin.git"))
+    # act's workspace is elsewhere: the DVC remote must not be relative to the repo.
+    set_dvc_remote(repo, str(dest / "dvc-remote"))
+    shutil.copytree(ROOT / "actions", repo / "actions")
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    for name in workflows:
+        shutil.copy(ROOT / ".github" / "workflows" / name, repo / ".github" / "workflows" / name)
+    commit_all(repo, "Add mlops-ci workflows")
+    git.run("push", "--quiet", "origin", "main")
+    return repo
+
+
+def runner_env(work: Path) -> dict[str, str]:
+    """The host environment runners start with: this venv first on PATH, private caches."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["XDG_CACHE_HOME"] = str(work / "xdg-cache")
+    env["XDG_CONFIG_HOME"] = str(work / "xdg-config")
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.pop("CI", None)
+    return env
+
+
+def run_act(
+    act: str,
+    repo: Path,
+    *,
+    event_name: str,
+    payload: dict[str, Any],
+    workflow: str,
+    fake: FakeServer,
+    work: Path,
+    token: str,
+    job: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    work.mkdir(parents=True, exist_ok=True)
+    event = work / f"{event_name}.json"
+    event.write_text(json.dumps(payload))
+    store = work / "artifacts"
+    store.mkdir(exist_ok=True)
+    cmd = [
+        act,
+        event_name,
+        "-W",
+        f".github/workflows/{workflow}",
+        "-e",
+        str(event),
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--env",
+        f"GITHUB_API_URL={fake.url}",
+        "--env",
+        f"GITHUB_SERVER_URL={fake.url}",
+        "--env",
+        f"GITHUB_REPOSITORY={REPOSITORY}",
+        # Use the mlops-ci of this venv instead of reinstalling it on every run.
+        "--env",
+        "MLOPS_CI_INSTALL=installed",
+        "--env",
+        f"MLOPS_CI_ARTIFACT_STORE={store}",
+        "--env",
+        "MLOPS_CI_RETRY_BASE=0.01",
+        "-s",
+        f"GITHUB_TOKEN={token}",
+    ]
+    for name, path in REMOTE_ACTIONS.items():
+        cmd += ["--local-repository", f"{name}={path}"]
+    if job:
+        cmd += ["-j", job]
+    return subprocess.run(
+        cmd,
+        cwd=repo,
+        env=runner_env(work),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+
+def tail(proc: subprocess.CompletedProcess[str], lines: int = 80) -> str:
+    text = (proc.stdout or "") + "\n" + (proc.stderr or "")
+    return "\n".join(text.splitlines()[-lines:])
