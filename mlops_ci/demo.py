@@ -112,6 +112,16 @@ def run_demo(workdir: Path | None, out: TextIO) -> int:
         _run(out, "promote", "-C", str(repo))
         _run(out, "deploy", "-C", str(repo))
 
+    from mlops_ci.registry import show
+
+    _say(out, "registry (the same state `gto show` reads from the tags)")
+    state = show(repo, "classifier")
+    for version in state["versions"]:
+        stages = ", ".join(version["stages"]) or "-"
+        out.write(
+            f"  {state['artifact']}@{version['version']}  {version['commit'][:12]}  stages: {stages}\n"
+        )
+
     _say(out, "results")
     out.write(
         f"repository:        {repo}\n"
