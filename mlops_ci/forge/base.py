@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,9 @@ class Forge(ABC):
     def _check_state(self, state: str) -> None:
         if state not in STATES:
             raise ValueError(f"status state {state!r} is not one of {', '.join(STATES)}")
+
+
+def check_deployment_state(state: str, allowed: Collection[str]) -> None:
+    """A deployment state the forge accepts, or a ValueError naming the ones it does."""
+    if state not in allowed:
+        raise ValueError(f"deployment state {state!r} is not one of {', '.join(allowed)}")

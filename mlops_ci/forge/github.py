@@ -14,6 +14,7 @@ from mlops_ci.forge.base import (
     STATUS_DESCRIPTION_LIMIT,
     Forge,
     PostedComment,
+    check_deployment_state,
     cut,
     fit,
     hidden_marker,
@@ -222,10 +223,7 @@ class GitHubForge(Forge):
         description: str,
         url: str | None = None,
     ) -> dict[str, Any]:
-        if state not in DEPLOYMENT_STATES:
-            raise ValueError(
-                f"deployment state {state!r} is not one of {', '.join(DEPLOYMENT_STATES)}"
-            )
+        check_deployment_state(state, DEPLOYMENT_STATES)
         deployment = self.session.request(
             "POST",
             f"repos/{self.repository}/deployments",

@@ -13,6 +13,7 @@ from mlops_ci.forge.base import (
     STATUS_DESCRIPTION_LIMIT,
     Forge,
     PostedComment,
+    check_deployment_state,
     cut,
     fit,
     hidden_marker,
@@ -176,10 +177,7 @@ class GitLabForge(Forge):
         description: str,
         url: str | None = None,
     ) -> dict[str, Any]:
-        if state not in DEPLOYMENT_STATES:
-            raise ValueError(
-                f"deployment state {state!r} is not one of {', '.join(DEPLOYMENT_STATES)}"
-            )
+        check_deployment_state(state, DEPLOYMENT_STATES)
         self._require_token()
         data = self.session.request(
             "POST",
