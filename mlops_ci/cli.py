@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mlops_ci import __version__
 from mlops_ci.errors import (
@@ -69,6 +69,11 @@ def emit(args: argparse.Namespace, document: dict[str, Any], summary: str) -> No
         sys.stdout.write(summary.rstrip("\n") + "\n")
 
 
+def progress_stream(args: argparse.Namespace) -> TextIO:
+    """Where a command's progress goes: stderr with --json, so stdout holds only the document."""
+    return sys.stderr if args.json else sys.stdout
+
+
 # --- command handlers: one library call each, then output -------------------------------------
 
 
@@ -80,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir(args),
         pull=args.pull,
         push=args.push,
-        stage_output=sys.stderr if args.json else sys.stdout,
+        stage_output=progress_stream(args),
     )
     emit(args, result.to_dict(), train.format_stage_table(result))
     return EXIT_OK
@@ -105,7 +110,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         run_dir(args),
         post=args.post,
         output=Path(args.output).resolve() if args.output else None,
-        out=sys.stderr if args.json else sys.stdout,
+        out=progress_stream(args),
     )
     emit(args, result.to_dict(), format_terminal(result.report))
     return EXIT_OK
@@ -114,9 +119,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from mlops_ci import flow
 
-    result = flow.run_gate(
-        repo_dir(args), run_dir(args), post=args.post, out=sys.stderr if args.json else sys.stdout
-    )
+    result = flow.run_gate(repo_dir(args), run_dir(args), post=args.post, out=progress_stream(args))
     emit(args, result.verdict.to_dict(), result.summary())
     return result.exit_code
 
@@ -132,7 +135,7 @@ def cmd_pr(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         target_branch=args.target_branch,
         post=not args.no_post,
-        out=sys.stderr if args.json else sys.stdout,
+        out=progress_stream(args),
     )
     emit(args, result.to_dict(), result.summary())
     return result.exit_code
@@ -154,7 +157,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         run_dir(args),
         target=args.target,
         version=args.version,
-        out=sys.stderr if args.json else sys.stdout,
+        out=progress_stream(args),
     )
     emit(args, result.to_dict(), result.summary())
     return EXIT_SERVICE if result.record_error else EXIT_OK
@@ -169,7 +172,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         stage=args.stage,
         target=args.target,
         push=args.push,
-        out=sys.stderr if args.json else sys.stdout,
+        out=progress_stream(args),
     )
     emit(args, result.to_dict(), result.summary())
     return EXIT_SERVICE if result.deployment.record_error else EXIT_OK
@@ -309,10 +312,6 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where to create the scratch repository; default: a new temporary directory",
     )
-
-
-def _no_options(p: argparse.ArgumentParser) -> None:
-    pass
 
 
 # name, help, handler, options: one row per public command (DESIGN.md keeps the names).

@@ -7,7 +7,6 @@ improved/regressed only when the interval excludes zero; otherwise inconclusive.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import io
 import math
 import os
@@ -19,7 +18,8 @@ from mlops_ci import documents
 from mlops_ci.baseline import Baseline, resolve_baseline
 from mlops_ci.errors import ConfigError
 from mlops_ci.git import Git
-from mlops_ci.settings import SETTINGS_FILE, Settings, load_settings, parse_settings
+from mlops_ci.policy import load_policy
+from mlops_ci.settings import Settings, load_settings
 from mlops_ci.snapshot import Snapshot, take_snapshot
 
 # Names that mean "lower is better" when mlops-ci.yaml does not say (documented in README).
@@ -92,8 +92,8 @@ def metric_rows(
             delta = float(cand) - float(base)
             row["delta"] = delta
             row["rel_delta"] = delta / abs(base) if base else None
-            row["status"] = _numeric_status(delta, direction, cis.get(key.rsplit(".", 1)[-1]))
             ci = cis.get(key.rsplit(".", 1)[-1])
+            row["status"] = _numeric_status(delta, direction, ci)
             if ci is not None:
                 row.update(ci_low=ci.low, ci_high=ci.high, ci_method=ci.method)
         else:
@@ -175,31 +175,17 @@ def confidence_intervals(
     return dict(deltas)
 
 
-def policy_change(git: Git, repo_dir: Path, baseline_sha: str | None) -> dict[str, Any]:
-    if not baseline_sha:
-        return {"changed": False, "diff": ""}
-    old = (git.show(baseline_sha, SETTINGS_FILE) or b"").decode("utf-8", "replace")
-    path = repo_dir / SETTINGS_FILE
-    new = path.read_text(encoding="utf-8") if path.exists() else ""
-    if old == new:
-        return {"changed": False, "diff": ""}
-    diff = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True),
-        f"{SETTINGS_FILE} (baseline)", f"{SETTINGS_FILE} (candidate)",
-    )  # fmt: skip
-    return {"changed": True, "diff": "".join(diff)}
-
-
-def compare_settings(git: Git, repo_dir: Path, baseline_sha: str | None) -> Settings:
-    """Directions and the predictions path come from the baseline's policy when it has one."""
-    if baseline_sha:
-        text = git.show(baseline_sha, SETTINGS_FILE)
-        if text is not None:
-            try:
-                return parse_settings(text.decode("utf-8"), f"{SETTINGS_FILE}@{baseline_sha[:12]}")
-            except ConfigError:
-                pass  # the gate reports a broken baseline policy; compare goes on
-    return load_settings(repo_dir)
+def baseline_policy(
+    repo_dir: Path, baseline_sha: str | None, fallback: Settings, warnings: list[str]
+) -> tuple[Settings, dict[str, Any]]:
+    """Directions and the predictions path come from the policy the gate will apply."""
+    try:
+        policy = load_policy(repo_dir, baseline_sha)
+    except ConfigError as exc:
+        # The gate reports a broken baseline policy (exit 2); the comparison itself goes on.
+        warnings.append(f"the baseline's policy is unreadable, using the working tree's: {exc}")
+        return fallback, {"changed": False, "diff": ""}
+    return policy.settings, policy.change()
 
 
 def run_compare(
@@ -226,8 +212,8 @@ def run_compare(
         event_base_sha=event.base_sha if event.is_pull_request else None,
         event_before_sha=before,
     )  # fmt: skip
-    settings = compare_settings(git, repo_dir, resolved.sha)
     warnings: list[str] = [resolved.note] if resolved.note else []
+    settings, policy_change = baseline_policy(repo_dir, resolved.sha, local, warnings)
     cand = take_snapshot(repo_dir, git, None, predictions_path=settings.predictions)
     if resolved.sha:
         base = take_snapshot(repo_dir, git, resolved.sha, predictions_path=settings.predictions)
@@ -257,7 +243,7 @@ def run_compare(
         "params": params_changes(base, cand),
         "plots": plots(base, cand),
         "stages": train_doc["stages"] if train_doc else [],
-        "policy_change": policy_change(git, repo_dir, resolved.sha),
+        "policy_change": policy_change,
         "errors": base.errors + cand.errors,
         "warnings": warnings,
     }

@@ -43,12 +43,6 @@ def set_param(repo: Path, dotted: str, value: object) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def commit_all(git: Git, message: str) -> str:
-    git.run("add", "--all")
-    git.run("commit", "--quiet", "--allow-empty", "-m", message)
-    return git.out("rev-parse", "HEAD")
-
-
 def _run(out: TextIO, *argv: str) -> int:
     """One public command, as a user would type it (its output goes to the terminal)."""
     from mlops_ci.cli import main
@@ -66,10 +60,10 @@ def _pull_request(
     git.run("checkout", "--quiet", "-b", branch, "main")
     for key, value in changes.items():
         set_param(repo, key, value)
-    commit_all(git, f"{branch}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    git.commit_all(f"{branch}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
     _say(out, f"pull request {branch!r}: mlops-ci pr (train, compare, report, gate; local forge)")
     code = _run(out, "pr", "-C", str(repo))
-    commit_all(git, "Retrain")  # what the branch's next push would carry: dvc.lock and metrics
+    git.commit_all("Retrain")  # what the branch's next push would carry: dvc.lock and metrics
     return code
 
 
@@ -87,12 +81,12 @@ def run_demo(workdir: Path | None, out: TextIO) -> int:
     _say(out, f"main: the reference pipeline in a new repository at {repo}")
     git = init_repo(repo)
     set_dvc_remote(repo, "../../dvc-remote")
-    commit_all(git, "Use a local DVC remote")
+    git.commit_all("Use a local DVC remote")
 
     _say(out, "main: mlops-ci train --push (fills the remote's run-cache)")
     result = run_train(repo, run_dir, push=True, stage_output=out)
     out.write(format_stage_table(result) + "\n")
-    main_sha = commit_all(git, "Train the reference model")
+    main_sha = git.commit_all("Train the reference model")
     _run(out, "promote", "-C", str(repo))
 
     passing = _pull_request(

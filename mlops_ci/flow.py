@@ -10,7 +10,6 @@ a threshold is judged by the threshold it wants to loosen, and the change takes 
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -19,17 +18,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import documents
-from mlops_ci.errors import EXIT_GATE_FAILED, EXIT_OK, BaselineNotFound, ServiceError
+from mlops_ci.errors import EXIT_GATE_FAILED, EXIT_OK, ServiceError
 from mlops_ci.gate import (
     CHECK_CONCLUSION,
     STATUS_STATE,
-    PolicySource,
     Verdict,
     evaluate_gate,
     format_verdict,
 )
-from mlops_ci.git import Git
-from mlops_ci.settings import SETTINGS_FILE, Settings, parse_settings
+from mlops_ci.policy import Policy, load_policy
 
 VERDICT_FILE = "verdict.json"
 COMPARISON_FILE = "comparison.json"
@@ -38,49 +35,6 @@ STATUS_DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptio
 
 class GateNotPosted(ServiceError):
     """The forge refused or failed to take the status; the verdict is saved all the same."""
-
-
-@dataclass(frozen=True)
-class Policy:
-    settings: Settings
-    source: PolicySource
-    diff: str = ""
-
-    def change(self) -> dict[str, Any]:
-        """The comparison's `policy_change` field (docs/documents.md)."""
-        return {"changed": self.source.changed, "diff": self.diff}
-
-
-def load_policy(repo_dir: Path, baseline_sha: str | None) -> Policy:
-    """The policy at the baseline revision; the working tree's only when there is no baseline."""
-    path = repo_dir / SETTINGS_FILE
-    work = path.read_text(encoding="utf-8") if path.exists() else None
-    if not baseline_sha:
-        settings = parse_settings(work, SETTINGS_FILE)
-        where = "working tree" if work is not None else "defaults"
-        return Policy(settings, PolicySource(None, where, SETTINGS_FILE))
-    git = Git(repo_dir)
-    if git.rev_parse(baseline_sha) is None:
-        raise BaselineNotFound(
-            f"the baseline commit {baseline_sha} is not in this clone, so its {SETTINGS_FILE} "
-            "(the policy) cannot be read; fetch it (e.g. `git fetch origin main`) or rerun "
-            "`mlops-ci compare`"
-        )
-    raw = git.show(baseline_sha, SETTINGS_FILE)
-    text = raw.decode("utf-8", "replace") if raw is not None else None
-    settings = parse_settings(text, f"{SETTINGS_FILE} at {baseline_sha[:12]} (the baseline)")
-    diff = "".join(
-        difflib.unified_diff(
-            (text or "").splitlines(keepends=True),
-            (work or "").splitlines(keepends=True),
-            fromfile=f"{SETTINGS_FILE} @ {baseline_sha[:7]} (baseline, applied)",
-            tofile=f"{SETTINGS_FILE} (this change, applies after merge)",
-        )
-    )
-    source = PolicySource(
-        baseline_sha, "baseline" if text is not None else "defaults", SETTINGS_FILE, bool(diff)
-    )
-    return Policy(settings, source, diff)
 
 
 # --- posting -----------------------------------------------------------------------------------
@@ -287,11 +241,7 @@ def run_pr(
     comparison = run_compare(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
     )
-    verdict, policy = judge(repo_dir, run_dir, comparison)
-    if not comparison.get("policy_change"):
-        # The report shows the policy change; fill it in when compare did not.
-        comparison["policy_change"] = policy.change()
-        documents.write(run_dir, COMPARISON_FILE, comparison)
+    verdict, _ = judge(repo_dir, run_dir, comparison)
     result = PrRun(trained, comparison, GateRun(verdict, run_dir / VERDICT_FILE))
     _signal_ci(verdict, env, out)
     try:

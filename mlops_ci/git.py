@@ -11,11 +11,14 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlops_ci.errors import GitError, NotAGitRepo
 
 # git must never stop to ask for credentials or open an editor in CI.
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "LC_ALL": "C"}
+# NUL-separated, so subjects with any characters survive.
+_COMMIT_FORMAT = "--format=%H%x00%s%x00%an%x00%ct"
 
 
 @dataclass(frozen=True)
@@ -32,31 +35,37 @@ class Git:
     def __init__(self, repo_dir: Path | str) -> None:
         self.repo_dir = Path(repo_dir)
 
-    def run(
-        self, *args: str, check: bool = True, input_text: str | None = None, timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
+    def _exec(
+        self,
+        args: Sequence[str],
+        *,
+        check: bool,
+        stdin: str | bytes | None,
+        text: bool,
+        timeout: float,
+    ) -> subprocess.CompletedProcess[Any]:
         cmd = ["git", *args]
         try:
             proc = subprocess.run(
-                cmd,
-                cwd=self.repo_dir,
-                capture_output=True,
-                text=True,
-                input=input_text,
-                env={**os.environ, **_GIT_ENV},
-                timeout=timeout,
-                check=False,
-            )
+                cmd, cwd=self.repo_dir, capture_output=True, text=text, input=stdin,
+                env={**os.environ, **_GIT_ENV}, timeout=timeout, check=False,
+            )  # fmt: skip
         except FileNotFoundError as exc:
             raise GitError("git is not installed or not on PATH") from exc
         except subprocess.TimeoutExpired as exc:
             raise GitError(f"`{' '.join(cmd)}` did not finish within {timeout:.0f} s") from exc
         if check and proc.returncode != 0:
+            said = proc.stderr or proc.stdout
+            said = said if isinstance(said, str) else said.decode("utf-8", "replace")
             raise GitError(
-                f"`{' '.join(cmd)}` failed with exit code {proc.returncode}: "
-                f"{proc.stderr.strip() or proc.stdout.strip()}"
+                f"`{' '.join(cmd)}` failed with exit code {proc.returncode}: {said.strip()}"
             )
         return proc
+
+    def run(
+        self, *args: str, check: bool = True, input_text: str | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        return self._exec(args, check=check, stdin=input_text, text=True, timeout=timeout)
 
     def out(self, *args: str, check: bool = True) -> str:
         return self.run(*args, check=check).stdout.strip()
@@ -93,12 +102,8 @@ class Git:
 
     def show(self, rev: str, path: str) -> bytes | None:
         """The bytes of `path` at `rev`, or None when it does not exist there."""
-        proc = subprocess.run(
-            ["git", "show", f"{rev}:{path}"],
-            cwd=self.repo_dir,
-            capture_output=True,
-            env={**os.environ, **_GIT_ENV},
-            check=False,
+        proc = self._exec(
+            ["show", f"{rev}:{path}"], check=False, stdin=None, text=False, timeout=300
         )
         return proc.stdout if proc.returncode == 0 else None
 
@@ -107,16 +112,9 @@ class Git:
         if not specs:
             return {}
         request = "".join(f"{spec}\n" for spec in specs).encode()
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch"],
-            cwd=self.repo_dir,
-            input=request,
-            capture_output=True,
-            env={**os.environ, **_GIT_ENV},
-            check=False,
+        proc = self._exec(
+            ["cat-file", "--batch"], check=True, stdin=request, text=False, timeout=300
         )
-        if proc.returncode != 0:
-            raise GitError(f"`git cat-file --batch` failed: {proc.stderr.decode(errors='replace')}")
         out, pos, result = proc.stdout, 0, {}
         for spec in specs:
             end = out.index(b"\n", pos)
@@ -134,13 +132,11 @@ class Git:
         return result
 
     def commit_info(self, rev: str) -> Commit:
-        fields = self.out("log", "-1", "--format=%H%x00%s%x00%an%x00%ct", rev).split("\x00")
-        return Commit(sha=fields[0], subject=fields[1], author=fields[2], timestamp=int(fields[3]))
+        return self.log(rev, 1)[0]
 
     def log(self, rev: str, max_count: int, paths: Sequence[str] = ()) -> list[Commit]:
         """Commits reachable from `rev`, newest first (first parents only: the branch's own line)."""
-        args = ["log", "--first-parent", f"--max-count={max_count}"]
-        args += ["--format=%H%x00%s%x00%an%x00%ct", rev]
+        args = ["log", "--first-parent", f"--max-count={max_count}", _COMMIT_FORMAT, rev]
         if paths:
             args += ["--", *paths]
         commits = []
@@ -148,6 +144,12 @@ class Git:
             sha, subject, author, ts = line.split("\x00")
             commits.append(Commit(sha=sha, subject=subject, author=author, timestamp=int(ts)))
         return commits
+
+    def commit_all(self, message: str) -> str:
+        """Stage everything and commit (empty commits allowed); returns the new HEAD."""
+        self.run("add", "--all")
+        self.run("commit", "--quiet", "--allow-empty", "-m", message)
+        return self.out("rev-parse", "HEAD")
 
     def remotes(self) -> list[str]:
         return self.out("remote").split()

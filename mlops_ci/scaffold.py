@@ -59,8 +59,7 @@ def init_repo(dest: Path, *, branch: str = "main") -> Git:
     git.run("init", "--quiet", f"--initial-branch={branch}")
     write_reference_project(dest)
     Repo.init(str(dest))
-    git.run("add", "--all")
-    git.run("commit", "--quiet", "-m", "Reference pipeline")
+    git.commit_all("Reference pipeline")
     return git
 
 

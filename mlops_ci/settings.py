@@ -63,6 +63,7 @@ class Settings:
     baseline: str = "merge-base"
     model: str | None = None
     predictions: str | None = None
+    test_data: str | None = None  # the recorded test rows a deploy verifies the model on
     confidence: float = 0.95
     bootstrap_resamples: int = 1000
     trend_commits: int = 10
@@ -84,7 +85,7 @@ class Settings:
 
 
 _TOP_KEYS = {
-    "artifact", "target_branch", "baseline", "model", "predictions", "confidence",
+    "artifact", "target_branch", "baseline", "model", "predictions", "test_data", "confidence",
     "bootstrap_resamples", "trend_commits", "metrics", "on_missing_metric", "on_inconclusive",
     "promote", "deploy", "intended_use",
 }  # fmt: skip
@@ -215,6 +216,7 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
         baseline=r.text("baseline", Settings.baseline) or "merge-base",
         model=r.text("model", None),
         predictions=r.text("predictions", None),
+        test_data=r.text("test_data", None),
         confidence=r.number("confidence", Settings.confidence, low=0.5, high=0.999) or 0.95,
         bootstrap_resamples=int(
             r.number("bootstrap_resamples", 1000, low=100, high=100_000) or 1000

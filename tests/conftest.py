@@ -66,10 +66,7 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 
 
 def git_commit_all(repo: Path, message: str) -> str:
-    git = Git(repo)
-    git.run("add", "--all")
-    git.run("commit", "--quiet", "--allow-empty", "-m", message)
-    return git.out("rev-parse", "HEAD")
+    return Git(repo).commit_all(message)
 
 
 @pytest.fixture(scope="session")
