@@ -75,20 +75,16 @@ def time_ours(
 
 def time_peer(base: Predictions, cand: Predictions, funcs: dict, k: int) -> float:
     """Seconds per resample of the plain loop: materialise rows, call scikit-learn per metric."""
-    order = np.argsort(cand.ids.astype(str))
-    border = np.argsort(base.ids.astype(str))
-    y = base.y_true[border]
-    sides = [
-        (base.y_pred[border], None if base.y_score is None else base.y_score[border]),
-        (cand.y_pred[order], None if cand.y_score is None else cand.y_score[order]),
-    ]
+    sides = [p.take(np.argsort(p.ids)) for p in (base, cand)]  # rows matched by id
+    y = sides[0].y_true
     rng = np.random.default_rng(0)
     start = time.process_time()
     for _ in range(k):
         idx = rng.integers(0, len(y), len(y))
-        for pred, score in sides:
+        for p in sides:
+            score = None if p.y_score is None else p.y_score[idx]
             for f in funcs.values():
-                f(y[idx], pred[idx], None if score is None else score[idx])
+                f(y[idx], p.y_pred[idx], score)
     return (time.process_time() - start) / k
 
 

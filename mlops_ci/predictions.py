@@ -50,6 +50,11 @@ class Predictions:
     def __len__(self) -> int:
         return len(self.y_true)
 
+    def take(self, rows: np.ndarray) -> Predictions:
+        """These rows in this order (distinct row numbers: the result stays valid unchecked)."""
+        score = None if self.y_score is None else self.y_score[rows]
+        return Predictions(self.ids[rows], self.y_true[rows], self.y_pred[rows], score, self.source)
+
     @classmethod
     def from_arrays(
         cls,
@@ -139,10 +144,15 @@ def task_of(preds: Predictions) -> Task:
     a regression on a small integer target whose model rounds its output would be mistaken for
     classification: pass `task="regression"` to `point_metrics`/`bootstrap_deltas` then.
     """
-    values = np.concatenate([preds.y_true, preds.y_pred])
-    if not np.all(values == np.round(values)):
+    if not whole_numbers(preds.y_true, preds.y_pred):
         return "regression"
-    return "classification" if len(np.unique(values)) <= MAX_CLASSES else "regression"
+    n_labels = len(np.unique(np.concatenate([preds.y_true, preds.y_pred])))
+    return "classification" if n_labels <= MAX_CLASSES else "regression"
+
+
+def whole_numbers(*columns: np.ndarray) -> bool:
+    """Every value of every column is a whole number (a class label)."""
+    return all(bool(np.all(c == np.round(c))) for c in columns)
 
 
 def _validated(columns: dict[str, np.ndarray], source: str) -> Predictions:
@@ -222,4 +232,5 @@ __all__ = [
     "Task",
     "load_predictions",
     "task_of",
+    "whole_numbers",
 ]

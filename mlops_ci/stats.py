@@ -33,11 +33,9 @@ How the intervals are made (issue 3):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -48,7 +46,9 @@ from mlops_ci.predictions import (
     Task,
     load_predictions,
     task_of,
+    whole_numbers,
 )
+from mlops_ci.resample import Group, make_groups
 
 Direction = Literal["higher", "lower"]
 Method = Literal["paired-bootstrap", "unpaired-bootstrap"]
@@ -72,10 +72,7 @@ METRICS: dict[str, MetricInfo] = {
     "mae": MetricInfo("regression", "lower"),
     "r2": MetricInfo("regression", "higher"),
 }
-_DISCRETE = ("accuracy", "precision", "recall", "f1")
-
-# Resamples x rows handled at once: bounds memory (~40 MB of work arrays) and keeps them in cache.
-_CHUNK_CELLS = 1 << 21
+_V = TypeVar("_V")
 
 
 class InvalidStatsOptions(ConfigError):
@@ -118,20 +115,20 @@ class DeltaCI:
         return {**asdict(self), "direction": self.direction}
 
 
-class PointMetrics(dict[str, float]):
+class _WithSkipped(dict[str, _V], Generic[_V]):
     """metric -> value; `skipped` says why each requested metric that is absent was left out."""
 
-    def __init__(self, values: dict[str, float], skipped: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, _V], skipped: dict[str, str]) -> None:
         super().__init__(values)
         self.skipped = skipped
 
 
-class Deltas(dict[str, DeltaCI]):
-    """metric -> DeltaCI; `skipped` says why each requested metric that is absent was left out."""
+class PointMetrics(_WithSkipped[float]):
+    """metric -> value of one predictions set, with `.skipped`."""
 
-    def __init__(self, values: dict[str, DeltaCI], skipped: dict[str, str]) -> None:
-        super().__init__(values)
-        self.skipped = skipped
+
+class Deltas(_WithSkipped[DeltaCI]):
+    """metric -> DeltaCI, with `.skipped`."""
 
 
 def point_metrics(
@@ -156,8 +153,7 @@ def point_metrics(
             )
     values: dict[str, float] = {}
     for _, group in plan.groups():
-        (vals,) = group.values(group.point_weights(w))
-        values.update({name: float(v[0]) for name, v in vals.items()})
+        values.update(group.point(w)[0])
     return PointMetrics({m: values[m] for m in plan.metrics}, plan.skipped)
 
 
@@ -186,18 +182,19 @@ def bootstrap_deltas(
         raise InvalidStatsOptions(
             f"n_resamples must be an integer of at least 10, got {n_resamples}"
         )
-    paired = _same_rows(baseline, candidate)
-    if paired:
-        baseline, candidate = _sorted_by_id(baseline), _sorted_by_id(candidate)
-    plan = _Plan([baseline, candidate], metrics, task, paired=paired)
+    n_resamples = int(n_resamples)
+    orders = _paired_orders(baseline, candidate)
+    if orders is not None:
+        baseline, candidate = baseline.take(orders[0]), candidate.take(orders[1])
+    plan = _Plan([baseline, candidate], metrics, task, paired=orders is not None)
     point: list[dict[str, float]] = [{}, {}]
     draws: list[dict[str, np.ndarray]] = [{}, {}]
     for stream, group in plan.groups():
-        for side, vals in zip(group.sides, group.values(group.point_weights(None)), strict=True):
-            point[side].update({name: float(v[0]) for name, v in vals.items()})
         rng = np.random.default_rng([seed, *stream])
-        for side, vals in zip(group.sides, group.resampled(rng, int(n_resamples)), strict=True):
-            draws[side].update(vals)
+        resampled = group.resampled(rng, n_resamples)
+        for side, at_point, at_draws in zip(group.sides, group.point(), resampled, strict=True):
+            point[side].update(at_point)
+            draws[side].update(at_draws)
     alpha = 1 - confidence
     out: dict[str, DeltaCI] = {}
     for name in plan.metrics:
@@ -217,7 +214,7 @@ def bootstrap_deltas(
             delta=point[1][name] - point[0][name],
             low=float(low),
             high=float(high),
-            method="paired-bootstrap" if paired else "unpaired-bootstrap",
+            method="paired-bootstrap" if plan.paired else "unpaired-bootstrap",
             n_baseline=len(baseline),
             n_candidate=len(candidate),
             confidence=confidence,
@@ -226,23 +223,18 @@ def bootstrap_deltas(
     return Deltas(out, plan.skipped)
 
 
-# --- planning: which metrics, which rows share weights ------------------------------------------
+# --- planning: which rows pair up, which metrics are computable ---------------------------------
 
 
-def _same_rows(a: Predictions, b: Predictions) -> bool:
-    """The pairing rule: same id set, and each id has the same y_true on both sides."""
+def _paired_orders(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray] | None:
+    """Row orders of `a` and `b` that match them by id, when the pairing rule holds: the same
+    id set, and each id has the same y_true on both sides. None: the rows cannot be paired."""
     if len(a) != len(b):
-        return False
-    ia, ib = np.argsort(a.ids), np.argsort(b.ids)
-    if not np.array_equal(a.ids[ia], b.ids[ib]):
-        return False
-    return bool(np.array_equal(a.y_true[ia], b.y_true[ib]))
-
-
-def _sorted_by_id(p: Predictions) -> Predictions:
-    order = np.argsort(p.ids, kind="stable")
-    score = None if p.y_score is None else p.y_score[order]
-    return Predictions(p.ids[order], p.y_true[order], p.y_pred[order], score, p.source)
+        return None
+    ia, ib = np.argsort(a.ids), np.argsort(b.ids)  # ids are unique: one order, any sort kind
+    if np.array_equal(a.ids[ia], b.ids[ib]) and np.array_equal(a.y_true[ia], b.y_true[ib]):
+        return ia, ib
+    return None
 
 
 class _Plan:
@@ -263,12 +255,15 @@ class _Plan:
         self.skipped: dict[str, str] = {}
         self.labels, self.binary = np.zeros(0), False
         if self.task == "classification":
-            values = np.concatenate([a for p in sides for a in (p.y_true, p.y_pred)])
-            if not np.all(values == np.round(values)):
+            # task_of infers classification from whole numbers only; an explicit task is checked.
+            fractional = [p.source for p in sides if task and not whole_numbers(p.y_true, p.y_pred)]
+            if fractional:
                 raise InvalidPredictions(
-                    f"{sides[0].source}: classification labels must be whole numbers"
+                    f"{fractional[0]}: classification labels must be whole numbers"
                 )
-            self.labels = np.unique(values)
+            self.labels = np.unique(
+                np.concatenate([a for p in sides for a in (p.y_true, p.y_pred)])
+            )
             self.binary = bool(np.isin(self.labels, (0, 1)).all())
         names = (
             list(metrics)
@@ -285,8 +280,8 @@ class _Plan:
             )
         elif info.task != self.task:
             self.skipped[name] = f"a {info.task} metric; these predictions are {self.task}"
-        elif info.needs_score:
-            self.skipped.update({name: r} if (r := self._score_problem(name)) else {})
+        elif info.needs_score and (reason := self._score_problem(name)):
+            self.skipped[name] = reason
         return name not in self.skipped
 
     def _score_problem(self, name: str) -> str | None:
@@ -301,25 +296,11 @@ class _Plan:
                 return f"y_score of {p.source} is not a probability in [0, 1]"
         return None
 
-    def groups(self) -> list[tuple[tuple[int, int], _Group]]:
-        """(random stream, group) per metric family and set of rows sharing weights.
-
-        A pair shares one set of weights. The stream depends on the family and the side only,
-        so an interval does not move when other metrics are asked for too.
-        """
-        members = [[0, 1]] if self.paired else [[i] for i in range(len(self.sides))]
-        wanted = set(self.metrics)
-        out: list[tuple[tuple[int, int], _Group]] = []
-        for sides in members:
-            preds = [self.sides[i] for i in sides]
-            if wanted & set(_DISCRETE):
-                group = _DiscreteGroup(preds, sides, self.labels, self.binary, wanted)
-                out.append(((0, sides[0]), group))
-            if wanted & {"roc_auc", "log_loss"}:
-                out.append(((1, sides[0]), _ScoreGroup(preds, sides, wanted)))
-            if wanted & {"rmse", "mae", "r2"}:
-                out.append(((2, sides[0]), _RegressionGroup(preds, sides, wanted)))
-        return out
+    def groups(self) -> list[tuple[tuple[int, int], Group]]:
+        """(random stream, group) per metric family and set of rows sharing weights."""
+        return make_groups(
+            self.sides, self.metrics, paired=self.paired, labels=self.labels, binary=self.binary
+        )
 
 
 def _common_task(sides: list[Predictions]) -> Task:
@@ -331,272 +312,6 @@ def _common_task(sides: list[Predictions]) -> Task:
             "write whole-number labels for classification, or set the task explicitly"
         )
     return next(iter(tasks.values()))
-
-
-# --- weights ------------------------------------------------------------------------------------
-
-
-@cache
-def _poisson_table() -> np.ndarray:
-    """uint16 -> Poisson(1) draw by inverse CDF at the midpoint of each of the 2^16 cells."""
-    cdf = np.cumsum([math.exp(-1) / math.factorial(k) for k in range(20)])
-    cells = (np.arange(1 << 16) + 0.5) / (1 << 16)
-    return np.searchsorted(cdf, cells, side="right").astype(np.uint8)
-
-
-def _poisson_rows(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
-    bits = np.frombuffer(rng.bytes(2 * b * n), dtype="<u2").reshape(b, n)
-    return np.take(_poisson_table(), bits)  # take: ~3x faster than fancy indexing here
-
-
-def _chunks(n_resamples: int, n_units: int) -> list[int]:
-    size = max(1, min(n_resamples, _CHUNK_CELLS // max(n_units, 1)))
-    return [min(size, n_resamples - start) for start in range(0, n_resamples, size)]
-
-
-class _Group:
-    """Rows of one or two sides that share weights; subclasses turn weights into metric values."""
-
-    sides: list[int]
-
-    def point_weights(self, row_weights: np.ndarray | None) -> Any:
-        raise NotImplementedError
-
-    def draw(self, rng: np.random.Generator, b: int) -> Any:
-        raise NotImplementedError
-
-    def values(self, weights: Any) -> list[dict[str, np.ndarray]]:
-        raise NotImplementedError
-
-    def resampled(self, rng: np.random.Generator, n_resamples: int) -> list[dict[str, np.ndarray]]:
-        parts = [self.values(self.draw(rng, b)) for b in _chunks(n_resamples, self.chunk_width)]
-        return [
-            {name: np.concatenate([p[s][name] for p in parts]) for name in parts[0][s]}
-            for s in range(len(self.sides))
-        ]
-
-    chunk_width: int = 1  # weights drawn per resample, to size chunks
-
-
-# --- accuracy, precision, recall, f1: counts of label combinations ------------------------------
-
-
-class _DiscreteGroup(_Group):
-    def __init__(self, preds, sides, labels, binary, wanted) -> None:  # type: ignore[no-untyped-def]
-        self.sides, self.binary = sides, binary
-        self.metrics = [m for m in _DISCRETE if m in wanted]
-        k = len(labels)
-        codes = [np.searchsorted(labels, preds[0].y_true)]
-        codes += [np.searchsorted(labels, p.y_pred) for p in preds]
-        key = np.zeros(len(preds[0]), dtype=np.int64)
-        for c in codes:
-            key = key * k + c
-        uniq, self.inverse, self.counts = np.unique(key, return_inverse=True, return_counts=True)
-        decoded = []
-        for _ in codes:
-            decoded.append(uniq % k)
-            uniq = uniq // k
-        self.true, self.preds = decoded[-1], decoded[-2::-1]
-        self.n_rows, self.n_units, self.k = len(key), len(self.counts), k
-        self.pos = int(np.searchsorted(labels, 1)) if binary and 1 in labels else -1
-        # Once combinations are nearly as many as rows, per-row table draws beat Poisson(m).
-        self.by_row = self.n_units * 8 > self.n_rows
-        self.chunk_width = self.n_rows if self.by_row else self.n_units
-
-    def point_weights(self, row_weights: np.ndarray | None) -> np.ndarray:
-        if row_weights is None:
-            return self.counts[None, :].astype(np.float64)
-        return np.bincount(self.inverse, weights=row_weights, minlength=self.n_units)[None, :]
-
-    def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
-        if self.by_row:
-            w = _poisson_rows(rng, b, self.n_rows).astype(np.float64)
-            return np.stack(
-                [np.bincount(self.inverse, weights=r, minlength=self.n_units) for r in w]
-            )
-        return rng.poisson(self.counts, size=(b, self.n_units)).astype(np.float64)
-
-    def values(self, w: np.ndarray) -> list[dict[str, np.ndarray]]:
-        total = w.sum(axis=1)
-        out = []
-        for pred in self.preds:
-            hit = self.true == pred
-            with np.errstate(invalid="ignore", divide="ignore"):
-                vals = {"accuracy": w @ hit / total}
-                if self.binary:  # scikit-learn's average="binary", pos_label=1
-                    true_pos = self.true == self.pos
-                    tp = (w @ (hit & true_pos))[:, None]
-                    npred = (w @ (pred == self.pos))[:, None]
-                    ntrue = (w @ true_pos)[:, None]
-                    present = np.ones_like(tp, dtype=bool)
-                else:
-                    tp = self._by_label(w, self.true, hit)
-                    npred = self._by_label(w, pred, None)
-                    ntrue = self._by_label(w, self.true, None)
-                    present = (npred + ntrue) > 0
-                per_label = {
-                    "precision": np.where(npred > 0, tp / npred, 0.0),
-                    "recall": np.where(ntrue > 0, tp / ntrue, 0.0),
-                    "f1": np.where(npred + ntrue > 0, 2 * tp / (npred + ntrue), 0.0),
-                }
-                n_present = present.sum(axis=1)
-                for name, v in per_label.items():
-                    vals[name] = np.where(present, v, 0.0).sum(axis=1) / n_present
-            out.append({m: vals[m] for m in self.metrics})
-        return out
-
-    def _by_label(self, w: np.ndarray, codes: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """(b, k) weighted counts of units per label code, over units where `mask` holds."""
-        rows = np.arange(self.n_units) if mask is None else np.flatnonzero(mask)
-        if self.n_units * self.k <= 4_000_000:
-            onehot = np.zeros((self.n_units, self.k))
-            onehot[rows, codes[rows]] = 1.0
-            return w @ onehot
-        from scipy import sparse  # only for very many labels and combinations
-
-        onehot = sparse.csr_matrix(
-            (np.ones(len(rows)), (rows, codes[rows])), shape=(self.n_units, self.k)
-        )
-        return np.asarray((onehot.T @ w.T).T)
-
-
-# --- roc_auc and log_loss: rows sorted by score, negatives and positives apart -----------------
-
-
-class _ScoreGroup(_Group):
-    def __init__(self, preds: list[Predictions], sides: list[int], wanted: set[str]) -> None:
-        self.sides = sides
-        self.metrics = [m for m in ("roc_auc", "log_loss") if m in wanted]
-        first = preds[0]
-        # Blocks of negatives and positives, each in the first side's score order, so that side
-        # needs no permutation; the other side of a pair permutes the weights once per chunk.
-        self.blocks = []
-        for label in (0, 1):
-            rows = np.flatnonzero(first.y_true == label)
-            self.blocks.append(rows[np.argsort(first.y_score[rows], kind="stable")])
-        self.chunk_width = len(first)
-        eps = np.finfo(np.float64).eps
-        # Per-row log loss of every side, one column per side: one product per block and chunk.
-        self.losses = [
-            np.stack(
-                [-np.log(np.clip(1 - p.y_score[self.blocks[0]], eps, 1 - eps)) for p in preds], 1
-            ),
-            np.stack([-np.log(np.clip(p.y_score[self.blocks[1]], eps, 1 - eps)) for p in preds], 1),
-        ]
-        self.aucs = [_AucSide(p.y_score[self.blocks[0]], p.y_score[self.blocks[1]]) for p in preds]
-
-    def point_weights(self, row_weights: np.ndarray | None) -> list[np.ndarray]:
-        if row_weights is None:
-            return [np.ones((1, len(rows)), dtype=np.uint8) for rows in self.blocks]
-        return [row_weights[rows][None, :].astype(np.int64) for rows in self.blocks]
-
-    def draw(self, rng: np.random.Generator, b: int) -> list[np.ndarray]:
-        return [_poisson_rows(rng, b, len(rows)) for rows in self.blocks]
-
-    def values(self, w: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        out: list[dict[str, np.ndarray]] = [{} for _ in self.aucs]
-        if "log_loss" in self.metrics:
-            total = sum(x.sum(axis=1, dtype=np.int64) for x in w)
-            sums = sum(x.astype(np.float64) @ loss for x, loss in zip(w, self.losses, strict=True))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = sums / total[:, None]
-            for s, vals in enumerate(out):
-                vals["log_loss"] = mean[:, s]
-        if "roc_auc" in self.metrics:
-            for auc, vals in zip(self.aucs, out, strict=True):
-                vals["roc_auc"] = auc.value(w[0], w[1])
-        return out
-
-
-class _AucSide:
-    """Weighted Mann-Whitney statistic of one side, rows already in block order.
-
-    AUC = sum over positive i of w_i * (negative weight scored below i + half of that tied with i),
-    divided by (positive weight * negative weight). One cumulative sum runs over the smaller class
-    (sorted by this side's score); the other class reads it at precomputed positions.
-    """
-
-    def __init__(self, neg_score: np.ndarray, pos_score: np.ndarray) -> None:
-        self.cum_neg = len(neg_score) <= len(pos_score)
-        cum, other = (neg_score, pos_score) if self.cum_neg else (pos_score, neg_score)
-        order = np.argsort(cum, kind="stable")
-        self.perm = None if np.all(order == np.arange(len(order))) else order
-        sorted_cum = cum[order]
-        # Positions in the zero-padded cumulative sum: weight strictly below / up to each score.
-        self.lo = np.searchsorted(sorted_cum, other, side="left")
-        self.hi = np.searchsorted(sorted_cum, other, side="right")
-        self.ties = bool(np.any(self.lo != self.hi))
-
-    def value(self, w_neg: np.ndarray, w_pos: np.ndarray) -> np.ndarray:
-        w_cum, w_other = (w_neg, w_pos) if self.cum_neg else (w_pos, w_neg)
-        if self.perm is not None:
-            w_cum = np.take(w_cum, self.perm, axis=1)
-        b, n = w_cum.shape
-        # Exact integers. uint8 weights are ones or table draws (<= 9), so int32 cannot overflow
-        # below 2^22 cells: sums <= 9 * 2^22, products with a weight <= 2 * 81 * 2^22 < 2^31.
-        acc = np.int32 if w_cum.dtype == np.uint8 and b * n < (1 << 22) else np.int64
-        # One flat cumulative sum (faster than one per row); row r's prefix sums are
-        # flat[r*n : r*n + n + 1] minus flat[r*n], a strided view whose rows overlap by one.
-        flat = np.zeros(b * n + 1, dtype=acc)
-        np.cumsum(w_cum.reshape(-1), dtype=acc, out=flat[1:])
-        cum = np.lib.stride_tricks.as_strided(
-            flat, shape=(b, n + 1), strides=(n * flat.itemsize, flat.itemsize), writeable=False
-        )
-        at = np.take(cum, self.lo, axis=1)
-        if self.ties:
-            at += np.take(cum, self.hi, axis=1)
-        else:
-            at *= 2
-        n_other = w_other.sum(axis=1, dtype=np.int64)
-        start = cum[:, 0].astype(np.int64)
-        # 2 * sum over the other class of w * (cum weight below + half tied), offsets removed.
-        twice = (at * w_other).sum(axis=1, dtype=np.int64) - 2 * start * n_other
-        n_cum = cum[:, -1].astype(np.int64) - start
-        pairs = n_cum * n_other
-        if not self.cum_neg:  # counted negatives against positives above: flip to "below"
-            twice = 2 * pairs - twice
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return twice / (2.0 * pairs)
-
-
-# --- rmse, mae, r2 ------------------------------------------------------------------------------
-
-
-class _RegressionGroup(_Group):
-    def __init__(self, preds: list[Predictions], sides: list[int], wanted: set[str]) -> None:
-        self.sides = sides
-        self.metrics = [m for m in ("rmse", "mae", "r2") if m in wanted]
-        self.n_units = self.chunk_width = len(preds[0])
-        cols = []
-        for p in preds:
-            err = p.y_true - p.y_pred
-            # Centring keeps sum(w y^2) - sum(w y)^2 / sum(w) free of cancellation.
-            yc = p.y_true - p.y_true.mean()
-            cols += [err * err, np.abs(err), yc, yc * yc]
-        self.features = np.stack(cols, axis=1)
-
-    def point_weights(self, row_weights: np.ndarray | None) -> np.ndarray:
-        if row_weights is None:
-            return np.ones((1, self.n_units))
-        return row_weights[None, :].astype(np.float64)
-
-    def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
-        return _poisson_rows(rng, b, self.n_units).astype(np.float64)
-
-    def values(self, w: np.ndarray) -> list[dict[str, np.ndarray]]:
-        sums = w @ self.features
-        total = w.sum(axis=1)
-        out = []
-        for s in range(len(self.sides)):
-            sse, sae, sy, syy = (sums[:, 4 * s + j] for j in range(4))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sst = syy - sy * sy / total
-                # scikit-learn: perfect fit -> 1.0; constant target with errors -> 0.0.
-                flat = sst <= 1e-12 * syy
-                r2 = np.where(sse == 0, 1.0, np.where(flat, 0.0, 1 - sse / np.where(flat, 1, sst)))
-                vals = {"rmse": np.sqrt(sse / total), "mae": sae / total, "r2": r2}
-            out.append({m: vals[m] for m in self.metrics})
-        return out
 
 
 __all__ = [

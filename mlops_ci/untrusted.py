@@ -196,6 +196,7 @@ class PublishResult:
     """What `mlops-ci publish` did with a validated run directory."""
 
     markdown: str
+    run_dir: Path | None = None
     verdict: str | None = None
     sha: str | None = None
     pr_number: int | None = None
@@ -215,6 +216,15 @@ class PublishResult:
             "ignored": self.ignored,
             "notes": self.notes,
         }
+
+    def summary(self) -> str:
+        """What a person reads: validated, rendered, where it was posted, and any notes."""
+        lines = [f"validated {self.run_dir}; report rendered anew ({len(self.markdown):,} chars)"]
+        if self.comment_url or self.pr_number:
+            lines.append(f"comment on #{self.pr_number}: {self.comment_url or 'posted'}")
+        if self.status_state:
+            lines.append(f"status {self.status_state} on {self.sha}")
+        return "\n".join(lines + self.notes)
 
 
 def _trusted_payload(env: Mapping[str, str]) -> dict[str, Any]:
@@ -294,8 +304,9 @@ def publish_run(
         # The same marker the `pr` workflow would use, so there is one comment per PR.
         marker_id=workflow,
     )
-    result = PublishResult(markdown=report.markdown, verdict=verdict.verdict)
-    result.ignored = run.ignored
+    result = PublishResult(
+        markdown=report.markdown, run_dir=run_dir, verdict=verdict.verdict, ignored=run.ignored
+    )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report.full_markdown, encoding="utf-8")

@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from mlops_ci.errors import EXIT_SERVICE, ServiceError
-from mlops_ci.forge import NoPullRequest, comment_marker, detect_forge, status_context
+from mlops_ci.forge import NoPullRequest, detect_forge, status_context
 from mlops_ci.forge.github import GitHubForge
+from mlops_ci.report import report_marker_id
 from tests.fakes.github import DEFAULT_TOKEN, FakeGitHub
 
 REPO = "octo/demo"
 PR = 7
 SHA = "a" * 40
-MARKER = comment_marker("classifier")
+MARKER = report_marker_id("classifier", "pr")
 
 
 @pytest.fixture
@@ -75,18 +76,15 @@ def test_api_calls_per_upsert_are_bounded(fake_github, env, tmp_path, existing):
 
 def test_two_artifacts_keep_two_comments(fake_github, env, tmp_path):
     fake_github.seed_comments(REPO, PR, 3)
+    regressor = report_marker_id("regressor", "pr")
     for run in range(2):
         forge = forge_for(env, tmp_path)
-        forge.upsert_comment(f"classifier run {run}", comment_marker("classifier"))
-        forge.upsert_comment(f"regressor run {run}", comment_marker("regressor"))
-    assert [
-        c["body"].splitlines()[-1] for c in ours(fake_github, comment_marker("classifier"))
-    ] == ["classifier run 1"]
-    assert [c["body"].splitlines()[-1] for c in ours(fake_github, comment_marker("regressor"))] == [
-        "regressor run 1"
-    ]
+        forge.upsert_comment(f"classifier run {run}", MARKER)
+        forge.upsert_comment(f"regressor run {run}", regressor)
+    assert [c["body"].splitlines()[-1] for c in ours(fake_github)] == ["classifier run 1"]
+    assert [c["body"].splitlines()[-1] for c in ours(fake_github, regressor)] == ["regressor run 1"]
     # A marker that is a prefix of another must not match it.
-    forge_for(env, tmp_path).upsert_comment("c", comment_marker("classif"))
+    forge_for(env, tmp_path).upsert_comment("c", report_marker_id("classifier", "p"))
     assert len(fake_github.comments_on(REPO, PR)) == 3 + 3
 
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from mlops_ci.errors import ServiceError
-from mlops_ci.forge import NoPullRequest, comment_marker, detect_forge
+from mlops_ci.forge import NoPullRequest, detect_forge
 from mlops_ci.forge.gitlab import GitLabForge
+from mlops_ci.report import report_marker_id
 from tests.fakes.gitlab import DEFAULT_LOGIN, DEFAULT_TOKEN, FakeGitLab
 
 PROJECT = "42"
 MR = 7
 SHA = "a" * 40
-MARKER = comment_marker("classifier")
+MARKER = report_marker_id("classifier", "pr")
 
 
 @pytest.fixture
@@ -55,12 +56,13 @@ def test_three_runs_leave_one_note_among_250_others(fake_gitlab, env, tmp_path):
 def test_known_author_needs_no_user_lookup_and_two_artifacts_stay_apart(fake_gitlab, env, tmp_path):
     env = {**env, "MLOPS_CI_COMMENT_AUTHOR": DEFAULT_LOGIN}
     fake_gitlab.seed_notes(PROJECT, MR, 120)
+    a, b = report_marker_id("a", "pr"), report_marker_id("b", "pr")
     for run in range(2):
         forge = forge_for(env, tmp_path)
-        forge.upsert_comment(f"a {run}", comment_marker("a"))
-        forge.upsert_comment(f"b {run}", comment_marker("b"))
-    assert [n["body"].splitlines()[-1] for n in ours(fake_gitlab, comment_marker("a"))] == ["a 1"]
-    assert [n["body"].splitlines()[-1] for n in ours(fake_gitlab, comment_marker("b"))] == ["b 1"]
+        forge.upsert_comment(f"a {run}", a)
+        forge.upsert_comment(f"b {run}", b)
+    assert [n["body"].splitlines()[-1] for n in ours(fake_gitlab, a)] == ["a 1"]
+    assert [n["body"].splitlines()[-1] for n in ours(fake_gitlab, b)] == ["b 1"]
     assert not fake_gitlab.calls("GET", "/user")
 
 

@@ -13,10 +13,10 @@ from mlops_ci.forge import (
     ForgeRateLimited,
     ForgeRejected,
     ForgeUnavailable,
-    comment_marker,
     detect_forge,
 )
 from mlops_ci.forge.http import ForgeSession, RetryPolicy
+from mlops_ci.report import report_marker_id
 from tests.fakes.github import DEFAULT_TOKEN
 
 REPO = "octo/demo"
@@ -119,7 +119,7 @@ def test_timed_out_post_that_landed_is_not_posted_twice(fake_github, tmp_path):
     env = {**fake_github.ci_env(tmp_path / "ci", repo=REPO, pr=3), "MLOPS_CI_HTTP_TIMEOUT": "0.3"}
     fake_github.slow(1.0, count=1, method="POST")
     forge = detect_forge(env, tmp_path / ".mlops-ci")
-    forge.upsert_comment("report", comment_marker("classifier"))
+    forge.upsert_comment("report", report_marker_id("classifier", "pr"))
     (comment,) = fake_github.comments_on(REPO, 3)
     assert comment["body"].endswith("report")
     assert [r.method for r in fake_github.requests] == ["GET", "POST", "GET", "PATCH"]

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from mlops_ci.forge import comment_marker, detect_forge
+from mlops_ci.forge import detect_forge
 from mlops_ci.forge.local import LocalForge
+from mlops_ci.report import report_marker_id
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def printed(forge: LocalForge) -> list[str]:
 
 
 def test_comment_is_upserted_per_marker(forge):
-    a, b = comment_marker("a"), comment_marker("b")
+    a, b = report_marker_id("a", "pr"), report_marker_id("b", "pr")
     assert forge.upsert_comment("first <!-- an inner html comment -->\n<!-- x -->", a).created
     assert forge.upsert_comment("other", b).created
     again = forge.upsert_comment("second", a)

@@ -4,7 +4,9 @@ end on a real repository (run directory, job summary, --output, terminal form)."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,28 @@ def test_trend_is_dropped_second_when_shrinking(history: tuple[Path, list[str]])
     assert dropped == ["plots (3 charts)", "trend"]
 
 
+@pytest.mark.parametrize("commits", [4, 3, 0])
+def test_trend_commits_setting_sets_how_far_back_the_trend_reads(
+    history: tuple[Path, list[str]], tmp_path: Path, commits: int
+) -> None:
+    source, shas = history
+    repo = tmp_path / "repo"
+    shutil.copytree(source, repo)
+    (repo / "mlops-ci.yaml").write_text(f"trend_commits: {commits}\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "comparison.json").write_text(json.dumps(make_comparison(plots=[])))
+    assert main(["report", "-C", str(repo), "--run-dir", str(run_dir)]) == 0
+    report = (run_dir / "report.md").read_text()
+    if commits == 0:
+        assert "#### Trend" not in report
+        return
+    trend = report.split("#### Trend on main")[1]
+    shown = [sha for sha in shas if sha[:7] in trend]
+    assert shown == shas[-commits:]  # the branch's last `commits` metric commits, no more
+    assert f"last {commits + 1}" in trend  # + this change as `PR`
+
+
 def test_png_files_from_dvc_templates(tmp_path: Path) -> None:
     plots = make_comparison()["plots"]
     result = render_pngs(plots, tmp_path / "plots")
@@ -101,6 +125,34 @@ def test_png_files_from_dvc_templates(tmp_path: Path) -> None:
     broken = render_pngs([{"id": "bad", "template": "no-such-template"}], tmp_path / "more")
     assert broken.files == []
     assert "bad.png: not rendered" in broken.notes[0]
+
+
+def test_without_vl_convert_the_report_says_how_to_get_pngs(tmp_path: Path) -> None:
+    """The `charts` extra is optional: with vl_convert unimportable (as in an install without
+    it), the report carries a note instead of PNG files, and nothing fails."""
+    script = f"""
+import json, sys
+from pathlib import Path
+sys.modules["vl_convert"] = None  # `import vl_convert` now raises ImportError
+from mlops_ci.report import build_report, write_report
+from tests.test_report_inputs import make_comparison
+report = build_report(make_comparison(), None, limit=None)
+write_report(Path({str(tmp_path)!r}), report)
+print(json.dumps(report.markdown))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    markdown = json.loads(proc.stdout)
+    assert "PNG plots were not rendered" in markdown and "to get them in the run" in markdown
+    assert "PNG files in the run directory" not in markdown
+    assert "```mermaid" in markdown  # the inline charts do not need it
+    assert not (tmp_path / "plots").exists()
+    assert "install the `charts` extra" in (tmp_path / "plots-notes.txt").read_text()
 
 
 def test_report_command_writes_every_destination(

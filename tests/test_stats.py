@@ -12,6 +12,7 @@ import pytest
 from sklearn import metrics as skm
 
 from mlops_ci.errors import ConfigError
+from mlops_ci.resample import DISCRETE, make_groups, poisson_table
 from mlops_ci.stats import (
     DeltaCI,
     Predictions,
@@ -252,8 +253,7 @@ def test_a_true_drop_of_three_points_is_caught() -> None:
     caught = 0
     for trial in range(100):
         base, cand = _accuracy_trial(np.random.default_rng(trial), 20_000, 0.85, 0.82)
-        ci = bootstrap_deltas(base, cand, ["accuracy"], seed=trial)["accuracy"]
-        caught += ci.high < 0 and ci.regressed()
+        caught += bootstrap_deltas(base, cand, ["accuracy"], seed=trial)["accuracy"].regressed()
     assert caught >= 95
 
 
@@ -297,8 +297,7 @@ def test_same_ids_in_any_order_are_paired_and_matched() -> None:
     for name, ci in out.items():
         assert ci.baseline == pytest.approx(point_metrics(base)[name], abs=1e-12)
         assert ci.candidate == pytest.approx(point_metrics(cand)[name], abs=1e-12)
-        assert ci.delta == pytest.approx(ci.candidate - ci.baseline, abs=1e-15)
-        assert ci.low <= ci.high
+        assert ci.low <= ci.delta <= ci.high  # a misaligned pair would move the interval
         assert ci.n_baseline == ci.n_candidate == 500
 
 
@@ -349,11 +348,34 @@ def test_bad_options_and_disagreeing_tasks_are_config_errors() -> None:
         bootstrap_deltas(base, cand, confidence=95)
     with pytest.raises(ConfigError, match="n_resamples"):
         bootstrap_deltas(base, cand, n_resamples=0)
+    with pytest.raises(ConfigError, match="task must be classification or regression"):
+        bootstrap_deltas(base, cand, task="clustering")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="weights must be 20 non-negative integers"):
+        point_metrics(base, weights=np.full(20, -1))
     floats = Predictions.from_arrays(base.y_true, base.y_score, source="floats.csv")
     with pytest.raises(
         ConfigError, match=r"disagree on the task.*floats\.csv looks like regression"
     ):
         bootstrap_deltas(base, floats)
+    # An explicit task is checked against the labels, and the message names the side at fault.
+    with pytest.raises(ConfigError, match=r"^floats\.csv: classification labels must be whole"):
+        bootstrap_deltas(base, floats, task="classification")
+
+
+def test_a_metric_undefined_in_most_resamples_is_left_out() -> None:
+    # One positive row per side, unpaired: a resample without it on either side (1 - 0.632^2
+    # of them) has no ROC AUC. Paired with two positives, only both rows dropped (e^-2) does.
+    y = np.zeros(30, dtype=int)
+    y[0] = 1
+    score = np.linspace(0, 1, 30)
+    base = Predictions.from_arrays(y, y, score)
+    cand = Predictions.from_arrays(y, y, score, ids=np.arange(30) + 100)
+    out = bootstrap_deltas(base, cand, ["roc_auc", "accuracy"])
+    assert set(out) == {"accuracy"}
+    assert out.skipped["roc_auc"].startswith("undefined in ")
+    y[1] = 1
+    paired = bootstrap_deltas(*(Predictions.from_arrays(y, y, s) for s in (score, score[::-1])))
+    assert 1000 * 0.8 < paired["roc_auc"].n_resamples < 1000 * 0.95
 
 
 @pytest.mark.parametrize("metric", ["rmse", "mae", "r2"])
@@ -366,6 +388,67 @@ def test_regression_deltas(metric: str) -> None:
     assert ci.method == "paired-bootstrap"
     assert ci.improved()
     assert not ci.regressed()
+
+
+# --- the resampling machinery: a drawn resample is scored as scikit-learn scores its rows ------
+
+
+def test_poisson_table_holds_poisson_one_to_within_one_cell() -> None:
+    counts = np.bincount(poisson_table(), minlength=10)
+    for k in range(10):
+        want = math.exp(-1) / math.factorial(k) * (1 << 16)
+        assert abs(counts[k] - want) <= 1, k
+
+
+def _repeat(w_by_row: np.ndarray, *columns: np.ndarray) -> list[np.ndarray]:
+    return [np.repeat(c, w_by_row.astype(int)) for c in columns]
+
+
+# Few positives, then few negatives: the cumulative sum of the AUC runs over either class.
+@pytest.mark.parametrize("n_pos", [40, 260])
+def test_resampled_roc_auc_and_log_loss_equal_sklearn(n_pos: int) -> None:
+    rng = np.random.default_rng(n_pos)
+    n = 300
+    y = rng.permutation((np.arange(n) < n_pos).astype(int))
+    preds = []
+    for _ in range(2):  # two sides of a pair, each in its own score order
+        s = np.round(np.clip(rng.normal(0.3 + 0.4 * y, 0.25), 0, 1), 2)
+        preds.append(Predictions.from_arrays(y, (s > 0.5).astype(int), s))
+    metrics = ["roc_auc", "log_loss"]
+    ((_, group),) = make_groups(preds, metrics, paired=True, labels=np.array([0, 1]), binary=True)
+    w = group.draw(rng, 5)
+    got = group.values(w)
+    for r in range(5):
+        by_row = np.zeros(n)
+        for rows, w_block in zip(group.blocks, w, strict=True):
+            by_row[rows] = w_block[r]
+        for side, p in enumerate(preds):
+            y_r, s_r = _repeat(by_row, y, p.y_score)
+            want = {"roc_auc": skm.roc_auc_score(y_r, s_r), "log_loss": skm.log_loss(y_r, s_r)}
+            _assert_close({m: got[side][m][r] for m in metrics}, want)
+
+
+# Many combinations per row (weights drawn per row) and few (Poisson(m) per combination).
+@pytest.mark.parametrize(("n", "k"), [(60, 4), (5000, 3), (5000, 2)])
+def test_resampled_counts_equal_sklearn(n: int, k: int) -> None:
+    rng = np.random.default_rng(n + k)
+    y = rng.integers(0, k, n)
+    preds = [
+        Predictions.from_arrays(y, np.where(rng.random(n) < 0.7, y, rng.integers(0, k, n)))
+        for _ in range(2)
+    ]
+    labels = np.arange(k)
+    ((_, group),) = make_groups(preds, DISCRETE, paired=True, labels=labels, binary=k == 2)
+    assert group.by_row == (n == 60)
+    w = group.draw(rng, 3)
+    got = group.values(w)
+    for r in range(3):
+        for side, pred_codes in enumerate(group.preds):
+            y_r, p_r = _repeat(w[r], labels[group.true], labels[pred_codes])
+            _assert_close(
+                {m: got[side][m][r] for m in DISCRETE},
+                _sklearn_classification(y_r, p_r, None, binary=k == 2),
+            )
 
 
 # --- loading ------------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ def posted(fake_github) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 # --- the good path ------------------------------------------------------------------------------
 
 
-def test_valid_run_dir_posts_one_comment_and_one_status(fake_github, trusted_env, tmp_path):
+def test_valid_run_dir_posts_one_comment_and_one_status(fake_github, trusted_env, tmp_path, capsys):
     run_dir = write_run_dir(tmp_path / "untrusted-run")
 
     assert publish(run_dir) == EXIT_OK
@@ -200,6 +200,10 @@ def test_valid_run_dir_posts_one_comment_and_one_status(fake_github, trusted_env
 
     comments, statuses = posted(fake_github)
     assert len(comments) == 1
+    summary = capsys.readouterr().out.splitlines()[-3:]
+    assert summary[0].startswith(f"validated {run_dir}; report rendered anew (")
+    assert summary[1] == f"comment on #{PR}: {comments[0]['html_url']}"
+    assert summary[2] == f"status success on {HEAD}"
     assert "accuracy" in comments[0]["body"]
     assert [s["state"] for s in statuses] == ["success", "success"]
     assert {s["sha"] for s in statuses} == {HEAD}

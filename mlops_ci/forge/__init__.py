@@ -2,7 +2,7 @@
 
     event = read_ci_event(os.environ, run_dir)      # no HTTP
     forge = detect_forge(os.environ, run_dir)
-    forge.upsert_comment(report_markdown, marker="mlops-ci:report:classifier")
+    forge.upsert_comment(report.markdown, report.marker_id)  # mlops_ci.report.report_marker_id
 
 Importing this package stays cheap: `requests` loads only when a remote forge is built.
 """
@@ -50,7 +50,6 @@ __all__ = [
     "InvalidCiMetadata",
     "NoPullRequest",
     "PostedComment",
-    "comment_marker",
     "detect_forge",
     "fit",
     "forge_kind",
@@ -65,8 +64,3 @@ __all__ = [
 def status_context(artifact: str) -> str:
     """The commit status context of an artifact's gate: `mlops-ci/<artifact>`."""
     return f"mlops-ci/{artifact}"
-
-
-def comment_marker(artifact: str) -> str:
-    """The hidden marker of an artifact's report comment (one comment per artifact per PR)."""
-    return f"mlops-ci:report:{artifact}"

@@ -12,6 +12,7 @@ from typing import Any
 STATUS_DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptions
 CHECK_SUMMARY_LIMIT = 65535  # GitHub's check-run output.summary
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # GitHub's job summary: 1 MiB per step
+SUMMARY_FILE = "summary.md"
 STATES = ("pending", "success", "failure", "error")
 _MARKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@#+=-]{0,199}$")
 
@@ -84,7 +85,6 @@ class Forge(ABC):
     def upsert_comment(self, body: str, marker: str) -> PostedComment:
         """Create or update the one comment carrying `marker` on the current PR/MR."""
 
-    @abstractmethod
     def set_status(
         self,
         sha: str,
@@ -93,7 +93,21 @@ class Forge(ABC):
         context: str,
         target_url: str | None = None,
     ) -> dict[str, Any]:
-        """Commit status; state is one of pending, success, failure, error."""
+        """Commit status; state is one of pending, success, failure, error. The description is
+        cut to 140 characters; the link defaults to the CI run."""
+        if state not in STATES:
+            raise ValueError(f"status state {state!r} is not one of {', '.join(STATES)}")
+        link = target_url or self.run_url
+        status_id = self._post_status(
+            sha, state, cut(description, STATUS_DESCRIPTION_LIMIT), context, link
+        )
+        return {"id": status_id, "state": state, "context": context, "url": link}
+
+    @abstractmethod
+    def _post_status(
+        self, sha: str, state: str, description: str, context: str, link: str | None
+    ) -> int | str | None:
+        """Send one checked, cut status; return the forge's id of it (None where it has none)."""
 
     def create_check_run(
         self, sha: str, name: str, conclusion: str, title: str, summary: str
@@ -101,9 +115,12 @@ class Forge(ABC):
         """A check run with a summary; None where the forge or the token has none."""
         return None
 
-    @abstractmethod
     def write_summary(self, markdown: str) -> Path | None:
-        """The job summary (GitHub's step summary; a file elsewhere)."""
+        """The job summary; where a forge has none, `summary.md` in the run directory (replaced)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / SUMMARY_FILE
+        path.write_text(markdown.rstrip("\n") + "\n", encoding="utf-8")
+        return path
 
     @abstractmethod
     def record_deployment(
@@ -120,10 +137,6 @@ class Forge(ABC):
     @abstractmethod
     def find_pr(self, sha: str) -> int | None:
         """The open pull/merge request whose head is `sha`, if any."""
-
-    def _check_state(self, state: str) -> None:
-        if state not in STATES:
-            raise ValueError(f"status state {state!r} is not one of {', '.join(STATES)}")
 
 
 def check_deployment_state(state: str, allowed: Collection[str]) -> None:

@@ -12,18 +12,16 @@ from mlops_ci import __version__
 from mlops_ci.forge.base import (
     CHECK_SUMMARY_LIMIT,
     STATUS_DESCRIPTION_LIMIT,
-    Forge,
     PostedComment,
     check_deployment_state,
     cut,
     fit,
-    hidden_marker,
-    with_marker,
 )
-from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeRejected, ForgeUnavailable
+from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeRejected
 from mlops_ci.forge.event import CiEvent
 from mlops_ci.forge.http import ForgeSession
-from mlops_ci.forge.summary import NoPullRequest, append_summary, write_run_summary
+from mlops_ci.forge.remote import RemoteForge
+from mlops_ci.forge.summary import NoPullRequest, append_summary
 
 log = logging.getLogger("mlops_ci.forge")
 
@@ -52,9 +50,10 @@ TRUNCATED_NOTE = (
 )
 
 
-class GitHubForge(Forge):
+class GitHubForge(RemoteForge):
     name = "github"
     comment_limit = COMMENT_LIMIT
+    truncated_note = TRUNCATED_NOTE
 
     def __init__(
         self,
@@ -67,22 +66,14 @@ class GitHubForge(Forge):
         step_summary: Path | None = None,
         login: str | None = None,
     ):
-        super().__init__(run_dir)
-        self.session = session
+        super().__init__(run_dir, session=session, event=event, login=login)
         self.repository = repository
-        self.event = event
         self.server_url = server_url.rstrip("/")
         self.step_summary = step_summary
-        # The comment author to look for; None: ask GET /user the first time it matters.
-        self.login = login
         self._pr: int | bool | None = False  # False: not resolved yet
 
     def __repr__(self) -> str:
         return f"GitHubForge(repository={self.repository!r}, session={self.session!r})"
-
-    @property
-    def run_url(self) -> str | None:
-        return self.event.run_url
 
     def commit_url(self, sha: str) -> str | None:
         return f"{self.server_url}/{self.repository}/commit/{sha}"
@@ -99,25 +90,6 @@ class GitHubForge(Forge):
 
     # --- comments ----------------------------------------------------------------------------
 
-    def _own_login(self) -> str:
-        if self.login is None:
-            try:
-                self.login = str(self.session.get_json("user").get("login") or "")
-            except (ForgeAuthFailed, ForgeNotFound):
-                self.login = ""  # installation tokens may not read /user: match by marker only
-        return self.login
-
-    def _find_comment(self, number: int, tag: str) -> dict[str, Any] | None:
-        # Comments come oldest first; the first one of ours carrying the marker is the report.
-        for page in self.session.pages(f"repos/{self.repository}/issues/{number}/comments"):
-            for comment in page:
-                if tag in (comment.get("body") or ""):
-                    author = (comment.get("user") or {}).get("login")
-                    login = self._own_login()
-                    if not login or author == login:
-                        return comment
-        return None
-
     def upsert_comment(self, body: str, marker: str) -> PostedComment:
         number = self.pr_number
         if number is None:
@@ -125,56 +97,36 @@ class GitHubForge(Forge):
                 f"no pull request for this run ({self.event.event_name or 'unknown event'}); "
                 "the report is in the job summary and the run directory"
             )
-        tag = hidden_marker(marker)
-        text = fit(with_marker(body, marker), COMMENT_LIMIT, TRUNCATED_NOTE)
-        existing = self._find_comment(number, tag)
-        if existing is not None:
-            return self._update(existing["id"], text)
-        try:
-            data = self.session.request(
-                "POST", f"repos/{self.repository}/issues/{number}/comments", json={"body": text}
-            ).json()
-        except ForgeUnavailable as exc:
-            if exc.forge_message != "timeout":
-                raise
-            # A timed-out POST may have landed: look again instead of posting a duplicate.
-            existing = self._find_comment(number, tag)
-            if existing is not None:
-                return self._update(existing["id"], text)
-            data = self.session.request(
-                "POST", f"repos/{self.repository}/issues/{number}/comments", json={"body": text}
-            ).json()
-        return PostedComment(data["id"], data.get("html_url"), created=True)
+        path = f"repos/{self.repository}/issues/{number}/comments"
 
-    def _update(self, comment_id: int, text: str) -> PostedComment:
-        data = self.session.request(
-            "PATCH", f"repos/{self.repository}/issues/comments/{comment_id}", json={"body": text}
-        ).json()
-        return PostedComment(data["id"], data.get("html_url"), created=False)
+        def create(text: str) -> PostedComment:
+            data = self.session.request("POST", path, json={"body": text}).json()
+            return PostedComment(data["id"], data.get("html_url"), created=True)
+
+        def update(comment_id: int, text: str) -> PostedComment:
+            data = self.session.request(
+                "PATCH",
+                f"repos/{self.repository}/issues/comments/{comment_id}",
+                json={"body": text},
+            ).json()
+            return PostedComment(data["id"], data.get("html_url"), created=False)
+
+        return self._upsert_marked(
+            body, marker, path=path, params=None, create=create, update=update
+        )
 
     # --- statuses and checks -----------------------------------------------------------------
 
-    def set_status(
-        self,
-        sha: str,
-        state: str,
-        description: str,
-        context: str,
-        target_url: str | None = None,
-    ) -> dict[str, Any]:
-        self._check_state(state)
-        payload: dict[str, Any] = {
-            "state": state,
-            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
-            "context": context,
-        }
-        link = target_url or self.run_url
+    def _post_status(
+        self, sha: str, state: str, description: str, context: str, link: str | None
+    ) -> int | None:
+        payload: dict[str, Any] = {"state": state, "description": description, "context": context}
         if link:
             payload["target_url"] = link
         data = self.session.request(
             "POST", f"repos/{self.repository}/statuses/{sha}", json=payload
         ).json()
-        return {"id": data.get("id"), "state": state, "context": context, "url": link}
+        return data.get("id")
 
     def create_check_run(
         self, sha: str, name: str, conclusion: str, title: str, summary: str
@@ -209,7 +161,7 @@ class GitHubForge(Forge):
 
     def write_summary(self, markdown: str) -> Path | None:
         if self.step_summary is None:
-            return write_run_summary(self.run_dir, markdown)
+            return super().write_summary(markdown)
         return append_summary(self.step_summary, markdown, str(self.run_dir / "report.md"))
 
     # --- deployments and PR lookup -----------------------------------------------------------

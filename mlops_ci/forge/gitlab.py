@@ -9,20 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mlops_ci.forge.base import (
-    STATUS_DESCRIPTION_LIMIT,
-    Forge,
-    PostedComment,
-    check_deployment_state,
-    cut,
-    fit,
-    hidden_marker,
-    with_marker,
-)
-from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeUnavailable
+from mlops_ci.forge.base import PostedComment, check_deployment_state
+from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound
 from mlops_ci.forge.event import CiEvent
 from mlops_ci.forge.http import ForgeSession
-from mlops_ci.forge.summary import NoPullRequest, write_run_summary
+from mlops_ci.forge.remote import RemoteForge
+from mlops_ci.forge.summary import NoPullRequest
 
 NOTE_LIMIT = 1_000_000  # GitLab's maximum note length
 # Our state words (GitHub's) to GitLab's.
@@ -53,9 +45,12 @@ TRUNCATED_NOTE = (
 )
 
 
-class GitLabForge(Forge):
+class GitLabForge(RemoteForge):
     name = "gitlab"
     comment_limit = NOTE_LIMIT
+    truncated_note = TRUNCATED_NOTE
+    author_key = "author"
+    login_key = "username"
 
     def __init__(
         self,
@@ -67,19 +62,12 @@ class GitLabForge(Forge):
         project_url: str | None = None,
         login: str | None = None,
     ):
-        super().__init__(run_dir)
-        self.session = session
+        super().__init__(run_dir, session=session, event=event, login=login)
         self.project = quote(project_id, safe="")  # a numeric id or an encoded path
-        self.event = event
         self.project_url = project_url.rstrip("/") if project_url else None
-        self.login = login
 
     def __repr__(self) -> str:
         return f"GitLabForge(project={self.project!r}, session={self.session!r})"
-
-    @property
-    def run_url(self) -> str | None:
-        return self.event.run_url
 
     @property
     def pr_number(self) -> int | None:
@@ -92,25 +80,6 @@ class GitLabForge(Forge):
         if not self.session.has_token:
             raise ForgeAuthFailed(MISSING_API_KEY_HELP, status=401)
 
-    def _own_login(self) -> str:
-        if self.login is None:
-            try:
-                self.login = str(self.session.get_json("user").get("username") or "")
-            except (ForgeAuthFailed, ForgeNotFound):
-                self.login = ""
-        return self.login
-
-    def _find_note(self, iid: int, tag: str) -> dict[str, Any] | None:
-        path = f"projects/{self.project}/merge_requests/{iid}/notes"
-        for page in self.session.pages(path, {"sort": "asc", "order_by": "created_at"}):
-            for note in page:
-                if note.get("system") or tag not in (note.get("body") or ""):
-                    continue
-                login = self._own_login()
-                if not login or (note.get("author") or {}).get("username") == login:
-                    return note
-        return None
-
     def upsert_comment(self, body: str, marker: str) -> PostedComment:
         iid = self.pr_number
         if iid is None:
@@ -119,54 +88,45 @@ class GitLabForge(Forge):
                 "`rules: - if: $CI_PIPELINE_SOURCE == 'merge_request_event'`)"
             )
         self._require_token()
-        tag = hidden_marker(marker)
-        text = fit(with_marker(body, marker), NOTE_LIMIT, TRUNCATED_NOTE)
         notes = f"projects/{self.project}/merge_requests/{iid}/notes"
-        existing = self._find_note(iid, tag)
-        if existing is None:
-            try:
-                data = self.session.request("POST", notes, json={"body": text}).json()
-                return PostedComment(data["id"], self._note_url(iid, data["id"]), created=True)
-            except ForgeUnavailable as exc:
-                if exc.forge_message != "timeout":
-                    raise
-                existing = self._find_note(iid, tag)  # a timed-out POST may have landed
-                if existing is None:
-                    data = self.session.request("POST", notes, json={"body": text}).json()
-                    return PostedComment(data["id"], self._note_url(iid, data["id"]), created=True)
-        data = self.session.request("PUT", f"{notes}/{existing['id']}", json={"body": text}).json()
-        return PostedComment(data["id"], self._note_url(iid, data["id"]), created=False)
+
+        def create(text: str) -> PostedComment:
+            data = self.session.request("POST", notes, json={"body": text}).json()
+            return PostedComment(data["id"], self._note_url(iid, data["id"]), created=True)
+
+        def update(note_id: int, text: str) -> PostedComment:
+            data = self.session.request("PUT", f"{notes}/{note_id}", json={"body": text}).json()
+            return PostedComment(data["id"], self._note_url(iid, data["id"]), created=False)
+
+        return self._upsert_marked(
+            body,
+            marker,
+            path=notes,
+            params={"sort": "asc", "order_by": "created_at"},
+            create=create,
+            update=update,
+        )
 
     def _note_url(self, iid: int, note_id: int) -> str | None:
         if not self.project_url:
             return None
         return f"{self.project_url}/-/merge_requests/{iid}#note_{note_id}"
 
-    def set_status(
-        self,
-        sha: str,
-        state: str,
-        description: str,
-        context: str,
-        target_url: str | None = None,
-    ) -> dict[str, Any]:
-        self._check_state(state)
+    def _post_status(
+        self, sha: str, state: str, description: str, context: str, link: str | None
+    ) -> int | None:
         self._require_token()
         payload: dict[str, Any] = {
             "state": STATUS_STATES[state],
             "name": context,
-            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+            "description": description,
         }
-        link = target_url or self.run_url
         if link:
             payload["target_url"] = link
         data = self.session.request(
             "POST", f"projects/{self.project}/statuses/{sha}", json=payload
         ).json()
-        return {"id": data.get("id"), "state": state, "context": context, "url": link}
-
-    def write_summary(self, markdown: str) -> Path | None:
-        return write_run_summary(self.run_dir, markdown)
+        return data.get("id")
 
     def record_deployment(
         self,

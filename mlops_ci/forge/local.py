@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlops_ci.forge.base import STATUS_DESCRIPTION_LIMIT, Forge, PostedComment, cut, with_marker
-from mlops_ci.forge.summary import write_run_summary
+from mlops_ci.forge.base import Forge, PostedComment, with_marker
 
 COMMENT_FILE = "comment.md"
 COMMENTS_STORE = "comments.json"
@@ -65,29 +64,19 @@ class LocalForge(Forge):
         self._say(f"comment {'written' if created else 'updated'}: {path} ({marker})")
         return PostedComment(marker, path.as_uri(), created=created)
 
-    def set_status(
-        self,
-        sha: str,
-        state: str,
-        description: str,
-        context: str,
-        target_url: str | None = None,
-    ) -> dict[str, Any]:
-        self._check_state(state)
+    def _post_status(
+        self, sha: str, state: str, description: str, context: str, link: str | None
+    ) -> None:
         item = {
             "sha": sha,
             "state": state,
-            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+            "description": description,
             "context": context,
-            "target_url": target_url,
+            "target_url": link,
             "created_at": _now(),
         }
         self._append_json(STATUSES_FILE, item)
-        self._say(f"status {context}: {state} — {item['description']}")
-        return {"id": None, "state": state, "context": context, "url": target_url}
-
-    def write_summary(self, markdown: str) -> Path | None:
-        return write_run_summary(self.run_dir, markdown)
+        self._say(f"status {context}: {state} — {description}")
 
     def record_deployment(
         self,

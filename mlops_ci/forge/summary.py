@@ -1,4 +1,4 @@
-"""Job summaries and the PR number, shared by every forge."""
+"""The step summary file (GitHub) and the error for a run that has no pull request."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from pathlib import Path
 
 from mlops_ci.errors import MlopsCiError
 from mlops_ci.forge.base import SUMMARY_LIMIT_BYTES, fit
-
-SUMMARY_FILE = "summary.md"
 
 
 class NoPullRequest(MlopsCiError):
@@ -25,12 +23,4 @@ def append_summary(path: Path, markdown: str, full_report: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(text)
-    return path
-
-
-def write_run_summary(run_dir: Path, markdown: str) -> Path:
-    """Where a forge has no job summary: `summary.md` in the run directory (replaced)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / SUMMARY_FILE
-    path.write_text(markdown.rstrip("\n") + "\n", encoding="utf-8")
     return path

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from mlops_ci import __version__
 from mlops_ci.errors import MlopsCiError
+from mlops_ci.forge.base import hidden_marker
 from mlops_ci.report import mermaid, png
 from mlops_ci.report.fit import fit_sections, size
 from mlops_ci.report.markdown import clip, md_link, md_text, one_line
@@ -71,7 +72,8 @@ class Report:
 
 
 def report_marker_id(artifact: str, workflow: str) -> str:
-    """The plain id of one report (artifact + workflow), what the forge looks comments up by."""
+    """The plain id of one report (artifact + workflow), what the forge looks comments up by:
+    the one way to name a report comment (`upsert_comment(markdown, marker_id)`)."""
 
     def clean(value: str) -> str:
         return re.sub(r"-{2,}", "-", _MARKER_UNSAFE.sub("_", value))[:80].strip("-") or "_"
@@ -81,7 +83,7 @@ def report_marker_id(artifact: str, workflow: str) -> str:
 
 def report_marker(artifact: str, workflow: str) -> str:
     """The hidden HTML comment that identifies one report (artifact + workflow) for updates."""
-    return f"<!-- {report_marker_id(artifact, workflow)} -->"
+    return hidden_marker(report_marker_id(artifact, workflow))
 
 
 def _check(comparison: object, verdict: object) -> None:
@@ -149,7 +151,7 @@ def build_report(
         artifact = str(comparison.get("artifact") or "model")
         marker_id = report_marker_id(artifact, marker_id or "mlops-ci")
     marker_id = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_./@+=:-]+", "_", marker_id))[:200]
-    marker = f"<!-- {marker_id} -->"
+    marker = hidden_marker(marker_id)
     metrics = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
     plots = [p for p in comparison.get("plots") or [] if isinstance(p, dict)]
     params = params_section(comparison)

@@ -15,12 +15,13 @@ from typing import Any, TextIO
 
 from mlops_ci import documents
 from mlops_ci.errors import GitError, NotAGitRepo, ServiceError
+from mlops_ci.forge import detect_forge
+from mlops_ci.forge.base import SUMMARY_LIMIT_BYTES
 from mlops_ci.git import Git
 from mlops_ci.report.render import Report, ReportInputError, ReportLinks, build_report
-from mlops_ci.report.trend import Trend, key_metrics, read_trend
+from mlops_ci.report.trend import DEFAULT_COMMITS, Trend, key_metrics, read_trend
 from mlops_ci.report.write import write_report
-
-SUMMARY_LIMIT_BYTES = 1024 * 1024
+from mlops_ci.settings import load_settings
 
 
 class ReportNotPosted(ServiceError):
@@ -47,17 +48,13 @@ class ReportRun:
         }
 
 
-def _detect_forge(env: Mapping[str, str], run_dir: Path, out: TextIO | None) -> Any:
-    # The forge package may be absent in a partial install; the report still works locally.
-    try:
-        from mlops_ci.forge import detect_forge
-    except ImportError:
+def load_trend(
+    repo_dir: Path, comparison: dict, verdict: dict | None, *, commits: int = DEFAULT_COMMITS
+) -> Trend | None:
+    """Key metrics (the gate's, else the first few) over the last `commits` commits of the
+    target branch; None when unreadable or `commits` is 0."""
+    if commits <= 0:
         return None
-    return detect_forge(env, run_dir, out=out)
-
-
-def load_trend(repo_dir: Path, comparison: dict, verdict: dict | None) -> Trend | None:
-    """Key metrics (the gate's, else the first few) on the target branch; None when unreadable."""
     target = str(comparison.get("target_branch") or "main")
     names = [str(r.get("metric")) for r in (verdict or {}).get("rules") or [] if r.get("metric")]
     metrics = key_metrics(comparison, names or None)
@@ -66,7 +63,7 @@ def load_trend(repo_dir: Path, comparison: dict, verdict: dict | None) -> Trend 
     git = Git(repo_dir)
     try:
         ref = next((r for r in (f"origin/{target}", target) if git.rev_parse(r)), None)
-        return read_trend(git, ref, metrics) if ref else None
+        return read_trend(git, ref, metrics, commits=commits) if ref else None
     except (GitError, NotAGitRepo):
         return None
 
@@ -77,15 +74,6 @@ def summary_markdown(report: Report) -> str:
         return report.full_markdown
     # A UTF-16 code unit is at most 3 UTF-8 bytes, so this bound holds for any text.
     return report.fitted((SUMMARY_LIMIT_BYTES - 1024) // 3)[0]
-
-
-def _summary_fallback(env: Mapping[str, str], report: Report) -> Path | None:
-    path = env.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return None
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(summary_markdown(report).rstrip("\n") + "\n")
-    return Path(path)
 
 
 def run_report(
@@ -110,10 +98,9 @@ def run_report(
         )
     comparison = documents.read(run_dir, "comparison.json", kind="comparison")
     verdict = documents.read(run_dir, "verdict.json", kind="verdict", required=False)
-    forge = _detect_forge(env, run_dir, out)
-    links = ReportLinks(
-        commit_url=getattr(forge, "commit_url", None), run_url=getattr(forge, "run_url", None)
-    )
+    settings = load_settings(repo_dir)
+    forge = detect_forge(env, run_dir, out=out)
+    links = ReportLinks(commit_url=forge.commit_url, run_url=forge.run_url)
     try:
         hint = str((run_dir / "report.md").relative_to(repo_dir))
     except ValueError:
@@ -121,20 +108,16 @@ def run_report(
     report = build_report(
         comparison,
         verdict,
-        limit=getattr(forge, "comment_limit", None),
+        limit=forge.comment_limit,
         links=links,
-        trend=load_trend(repo_dir, comparison, verdict),
+        trend=load_trend(repo_dir, comparison, verdict, commits=settings.trend_commits),
         full_report_hint=hint,
         marker_id=workflow or env.get("GITHUB_WORKFLOW") or "mlops-ci",
     )
     path = write_report(run_dir, report, output=output)
-    result = ReportRun(report=report, path=path)
-    if forge is None:
-        result.summary = _summary_fallback(env, report)
-        if post:
-            result.notes.append("not posted: no forge support is installed")
-        return result
-    result.summary = forge.write_summary(summary_markdown(report))
+    result = ReportRun(
+        report=report, path=path, summary=forge.write_summary(summary_markdown(report))
+    )
     if post:
         try:
             posted = forge.upsert_comment(report.markdown, report.marker_id)
@@ -143,5 +126,5 @@ def run_report(
                 f"{exc}. The report is saved in {path} (and the job summary); rerun "
                 "`mlops-ci report --post` once the forge answers"
             ) from exc
-        result.comment_url = getattr(posted, "url", None)
+        result.comment_url = posted.url
     return result

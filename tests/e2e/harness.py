@@ -14,12 +14,17 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlops_ci.git import Git
 from mlops_ci.scaffold import set_dvc_remote
+from tests.fakes.github import DEFAULT_TOKEN
 
 ROOT = Path(__file__).parents[2]
 STAND_INS = Path(__file__).parent / "stand-ins"
@@ -52,7 +57,17 @@ class FakeServer:
             self.proc.kill()
 
 
-def start_fake(kind: str, *args: str) -> FakeServer:
+@contextmanager
+def fake_forge(kind: str, *args: str) -> Iterator[FakeServer]:
+    """`python -m tests.fakes.<kind> *args` for the length of the block."""
+    fake = _start_fake(kind, *args)
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def _start_fake(kind: str, *args: str) -> FakeServer:
     proc = subprocess.Popen(
         [sys.executable, "-m", f"tests.fakes.{kind}", "--port", "0", *args],
         cwd=ROOT,
@@ -72,6 +87,14 @@ def commit_all(repo: Path, message: str) -> str:
     git.run("add", "--all")
     git.run("commit", "--quiet", "-m", message)
     return git.out("rev-parse", "HEAD")
+
+
+def set_param(repo: Path, section: str, key: str, value: Any) -> None:
+    """Change one value in the project's `params.yaml` (not committed)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def make_ci_repo(trained_template: Path, dest: Path, workflows: list[str]) -> Path:
@@ -103,61 +126,53 @@ def runner_env(work: Path) -> dict[str, str]:
     return env
 
 
-def run_act(
-    act: str,
-    repo: Path,
-    *,
-    event_name: str,
-    payload: dict[str, Any],
-    workflow: str,
-    fake: FakeServer,
-    work: Path,
-    token: str,
-    job: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    work.mkdir(parents=True, exist_ok=True)
-    event = work / f"{event_name}.json"
-    event.write_text(json.dumps(payload))
-    store = work / "artifacts"
-    store.mkdir(exist_ok=True)
-    cmd = [
-        act,
-        event_name,
-        "-W",
-        f".github/workflows/{workflow}",
-        "-e",
-        str(event),
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--env",
-        f"GITHUB_API_URL={fake.url}",
-        "--env",
-        f"GITHUB_SERVER_URL={fake.url}",
-        "--env",
-        f"GITHUB_REPOSITORY={REPOSITORY}",
-        # Use the mlops-ci of this venv instead of reinstalling it on every run.
-        "--env",
-        "MLOPS_CI_INSTALL=installed",
-        "--env",
-        f"MLOPS_CI_ARTIFACT_STORE={store}",
-        "--env",
-        "MLOPS_CI_RETRY_BASE=0.01",
-        "-s",
-        f"GITHUB_TOKEN={token}",
-    ]
-    for name, path in REMOTE_ACTIONS.items():
-        cmd += ["--local-repository", f"{name}={path}"]
-    if job:
-        cmd += ["-j", job]
-    return subprocess.run(
-        cmd,
-        cwd=repo,
-        env=runner_env(work),
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+@dataclass
+class Act:
+    """act bound to one repository and one fake GitHub; each `run` is one workflow run."""
+
+    exe: str
+    repo: Path
+    fake: FakeServer
+    token: str = DEFAULT_TOKEN
+
+    def run(
+        self,
+        event_name: str,
+        payload: dict[str, Any],
+        *,
+        workflow: str,
+        work: Path,
+    ) -> subprocess.CompletedProcess[str]:
+        work.mkdir(parents=True, exist_ok=True)
+        event = work / f"{event_name}.json"
+        event.write_text(json.dumps(payload))
+        store = work / "artifacts"
+        store.mkdir(exist_ok=True)
+        env = {
+            "GITHUB_API_URL": self.fake.url,
+            "GITHUB_SERVER_URL": self.fake.url,
+            "GITHUB_REPOSITORY": REPOSITORY,
+            # Use the mlops-ci of this venv instead of reinstalling it on every run.
+            "MLOPS_CI_INSTALL": "installed",
+            "MLOPS_CI_ARTIFACT_STORE": str(store),
+            "MLOPS_CI_RETRY_BASE": "0.01",
+        }
+        cmd = [self.exe, event_name, "-W", f".github/workflows/{workflow}", "-e", str(event)]
+        cmd += ["-P", "ubuntu-latest=-self-hosted"]
+        for name, value in env.items():
+            cmd += ["--env", f"{name}={value}"]
+        cmd += ["-s", f"GITHUB_TOKEN={self.token}"]
+        for name, path in REMOTE_ACTIONS.items():
+            cmd += ["--local-repository", f"{name}={path}"]
+        return subprocess.run(
+            cmd,
+            cwd=self.repo,
+            env=runner_env(work),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
 
 
 def tail(proc: subprocess.CompletedProcess[str], lines: int = 80) -> str:

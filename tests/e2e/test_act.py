@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from mlops_ci.git import Git
 from tests.e2e import harness
-from tests.fakes.github import DEFAULT_TOKEN
 from tests.lint import tools
 
 pytestmark = pytest.mark.slow
@@ -24,13 +22,6 @@ PR = 7
 
 def comments(state: dict[str, Any]) -> list[dict[str, Any]]:
     return state["repos"][harness.REPOSITORY]["comments"].get(str(PR), [])
-
-
-def set_param(repo: Path, section: str, key: str, value: Any) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture
@@ -46,7 +37,7 @@ def test_pr_workflow_posts_one_comment_and_one_status(
     base_sha = git.out("rev-parse", "HEAD")
     git.run("checkout", "--quiet", "-b", "feature/fewer-latency-samples")
     # A change that re-runs `evaluate` only and leaves the quality metrics as they were.
-    set_param(repo, "evaluate", "latency_samples", 40)
+    harness.set_param(repo, "evaluate", "latency_samples", 40)
     head_sha = harness.commit_all(repo, "Measure latency on 40 samples")
     side = {"repo": {"full_name": harness.REPOSITORY}}
     payload = {
@@ -59,18 +50,10 @@ def test_pr_workflow_posts_one_comment_and_one_status(
         },
         "repository": {"full_name": harness.REPOSITORY},
     }
-    fake = harness.start_fake("github", "--pull", f"{harness.REPOSITORY}#{PR}@{head_sha}")
-    try:
-        first = harness.run_act(
-            act_bin,
-            repo,
-            event_name="pull_request",
-            payload=payload,
-            workflow="pr.yml",
-            fake=fake,
-            work=tmp_path / "run1",
-            token=DEFAULT_TOKEN,
-        )
+    pull = f"{harness.REPOSITORY}#{PR}@{head_sha}"
+    with harness.fake_forge("github", "--pull", pull) as fake:
+        act = harness.Act(act_bin, repo, fake)
+        first = act.run("pull_request", payload, workflow="pr.yml", work=tmp_path / "run1")
         assert first.returncode == 0, harness.tail(first)
         state = fake.state()
         assert state["violations"] == []
@@ -88,24 +71,13 @@ def test_pr_workflow_posts_one_comment_and_one_status(
         assert (uploaded / "comparison.json").is_file()
         assert (uploaded / "verdict.json").is_file()
 
-        second = harness.run_act(
-            act_bin,
-            repo,
-            event_name="pull_request",
-            payload=payload,
-            workflow="pr.yml",
-            fake=fake,
-            work=tmp_path / "run2",
-            token=DEFAULT_TOKEN,
-        )
+        second = act.run("pull_request", payload, workflow="pr.yml", work=tmp_path / "run2")
         assert second.returncode == 0, harness.tail(second)
         state = fake.state()
         assert len(comments(state)) == 1, "a second run must update, not add, the comment"
         assert comments(state)[0]["id"] == comment["id"]
         assert comments(state)[0]["updated_at"] >= comment["updated_at"]
         assert state["violations"] == []
-    finally:
-        fake.stop()
 
 
 def test_main_workflow_tags_a_version_and_a_stage_and_records_a_deployment(
@@ -121,26 +93,15 @@ def test_main_workflow_tags_a_version_and_a_stage_and_records_a_deployment(
         "after": after,
         "repository": {"full_name": harness.REPOSITORY, "default_branch": "main"},
     }
-    fake = harness.start_fake("github")
-    try:
-        proc = harness.run_act(
-            act_bin,
-            repo,
-            event_name="push",
-            payload=payload,
-            workflow="main.yml",
-            fake=fake,
-            work=tmp_path / "main",
-            token=DEFAULT_TOKEN,
-        )
+    with harness.fake_forge("github") as fake:
+        act = harness.Act(act_bin, repo, fake)
+        proc = act.run("push", payload, workflow="main.yml", work=tmp_path / "main")
         assert proc.returncode == 0, harness.tail(proc)
         state = fake.state()
-        assert state["violations"] == []
-        deployments = state["repos"][harness.REPOSITORY]["deployments"]
-        assert deployments, "no deployment was recorded"
-        assert {d["sha"] for d in deployments} == {after}
-    finally:
-        fake.stop()
+    assert state["violations"] == []
+    deployments = state["repos"][harness.REPOSITORY]["deployments"]
+    assert deployments, "no deployment was recorded"
+    assert {d["sha"] for d in deployments} == {after}
     # The tags were pushed to origin by the workflow (annotated, as GTO reads them).
     origin = Git(tmp_path / "project" / "origin.git")
     tags = origin.out("tag", "--list").split()
@@ -195,21 +156,10 @@ def test_pr_report_workflow_publishes_only_validated_fork_runs(
         },
         "repository": {"full_name": harness.REPOSITORY},
     }
-    fake = harness.start_fake("github", "--pull", f"{harness.REPOSITORY}#{PR}@{head_sha}")
-    try:
-        proc = harness.run_act(
-            act_bin,
-            repo,
-            event_name="workflow_run",
-            payload=payload,
-            workflow="pr-report.yml",
-            fake=fake,
-            work=tmp_path / "run",
-            token=DEFAULT_TOKEN,
-        )
+    with harness.fake_forge("github", "--pull", f"{harness.REPOSITORY}#{PR}@{head_sha}") as fake:
+        act = harness.Act(act_bin, repo, fake)
+        proc = act.run("workflow_run", payload, workflow="pr-report.yml", work=tmp_path / "run")
         state = fake.state()
-    finally:
-        fake.stop()
     posted = comments(state)
     if tamper:
         assert proc.returncode != 0

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlops_ci.git import Git
 from tests.e2e import harness
@@ -36,13 +35,10 @@ def test_gitlab_template_posts_one_note_and_one_status(trained_template: Path, t
     git = Git(repo)
     git.run("push", "--quiet", "origin", "main")
     git.run("checkout", "--quiet", "-b", "feature")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["evaluate"]["latency_samples"] = 40
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    harness.set_param(repo, "evaluate", "latency_samples", 40)
     head_sha = harness.commit_all(repo, "Measure latency on 40 samples")
 
-    fake = harness.start_fake("gitlab", "--pull", f"{PROJECT}#{MR}@{head_sha}")
-    try:
+    with harness.fake_forge("gitlab", "--pull", f"{PROJECT}#{MR}@{head_sha}") as fake:
         variables = {
             "GITLAB_CI": "true",
             "CI_API_V4_URL": f"{fake.url}/api/v4",
@@ -76,8 +72,6 @@ def test_gitlab_template_posts_one_note_and_one_status(trained_template: Path, t
         )
         assert proc.returncode == 0, harness.tail(proc)
         state = fake.state()
-    finally:
-        fake.stop()
     assert state["violations"] == []
     project = state["projects"][PROJECT]
     notes = project["notes"][str(MR)]

@@ -14,16 +14,14 @@ state.json --token glpat-x=mlops-bot --pull 42#7@<sha>` (project id 42, MR !7); 
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from tests.fakes.server import FakeForge, Reply, serve_main
+from tests.fakes.gitlab_state import DEFAULT_LOGIN, DEFAULT_TOKEN, NOTE_LIMIT, GitLabState
+from tests.fakes.server import Reply, serve_main
 
-NOTE_LIMIT = 1_000_000
-DEFAULT_TOKEN = "glpat-fake-project-token"
-DEFAULT_LOGIN = "project_42_bot"
+__all__ = ["DEFAULT_LOGIN", "DEFAULT_TOKEN", "FakeGitLab"]
 STATUS_STATES = ("pending", "running", "success", "failed", "canceled", "skipped")
 DEPLOYMENT_STATES = ("running", "success", "failed", "canceled")
 P = r"/api/v4/projects/(?P<project>[^/]+)"
@@ -82,134 +80,8 @@ def _msg(status: int, text: str) -> Reply:
     return status, {}, {"message": text}
 
 
-class FakeGitLab(FakeForge):
-    name = "gitlab"
-    rate_limit_status = 429
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.tokens: dict[str, str] = {DEFAULT_TOKEN: DEFAULT_LOGIN}
-        self.readonly_tokens: set[str] = set()
-        self.projects: dict[str, dict[str, Any]] = {}
-        self._ids = itertools.count(501)
-
-    # --- seeding -----------------------------------------------------------------------------
-
-    def add_token(self, token: str, login: str, *, readonly: bool = False) -> None:
-        self.tokens[token] = login
-        if readonly:
-            self.readonly_tokens.add(token)
-
-    def project(self, pid: str) -> dict[str, Any]:
-        with self.lock:
-            return self.projects.setdefault(
-                str(pid),
-                {"mrs": {}, "notes": {}, "statuses": [], "deployments": []},
-            )
-
-    def add_pull(
-        self,
-        project: str,
-        iid: int,
-        *,
-        head_sha: str,
-        source: str = "feature",
-        target: str = "main",
-    ) -> None:
-        self.project(project)["mrs"][iid] = {
-            "iid": iid,
-            "sha": head_sha,
-            "source_branch": source,
-            "target_branch": target,
-            "state": "opened",
-        }
-
-    def seed_notes(
-        self, project: str, iid: int, count: int, *, login: str = "someone", body: str = "LGTM"
-    ) -> None:
-        for i in range(count):
-            self._create_note(project, iid, f"{body} ({i + 1})", login)
-
-    def ci_env(
-        self,
-        *,
-        project: str = "42",
-        mr: int | None = 7,
-        head_sha: str = "a" * 40,
-        base_sha: str = "b" * 40,
-        token: str | None = DEFAULT_TOKEN,
-    ) -> dict[str, str]:
-        """The environment of a GitLab CI job pointed at this fake (and the MR seeded)."""
-        env = {
-            "GITLAB_CI": "true",
-            "CI_API_V4_URL": f"{self.url}/api/v4",
-            "CI_SERVER_URL": self.url,
-            "CI_PROJECT_ID": project,
-            "CI_PROJECT_PATH": "group/demo",
-            "CI_PROJECT_URL": f"{self.url}/group/demo",
-            "CI_PIPELINE_URL": f"{self.url}/group/demo/-/pipelines/77",
-            "CI_COMMIT_SHA": head_sha,
-            "CI_COMMIT_REF_NAME": "feature" if mr else "main",
-            "CI_JOB_TOKEN": "job-token-value",
-            "MLOPS_CI_RETRY_BASE": "0.01",
-        }
-        if mr is not None:
-            self.add_pull(project, mr, head_sha=head_sha)
-            env.update(
-                CI_PIPELINE_SOURCE="merge_request_event",
-                CI_MERGE_REQUEST_IID=str(mr),
-                CI_MERGE_REQUEST_DIFF_BASE_SHA=base_sha,
-                CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
-                CI_MERGE_REQUEST_SOURCE_BRANCH_NAME="feature",
-                CI_MERGE_REQUEST_PROJECT_ID=project,
-                CI_MERGE_REQUEST_SOURCE_PROJECT_ID=project,
-            )
-        else:
-            env.update(
-                CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="main", CI_COMMIT_BEFORE_SHA=base_sha
-            )
-        if token:
-            env["MLOPS_CI_TOKEN"] = token
-        return env
-
-    def notes_on(self, project: str, iid: int) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.project(project)["notes"].get(iid, []))
-
-    def state(self) -> dict[str, Any]:
-        return {"url": self.url, "projects": self.projects, "violations": self.violations}
-
-    def rate_limit_body(self) -> dict[str, Any]:
-        return {"message": "Retry later"}
-
-    def _user(self, login: str) -> dict[str, Any]:
-        return {
-            "id": abs(hash(login)) % 100_000,
-            "username": login,
-            "name": login,
-            "state": "active",
-            "web_url": f"{self.url}/{login}",
-        }
-
-    def _create_note(self, project: str, iid: int, body: str, login: str) -> dict[str, Any]:
-        with self.lock:
-            note = {
-                "id": next(self._ids),
-                "type": None,
-                "body": body,
-                "author": self._user(login),
-                "created_at": "2026-01-01T00:00:00.000Z",
-                "updated_at": "2026-01-01T00:00:00.000Z",
-                "system": False,
-                "noteable_id": iid,
-                "noteable_type": "MergeRequest",
-                "noteable_iid": iid,
-                "resolvable": False,
-                "confidential": False,
-                "internal": False,
-            }
-            self.project(project)["notes"].setdefault(iid, []).append(note)
-            return note
+class FakeGitLab(GitLabState):
+    """Routes: each endpoint is a method named `op_<name>` after its row in ROUTES."""
 
     # --- routing -----------------------------------------------------------------------------
 
