@@ -80,16 +80,13 @@ def _ensure_commit(git: Git, sha: str) -> bool:
 
 
 def stage_commit(git: Git, artifact: str, stage: str) -> str | None:
-    """The commit of the version currently in `stage` (the newest `artifact#stage#N` tag)."""
+    """The commit of the version currently in `stage`, by the registry's (gto's) own rule."""
+    from mlops_ci.registry import show
+
     if _has_remote(git):
         git.run("fetch", "--quiet", "--tags", REMOTE, check=False)
-    best: tuple[int, str] | None = None
-    prefix = f"{artifact}#{stage}#"
-    for tag in git.tags(f"{prefix}*"):
-        number = tag[len(prefix) :]
-        if number.isdigit() and (best is None or int(number) > best[0]):
-            best = (int(number), tag)
-    return git.rev_parse(f"refs/tags/{best[1]}") if best else None
+    versions = show(git.repo_dir, artifact)["versions"]
+    return next((v["commit"] for v in versions if stage in v["stages"]), None)
 
 
 def resolve_baseline(

@@ -22,10 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from mlops_ci import __version__, documents
+from mlops_ci.dvcfile import lock_entries
 from mlops_ci.errors import ConfigError, ServiceError, VerificationFailed
+from mlops_ci.registry import read_verdict
+from mlops_ci.settings import Settings, load_settings
+from mlops_ci.snapshot import flatten
 
 CHECKSUMS = "SHA256SUMS"
 METADATA = "metadata.json"
@@ -36,31 +38,13 @@ SAMPLE_ROWS = 50
 SCORE_ATOL = 1e-5
 ID_COLUMN = "id"
 TARGET_COLUMN = "target"
-PREDICTION_COLUMNS = ("y_true", "y_pred", "y_score")
 
 
-@dataclass(frozen=True)
-class BundleSpec:
-    """What a bundle is built from (`mlops-ci.yaml`)."""
-
-    artifact: str = "model"
-    model: str = "models/model.pkl"
-    predictions: str = "eval/predictions.csv"
-    test_data: str = "data/prepared/test.csv"
-    intended_use: str | None = None
-
-
-def load_bundle_spec(repo_dir: Path) -> BundleSpec:
-    from mlops_ci.settings import load_settings
-
-    settings = load_settings(repo_dir)
-    defaults = BundleSpec()
-    return BundleSpec(
-        artifact=settings.artifact,
-        model=settings.model or defaults.model,
-        predictions=settings.predictions or defaults.predictions,
-        intended_use=settings.intended_use,
-    )
+# Where the reference pipeline writes them; `model`, `predictions` and `test_data` of
+# mlops-ci.yaml say where a project's are.
+DEFAULT_MODEL = "models/model.pkl"
+DEFAULT_PREDICTIONS = "eval/predictions.csv"
+DEFAULT_TEST_DATA = "data/prepared/test.csv"
 
 
 def sha256_file(path: Path) -> str:
@@ -108,35 +92,18 @@ def checksum_problems(bundle_dir: Path) -> list[str]:
 # --- building ---------------------------------------------------------------------------------
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
-    else:
-        out[prefix] = value
-
-
 def _show_data(shown: dict[str, Any]) -> dict[str, Any]:
     """DVC's `metrics.show()` / `params.show()` of one revision, as {file: data}."""
     files = next(iter(shown.values()), {}).get("data", {}) if shown else {}
     return {name: entry["data"] for name, entry in files.items() if entry.get("data")}
 
 
-def _lineage(lock: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for stage, body in (lock.get("stages") or {}).items():
-        for role, key in (("dep", "deps"), ("out", "outs")):
-            for item in body.get(key) or []:
-                rows.append(
-                    {
-                        "stage": stage,
-                        "role": role,
-                        "path": item.get("path"),
-                        "md5": item.get("md5") or item.get("etag") or item.get("checksum"),
-                        "size": item.get("size"),
-                    }
-                )
-    return rows
+def _lineage(lock: bytes | None) -> list[dict[str, Any]]:
+    """Every dep and out digest of `dvc.lock`: the data, code and model a version came from."""
+    return [
+        {"stage": e.stage, "role": e.role, "path": e.path, "md5": e.digest, "size": e.size}
+        for e in lock_entries(lock)
+    ]
 
 
 @dataclass
@@ -144,12 +111,14 @@ class _Sources:
     model: bytes
     test_csv: bytes
     predictions_csv: bytes
-    lock: dict[str, Any]
+    lock: bytes | None
     params: dict[str, Any]
     metrics: dict[str, Any]
 
 
-def _read_sources(repo_dir: Path, sha: str, spec: BundleSpec) -> _Sources:
+def _read_sources(
+    repo_dir: Path, sha: str, *, model: str, test_data: str, predictions: str
+) -> _Sources:
     """Read everything at `sha` through one DVC repo: git files from git, outputs from cache."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -167,12 +136,11 @@ def _read_sources(repo_dir: Path, sha: str, spec: BundleSpec) -> _Sources:
                 with fs.open(path, "rb") as fh:
                     return fh.read()
 
-            lock = yaml.safe_load(read("dvc.lock")) if fs.exists("dvc.lock") else {}
             return _Sources(
-                model=read(spec.model),
-                test_csv=read(spec.test_data),
-                predictions_csv=read(spec.predictions),
-                lock=lock or {},
+                model=read(model),
+                test_csv=read(test_data),
+                predictions_csv=read(predictions),
+                lock=read("dvc.lock") if fs.exists("dvc.lock") else None,
                 params=_show_data(repo.params.show()),
                 metrics=_show_data(repo.metrics.show()),
             )
@@ -217,7 +185,7 @@ def _card_metrics(
         baseline_ref = f"{base.get('how') or ''} {base.get('ref') or ''} {base.get('sha') or ''}"
     flat: dict[str, Any] = {}
     for data in metrics.values():
-        _flatten("", data, flat)
+        flat.update(flatten(data))
     rows = []
     for name, value in flat.items():
         row = rows_by_name.get(name, {})
@@ -235,21 +203,9 @@ def _card_metrics(
 
 
 def render_model_card(context: dict[str, Any]) -> str:
-    import jinja2
+    from mlops_ci.templating import render
 
-    from mlops_ci.report.markdown import fmt_number, fmt_signed, md_text
-
-    # Markdown, not HTML: every repository string goes through the `md` filter instead.
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mlops_ci", "templates"),
-        autoescape=False,  # noqa: S701
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters.update(md=md_text, num=fmt_number, signed=fmt_signed)
-    return env.get_template("model-card.md.j2").render(**context)
+    return render("model-card.md.j2", **context)
 
 
 def build_bundle(
@@ -258,31 +214,36 @@ def build_bundle(
     *,
     version: str,
     sha: str,
-    spec: BundleSpec | None = None,
+    settings: Settings | None = None,
     sample_rows: int = SAMPLE_ROWS,
 ) -> Path:
     """Build the bundle of `version` (commit `sha`) under `<run_dir>/bundles/` and return it."""
-    spec = spec or load_bundle_spec(repo_dir)
-    sources = _read_sources(repo_dir, sha, spec)
+    settings = settings or load_settings(repo_dir)
+    artifact, model_path = settings.artifact, settings.model or DEFAULT_MODEL
+    sources = _read_sources(
+        repo_dir,
+        sha,
+        model=model_path,
+        test_data=settings.test_data or DEFAULT_TEST_DATA,
+        predictions=settings.predictions or DEFAULT_PREDICTIONS,
+    )
     samples, features = _samples(sources.test_csv, sources.predictions_csv, sample_rows)
-    from mlops_ci.registry import read_verdict
-
     verdict = read_verdict(run_dir, sha)
     comparison = documents.read(run_dir, "comparison.json", required=False)
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model_file = PurePosixPath(spec.model).name
+    model_file = PurePosixPath(model_path).name
     params: dict[str, Any] = {}
     for data in sources.params.values():
-        _flatten("", data, params)
+        params.update(flatten(data))
     metrics_rows, baseline_ref = _card_metrics(sources.metrics, comparison, sha)
     lineage = _lineage(sources.lock)
     metadata = {
         **documents.header("bundle"),
-        "artifact": spec.artifact,
+        "artifact": artifact,
         "version": version,
         "git_sha": sha,
         "created_at": created_at,
-        "model": {"file": model_file, "path": spec.model, "format": "pickle"},
+        "model": {"file": model_file, "path": model_path, "format": "pickle"},
         "dvc_lock": lineage,
         "params": sources.params,
         "metrics": sources.metrics,
@@ -299,14 +260,14 @@ def build_bundle(
     }
     card = render_model_card(
         {
-            "artifact": spec.artifact,
+            "artifact": artifact,
             "version": version,
             "sha": sha,
             "created_at": created_at,
             "model_file": model_file,
             "model_format": "pickle",
             "tool_version": __version__,
-            "intended_use": spec.intended_use,
+            "intended_use": settings.intended_use,
             "verdict": metadata["verdict"],
             "metrics": metrics_rows,
             "baseline_ref": baseline_ref,
@@ -320,7 +281,7 @@ def build_bundle(
     )
     parent = run_dir / "bundles"
     parent.mkdir(parents=True, exist_ok=True)
-    dest = parent / f"{spec.artifact.replace('/', '-')}-{version}"
+    dest = parent / f"{artifact.replace('/', '-')}-{version}"
     # Built beside its final place and renamed in, so a half-written bundle is never seen.
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
     (work / model_file).write_bytes(sources.model)

@@ -172,6 +172,9 @@ def confidence_intervals(
     deltas = bootstrap_deltas(
         base, cand, confidence=settings.confidence, n_resamples=settings.bootstrap_resamples
     )
+    warnings += [
+        f"no confidence interval for {name}: {why}" for name, why in deltas.skipped.items()
+    ]
     return dict(deltas)
 
 

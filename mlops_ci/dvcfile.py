@@ -127,17 +127,48 @@ def _plot_def(name: str, opts: dict[str, Any], y: dict[str, list[str]]) -> PlotD
     )
 
 
-def lock_hashes(text: bytes | str | None) -> dict[str, str]:
-    """Output path -> md5 from a `dvc.lock` (files only; directories have `.dir` hashes)."""
+@dataclass(frozen=True)
+class LockEntry:
+    """One dependency or output of a stage, as `dvc.lock` records it."""
+
+    stage: str
+    role: str  # "dep" or "out"
+    path: str
+    md5: str | None  # directories have `.dir` hashes
+    digest: str | None  # the md5, else the etag or checksum DVC records for a cloud path
+    size: int | None
+
+
+def lock_entries(text: bytes | str | None) -> list[LockEntry]:
+    """Every dep and out of every stage in a `dvc.lock` (empty when there is none)."""
     if text is None:
-        return {}
+        return []
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"dvc.lock is not valid YAML: {exc}") from exc
-    hashes: dict[str, str] = {}
-    for stage in (data.get("stages") or {}).values() if isinstance(data, dict) else []:
-        for out in stage.get("outs") or []:
-            if isinstance(out, dict) and out.get("md5") and out.get("path"):
-                hashes[posixpath.normpath(str(out["path"]))] = str(out["md5"])
-    return hashes
+    stages = data.get("stages") if isinstance(data, dict) else None
+    entries = []
+    for name, stage in (stages or {}).items():
+        for role, key in (("dep", "deps"), ("out", "outs")):
+            for item in (stage.get(key) if isinstance(stage, dict) else None) or []:
+                if not (isinstance(item, dict) and item.get("path")):
+                    continue
+                md5 = str(item["md5"]) if item.get("md5") else None
+                other = item.get("etag") or item.get("checksum")
+                entries.append(
+                    LockEntry(
+                        stage=str(name),
+                        role=role,
+                        path=posixpath.normpath(str(item["path"])),
+                        md5=md5,
+                        digest=md5 or (str(other) if other else None),
+                        size=item.get("size"),
+                    )
+                )
+    return entries
+
+
+def lock_hashes(text: bytes | str | None) -> dict[str, str]:
+    """Output path -> md5 from a `dvc.lock` (files only; directories have `.dir` hashes)."""
+    return {e.path: e.md5 for e in lock_entries(text) if e.role == "out" and e.md5}

@@ -14,7 +14,7 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 
 from mlops_ci import bundle, registry
-from mlops_ci.errors import VerificationFailed
+from mlops_ci.errors import ConfigError, VerificationFailed
 from mlops_ci.git import Git
 
 FILES = {"model.pkl", "metadata.json", "model-card.md", "samples.csv", "SHA256SUMS"}
@@ -142,3 +142,25 @@ def test_a_model_out_of_step_with_its_predictions_is_refused(
     with pytest.raises(VerificationFailed, match="predicts differently") as caught:
         bundle.verify_bundle(out)
     assert "rerun the pipeline" in str(caught.value)
+
+
+def test_the_test_rows_come_from_test_data_of_the_settings(trained_repo: Path) -> None:
+    run_dir = trained_repo / ".mlops-ci"
+    holdout = pd.read_csv(trained_repo / "data/prepared/test.csv").iloc[::7].head(12)
+    (trained_repo / "holdout.csv").write_text(holdout.to_csv(index=False))
+    settings = trained_repo / "mlops-ci.yaml"
+    text = settings.read_text()
+    assert "test_data: data/prepared/test.csv" in text
+    settings.write_text(text.replace("test_data: data/prepared/test.csv", "test_data: holdout.csv"))
+    git = Git(trained_repo)
+    git.run("add", "holdout.csv", "mlops-ci.yaml")
+    git.run("commit", "--quiet", "-m", "Verify on a hold-out sample")
+    promoted = registry.promote(trained_repo, run_dir)
+    out = bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=promoted.sha)
+    samples = pd.read_csv(out / "samples.csv")
+    assert sorted(samples["id"]) == sorted(holdout["id"])
+    assert bundle.verify_bundle(out)["rows"] == 12
+
+    settings.write_text(text.replace("test_data: data/prepared/test.csv", "test_data: gone.csv"))
+    with pytest.raises(ConfigError, match=r"gone\.csv does not exist at"):
+        bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=promoted.sha)

@@ -171,3 +171,18 @@ def test_unknown_baseline_ref_is_a_clear_error(
 ) -> None:
     assert main(["compare", "-C", str(trained_repo), "--baseline", "no-such-ref"]) == 2
     assert "does not name a commit" in capfd.readouterr().err
+
+
+def test_stage_baseline_is_the_commit_of_the_version_in_that_stage(tuned_branch: Path) -> None:
+    git = Git(tuned_branch)
+    main_sha = git.out("rev-parse", "main")
+    git.run("checkout", "--quiet", "main")
+    assert main(["promote", "-C", str(tuned_branch)]) == 0  # main's commit -> staging
+    git.run("checkout", "--quiet", "tune")
+    doc = run_compare(tuned_branch, tuned_branch / ".mlops-ci", baseline="stage:staging")
+    assert doc["baseline"]["how"] == "stage:staging"
+    assert doc["baseline"]["sha"] == main_sha
+    empty = run_compare(tuned_branch, tuned_branch / ".mlops-ci", baseline="stage:production")
+    assert empty["baseline"]["sha"] is None
+    assert "no version of classifier is in stage 'production'" in empty["warnings"][0]
+    assert {r["status"] for r in empty["metrics"]} == {"added"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci import bundle, deploy, registry
+from mlops_ci import bundle, deploy, registry, targets
 from mlops_ci.cli import main
 from mlops_ci.demo import set_param
 from mlops_ci.errors import VerificationFailed
@@ -102,7 +102,7 @@ def test_a_corrupted_bundle_is_refused_before_the_switch(repo: Path) -> None:
     built = bundle.build_bundle(repo, run_dir, version="v0.2.0", sha=Git(repo).head_sha())
     model = built / "model.pkl"
     model.write_bytes(model.read_bytes()[:-10])
-    target = deploy.LocalTarget(repo / "deployments")
+    target = targets.LocalTarget(repo / "deployments")
     with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
         deploy.deploy_bundle(
             built, target, artifact="classifier", environment="staging", version="v0.2.0"
@@ -165,13 +165,14 @@ def test_a_command_target_gets_the_verified_bundle(repo: Path, tmp_path: Path) -
     )
     log = tmp_path / "ship.json"
     target = (
-        f"command:{shlex.quote(sys.executable)} {shlex.quote(str(script))} --env {{environment}}"
+        f"command:{shlex.quote(sys.executable)} {shlex.quote(str(script))} --env {{environment}} "
+        + shlex.quote('{"dry_run": true}')
     )
     result = deploy.deploy(
         repo, repo / ".mlops-ci", target=target, env={**os.environ, "SHIP_LOG": str(log)}
     )
     shipped = json.loads(log.read_text())
-    assert shipped["argv"][:2] == ["--env", "staging"]
+    assert shipped["argv"][:3] == ["--env", "staging", '{"dry_run": true}']
     assert shipped["version"] == "v0.2.0"
     assert set(shipped["files"]) == {
         "model.pkl",

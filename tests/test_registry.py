@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci import registry
+from mlops_ci import deploy, registry
 from mlops_ci.cli import main
-from mlops_ci.errors import PromotionRefused, RegistryError
+from mlops_ci.errors import ConfigError, PromotionRefused, RegistryError
 from mlops_ci.git import Git
 
 GTO = str(Path(sys.executable).with_name("gto"))
@@ -165,11 +165,14 @@ def test_unknown_stage_and_empty_rollback_say_what_to_do(trained_repo: Path) -> 
     assert main(["promote", "-C", str(trained_repo), "--stage", "canary"]) == 2
     with pytest.raises(RegistryError, match="no version of classifier is in stage"):
         registry.rollback(trained_repo, stage="production")
+    with pytest.raises(ConfigError, match="has no registered version of classifier"):
+        deploy.deploy(trained_repo, run_dir)  # nothing registered at HEAD yet
     registry.promote(trained_repo, run_dir)
     with pytest.raises(RegistryError, match="no earlier version"):
         registry.rollback(trained_repo, stage="staging")
     with pytest.raises(RegistryError, match=r"registered: v0\.1\.0"):
-        registry.version_commit(trained_repo, "classifier", "v9.9.9")
+        deploy.deploy(trained_repo, run_dir, version="v9.9.9")
+    assert not (run_dir / "bundles").exists()  # refused before building anything
 
 
 def test_rollback_writes_new_tags_and_deletes_none(trained_repo: Path) -> None:
@@ -184,7 +187,12 @@ def test_rollback_writes_new_tags_and_deletes_none(trained_repo: Path) -> None:
     assert set(before) < set(tags(trained_repo))
     assert remote_tags(trained_repo) == tags(trained_repo)
     assert gto_json(trained_repo, "show")["classifier"]["stage"] == {"staging": "v0.1.0"}
-    assert registry.stage_version(trained_repo, "classifier", "staging") == "v0.1.0"
+    assert {
+        v["version"]: v["stages"] for v in registry.show(trained_repo, "classifier")["versions"]
+    } == {
+        "v0.2.0": [],
+        "v0.1.0": ["staging"],
+    }
     events = {(e["event"], e["version"]) for e in gto_json(trained_repo, "history", "classifier")}
     assert ("unassignment", "v0.2.0") in events
 
