@@ -21,6 +21,7 @@ from mlops_ci.errors import (
     EXIT_OK,
     EXIT_SERVICE,
     EXIT_UNEXPECTED,
+    ConfigError,
     MlopsCiError,
 )
 
@@ -85,6 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir(args),
         pull=args.pull,
         push=args.push,
+        overrides=args.set,
         stage_output=progress_stream(args),
     )
     emit(args, result.to_dict(), train.format_stage_table(result))
@@ -132,6 +134,7 @@ def cmd_pr(args: argparse.Namespace) -> int:
         run_dir(args),
         pull=args.pull,
         push=args.push,
+        overrides=args.set,
         baseline=args.baseline,
         target_branch=args.target_branch,
         post=not args.no_post,
@@ -188,14 +191,35 @@ def cmd_publish(args: argparse.Namespace) -> int:
         post=not args.no_post,
         output=Path(args.output) if args.output else None,
     )
-    lines = [f"validated {run_dir(args)}; report rendered anew ({len(result.markdown):,} chars)"]
-    if result.comment_url or result.pr_number:
-        lines.append(f"comment on #{result.pr_number}: {result.comment_url or 'posted'}")
-    if result.status_state:
-        lines.append(f"status {result.status_state} on {result.sha}")
-    lines += result.notes
-    emit(args, result.to_dict(), "\n".join(lines))
+    emit(args, result.to_dict(), result.summary())
     return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mlops_ci import sweep
+
+    if args.action == "plan":
+        document = sweep.run_plan(repo_dir(args), run_dir(args))
+        lines = [f"{c['id']}: {' '.join(c['set'])}" for c in document["candidates"]]
+        emit(args, document, "\n".join(lines))
+        return EXIT_OK
+    if args.action == "run":
+        if not args.candidate:
+            raise ConfigError("`mlops-ci sweep run` needs --candidate ID (from `sweep plan`)")
+        document = sweep.run_candidate(
+            repo_dir(args), run_dir(args), args.candidate, pull=args.pull, out=progress_stream(args)
+        )
+        emit(args, document, f"candidate {args.candidate} trained and compared in {run_dir(args)}")
+        return EXIT_OK
+    result = sweep.collect(
+        repo_dir(args),
+        run_dir(args),
+        [Path(p) for p in args.dirs] or [run_dir(args) / "sweep"],
+        post=args.post,
+        out=progress_stream(args),
+    )
+    emit(args, result.leaderboard, result.summary())
+    return result.exit_code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -212,6 +236,15 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--push", action="store_true", help="push outputs and the run-cache to the DVC remote"
+    )
+    p.add_argument(
+        "--set",
+        "-S",
+        action="append",
+        default=[],
+        metavar="[FILE:]KEY=VALUE",
+        help="change a param before reproducing, as `dvc exp run -S` (repeatable); "
+        "FILE defaults to params.yaml",
     )
 
 
@@ -306,6 +339,32 @@ def _publish_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="FILE", help="also write the full markdown report to FILE")
 
 
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        choices=("plan", "run", "collect"),
+        help="plan: candidates as a CI matrix; run: one candidate; collect: rank and post",
+    )
+    p.add_argument("--candidate", metavar="ID", help="run: the candidate id from the plan")
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        help="run: restore unchanged stages from the shared DVC remote's run-cache",
+    )
+    p.add_argument(
+        "--post", action="store_true", help="collect: post the leaderboard comment and the status"
+    )
+    p.add_argument(
+        "--from",
+        dest="dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="collect: a candidate's run directory, or a folder of them (repeatable); "
+        "default: <run-dir>/sweep",
+    )
+
+
 def _demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workdir",
@@ -364,6 +423,12 @@ COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None
         "validate a run directory from an untrusted (fork) job, render it anew, post it",
         cmd_publish,
         _publish_options,
+    ),
+    (
+        "sweep",
+        "fan candidates out on the CI matrix (plan, run) and rank them in one report (collect)",
+        cmd_sweep,
+        _sweep_options,
     ),
     (
         "demo",

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,8 @@ from mlops_ci.errors import ConfigError, NotADvcRepo, ServiceError, StageFailed
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
+
+    from mlops_ci.settings import RemoteSettings
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -153,6 +155,38 @@ def reproduce(
     except DvcException as exc:
         raise _dvc_error(exc, "reproduce the pipeline") from exc
     return runs
+
+
+def set_remote(
+    repo: Repo, name: str, url: str, *, endpoint_url: str | None = None, level: str = "local"
+) -> None:
+    """Make `url` the default remote at `level`: `repo` (committed .dvc/config) or `local`
+    (.dvc/config.local, this clone only: what CI passes in from settings or action inputs)."""
+    import re
+
+    from dvc.config_schema import RelPath
+
+    if not re.match(r"\w+://", url) and not os.path.isabs(url):
+        # DVC keeps a RelPath relative to the config file; a plain str it would take as
+        # relative to the current directory.
+        url = RelPath(os.path.join(repo.dvc_dir, url))
+    remote: dict[str, Any] = {"url": url}
+    if endpoint_url:
+        remote["endpointurl"] = endpoint_url
+    with repo.config.edit(level) as conf:
+        conf["remote"][name] = remote
+        conf["core"]["remote"] = name
+
+
+def configure_remote(repo: Repo, remote: RemoteSettings, env: Mapping[str, str]) -> str | None:
+    """Point this clone at the shared remote of `mlops-ci.yaml` (or MLOPS_CI_REMOTE_URL);
+    returns its URL, or None to keep the project's own DVC configuration."""
+    url = env.get("MLOPS_CI_REMOTE_URL") or remote.url
+    if not url:
+        return None
+    endpoint = env.get("MLOPS_CI_REMOTE_ENDPOINT_URL") or remote.endpoint_url
+    set_remote(repo, remote.name, url, endpoint_url=endpoint)
+    return url
 
 
 def _stage_env() -> dict[str, str]:

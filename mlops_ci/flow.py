@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -150,11 +150,11 @@ def run_gate(
     result = GateRun(verdict, run_dir / VERDICT_FILE)
     _signal_ci(verdict, env, out)
     if post:
-        _post_status(result, env, run_dir, out)
+        post_status(result, env, run_dir, out)
     return result
 
 
-def _post_status(result: GateRun, env: Mapping[str, str], run_dir: Path, out: TextIO) -> None:
+def post_status(result: GateRun, env: Mapping[str, str], run_dir: Path, out: TextIO) -> None:
     from mlops_ci.forge import detect_forge
 
     sha = _head_sha(env, run_dir, result.verdict)
@@ -216,6 +216,7 @@ def run_pr(
     *,
     pull: bool = False,
     push: bool = False,
+    overrides: Sequence[str] = (),
     baseline: str | None = None,
     target_branch: str | None = None,
     post: bool = True,
@@ -237,7 +238,9 @@ def run_pr(
     if forge_kind(env) != "local":
         # The trusted half of a fork PR posts from this record (DESIGN.md, fork PRs).
         write_ci_metadata(run_dir, read_ci_event(env, run_dir))
-    trained = run_train(repo_dir, run_dir, pull=pull, push=push, stage_output=out)
+    trained = run_train(
+        repo_dir, run_dir, pull=pull, push=push, overrides=overrides, stage_output=out, env=env
+    )
     comparison = run_compare(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
     )
@@ -250,7 +253,7 @@ def run_pr(
         result.errors.append(exc)
     if post:
         try:
-            _post_status(result.gate, env, run_dir, out)
+            post_status(result.gate, env, run_dir, out)
         except GateNotPosted as exc:
             result.errors.append(exc)
     return result

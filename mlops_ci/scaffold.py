@@ -6,7 +6,6 @@ pipeline as this project's own root.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -69,15 +68,9 @@ def set_dvc_remote(repo_dir: Path, url: str, *, name: str = "local") -> None:
     A relative local path is resolved by DVC against `.dvc/`, so `../../dvc-remote` stays
     right for every clone made beside the repository.
     """
-    import re
-
-    from dvc.config_schema import RelPath
     from dvc.repo import Repo
 
-    with Repo(str(repo_dir)) as repo, repo.config.edit() as conf:
-        if not re.match(r"\w+://", url) and not os.path.isabs(url):
-            # DVC keeps a RelPath relative to the config file; a plain str it would take as
-            # relative to the current directory.
-            url = RelPath(os.path.join(repo.dvc_dir, url))
-        conf["remote"][name] = {"url": url}
-        conf["core"]["remote"] = name
+    from mlops_ci.dvc import set_remote
+
+    with Repo(str(repo_dir)) as repo:
+        set_remote(repo, name, url, level="repo")

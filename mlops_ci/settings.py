@@ -57,6 +57,25 @@ class DeploySettings:
 
 
 @dataclass(frozen=True)
+class RemoteSettings:
+    """The DVC remote every runner shares (run-cache and outputs)."""
+
+    url: str | None = None
+    name: str = "mlops-ci"
+    endpoint_url: str | None = None  # S3-compatible stores
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Candidates for `mlops-ci sweep plan`: a params grid and/or an explicit list."""
+
+    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    candidates: tuple[Mapping[str, Any], ...] = ()
+    rank_by: str | None = None  # default: the first metric of the policy
+    max_candidates: int = 64
+
+
+@dataclass(frozen=True)
 class Settings:
     artifact: str = "model"
     target_branch: str = "main"
@@ -73,6 +92,8 @@ class Settings:
     on_inconclusive: str = "neutral"
     promote: PromoteSettings = field(default_factory=PromoteSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
     intended_use: str | None = None
     source: str = SETTINGS_FILE
 
@@ -87,7 +108,7 @@ class Settings:
 _TOP_KEYS = {
     "artifact", "target_branch", "baseline", "model", "predictions", "test_data", "confidence",
     "bootstrap_resamples", "trend_commits", "metrics", "on_missing_metric", "on_inconclusive",
-    "promote", "deploy", "intended_use",
+    "promote", "deploy", "remote", "sweep", "intended_use",
 }  # fmt: skip
 _RULE_KEYS = {
     "direction", "min", "max", "max_drop", "max_drop_pct", "min_gain", "significant", "confidence",
@@ -236,8 +257,45 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
             command=deploy.text("command", None),
             environment=deploy.text("environment", None),
         ),
+        remote=_remote(source, r.mapping("remote")),
+        sweep=_sweep(source, r.mapping("sweep")),
         intended_use=r.text("intended_use", None),
         source=source,
+    )
+
+
+def _remote(source: str, data: Mapping[str, Any]) -> RemoteSettings:
+    r = _Reader(source, data, "remote", {"url", "name", "endpoint_url"})
+    return RemoteSettings(
+        url=r.text("url", None),
+        name=r.text("name", RemoteSettings.name) or RemoteSettings.name,
+        endpoint_url=r.text("endpoint_url", None),
+    )
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _sweep(source: str, data: Mapping[str, Any]) -> SweepSettings:
+    r = _Reader(source, data, "sweep", {"grid", "candidates", "rank_by", "max_candidates"})
+    grid: dict[str, tuple[Any, ...]] = {}
+    for key, values in r.mapping("grid").items():
+        if not isinstance(values, list) or not values or not all(_scalar(v) for v in values):
+            raise ConfigError(
+                f"{source}: sweep.grid.{key} must be a non-empty list of values, not {values!r}"
+            )
+        grid[str(key)] = tuple(values)
+    candidates = data.get("candidates") or []
+    if not isinstance(candidates, list) or not all(
+        isinstance(c, Mapping) and c and all(_scalar(v) for v in c.values()) for c in candidates
+    ):
+        raise r.fail("candidates", "a list of mappings of param key to value")
+    return SweepSettings(
+        grid=grid,
+        candidates=tuple(dict(c) for c in candidates),
+        rank_by=r.text("rank_by", None),
+        max_candidates=int(r.number("max_candidates", 64, low=1, high=256) or 64),
     )
 
 

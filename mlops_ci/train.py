@@ -7,17 +7,19 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import __version__, documents
-from mlops_ci.dvc import StageRun, open_repo, pipeline_stages, reproduce
+from mlops_ci.dvc import StageRun, configure_remote, open_repo, pipeline_stages, reproduce
 from mlops_ci.dvc import push as dvc_push
-from mlops_ci.errors import StageFailed
+from mlops_ci.dvcfile import DEFAULT_PARAMS_FILE
+from mlops_ci.errors import ConfigError, StageFailed
 from mlops_ci.git import Git
+from mlops_ci.settings import load_settings
 
 TAIL_LINES = 30
 
@@ -114,20 +116,68 @@ def _tee_output(echo: TextIO, keep: int = TAIL_LINES) -> Iterator[_Tail]:
         os.close(echo_fd)
 
 
+def parse_overrides(overrides: Sequence[str]) -> dict[str, list[str]]:
+    """`[file:]key=value` (as `dvc exp run -S`) grouped by params file (default params.yaml)."""
+    by_file: dict[str, list[str]] = {}
+    for item in overrides:
+        target, sep, value = item.partition("=")
+        if not sep or not target.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. train.seed=7")
+        path, colon, key = target.rpartition(":")
+        if not colon:
+            path, key = DEFAULT_PARAMS_FILE, target
+        by_file.setdefault(path, []).append(f"{key.strip()}={value}")
+    return by_file
+
+
+def apply_overrides(repo_dir: Path, overrides: Sequence[str]) -> None:
+    """Change params files the way `dvc exp run -S` does (DVC's own code: comments survive)."""
+    from dvc.exceptions import DvcException
+    from dvc.utils.hydra import apply_overrides as dvc_apply
+
+    for path, items in parse_overrides(overrides).items():
+        file = repo_dir / path
+        if not file.is_file():
+            raise ConfigError(f"--set: the params file {path} does not exist")
+        try:
+            dvc_apply(file, items)
+        except DvcException as exc:
+            raise ConfigError(
+                f"--set {', '.join(items)}: {exc}; a key {path} does not have yet needs a "
+                "leading + (e.g. +train.new_option=1)"
+            ) from exc
+
+
 def run_train(
     repo_dir: Path,
     run_dir: Path,
     *,
     pull: bool = False,
     push: bool = False,
+    overrides: Sequence[str] = (),
     stage_output: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> TrainResult:
-    """Reproduce the pipeline at `repo_dir` and write `<run_dir>/train.json`."""
+    """Reproduce the pipeline at `repo_dir` and write `<run_dir>/train.json`.
+
+    `overrides` change params first (a sweep candidate); with `remote:` in mlops-ci.yaml (or
+    MLOPS_CI_REMOTE_URL) the clone is pointed at that shared remote for --pull and --push.
+    """
+    env = os.environ if env is None else env
     git = Git(repo_dir)
     git.toplevel()  # a clear error outside a git repository, before DVC says anything
+    if push and _is_fork(env):
+        raise ConfigError(
+            "refusing --push from a pull request of a fork: its code is untrusted and must not "
+            "fill the shared run-cache; push from the base repository's own runs only"
+        )
+    if overrides:
+        apply_overrides(repo_dir, overrides)
     start = time.perf_counter()
     result = TrainResult(stages=[], duration_s=0.0, repo_sha=git.head_sha(), pulled=pull)
     with open_repo(repo_dir) as repo:
+        if pull or push:
+            configure_remote(repo, load_settings(repo_dir).remote, env)
         planned = pipeline_stages(repo)
         try:
             with _tee_output(stage_output or sys.stdout) as tail:
@@ -150,6 +200,12 @@ def run_train(
     result.duration_s = time.perf_counter() - start
     documents.write(run_dir, "train.json", result.to_dict())
     return result
+
+
+def _is_fork(env: Mapping[str, str]) -> bool:
+    from mlops_ci.forge import read_ci_event
+
+    return read_ci_event(env).is_fork
 
 
 def _with_skipped(runs: list[StageRun], planned: list[str]) -> list[StageRun]:
