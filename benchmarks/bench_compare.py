@@ -12,42 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-ENV = {
-    **os.environ,
-    "DVC_NO_ANALYTICS": "1",
-    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}  # fmt: skip
-
-
-def sh(cmd: list[str], cwd: Path) -> str:
-    return subprocess.run(cmd, cwd=cwd, env=ENV, check=True, capture_output=True, text=True).stdout
+from _shared import BIN, MLOPS_CI, sh, trained_repo
 
 
 def make_repo(base: Path) -> Path:
-    repo = base / "repo"
-    code = (
-        "from pathlib import Path; from mlops_ci.scaffold import init_repo; "
-        f"init_repo(Path({str(repo)!r}))"
-    )
-    sh([sys.executable, "-c", code], base)
-    sh([str(BIN / "mlops-ci"), "train"], repo)
-    sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-qm", "train"], repo)
+    repo = trained_repo(base)
     sh(["git", "checkout", "-qb", "tune"], repo)
-    params = (repo / "params.yaml").read_text().replace("C: 1.0", "C: 0.05")
-    (repo / "params.yaml").write_text(params)
-    sh([str(BIN / "mlops-ci"), "train"], repo)
+    sh([MLOPS_CI, "train", "-S", "train.logistic_regression.C=0.05"], repo)
     return repo
 
 
@@ -62,7 +38,7 @@ def median_time(cmds: list[list[str]], cwd: Path, runs: int) -> float:
 
 
 def same_numbers(repo: Path) -> bool:
-    ours = json.loads(sh([str(BIN / "mlops-ci"), "compare", "--baseline", "main", "--json"], repo))
+    ours = json.loads(sh([MLOPS_CI, "compare", "--baseline", "main", "--json"], repo))
     theirs = json.loads(sh([str(BIN / "dvc"), "metrics", "diff", "main", "--json"], repo))
     rows = {(r["file"], r["key"]): r for r in ours["metrics"]}
     return all(
@@ -96,7 +72,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp))
         ours = median_time(
-            [[str(BIN / "mlops-ci"), "compare", "--baseline", "main"]], repo, args.runs
+            [[MLOPS_CI, "compare", "--baseline", "main"]], repo, args.runs
         )
         dvc = str(BIN / "dvc")
         peer = median_time(

@@ -154,12 +154,17 @@ def outputs_from_run_dir(run_dir: Path) -> dict[str, str]:
     restored = [s for s in stages if isinstance(s, dict) and s.get("status") == "restored"]
     outputs["stages-ran"] = str(len(ran))
     outputs["stages-restored"] = str(len(restored))
-    # promote/deploy documents are optional; their names follow the command names.
-    promote = _load(run_dir / "promote.json") or {}
-    deploy = _load(run_dir / "deploy.json") or {}
-    outputs["version"] = str(promote.get("version") or deploy.get("version") or "")
-    outputs["stage"] = str(promote.get("stage") or deploy.get("stage") or "")
-    outputs["deploy-url"] = str(deploy.get("url") or deploy.get("target") or "")
+    # promote/deploy documents are optional (registry.py and deploy.py write them).
+    promotion = _load(run_dir / "promotion.json") or {}
+    deployment = _load(run_dir / "deployment.json") or {}
+    outputs["version"] = str(promotion.get("version") or deployment.get("version") or "")
+    outputs["stage"] = str(promotion.get("stage") or deployment.get("environment") or "")
+    outputs["deploy-url"] = str(deployment.get("location") or deployment.get("target") or "")
+    # sweep documents (sweep.py): the plan's matrix, and the collected leaderboard's best.
+    plan = _load(run_dir / "sweep-plan.json") or {}
+    outputs["matrix"] = json.dumps(plan.get("matrix") or {"include": []}, separators=(",", ":"))
+    outputs["count"] = str(len(plan.get("candidates") or []))
+    outputs["best"] = str((_load(run_dir / "leaderboard.json") or {}).get("best") or "")
     return outputs
 
 
@@ -192,7 +197,15 @@ def setup_job(out: IO[str] | None = None) -> dict[str, str]:
 
     stream = out or sys.stdout
     names = export_credentials(read_input("dvc-remote-credentials"), stream)
-    export_env({"MLOPS_CI_PYTHON": sys.executable, "DVC_NO_ANALYTICS": "1"})
+    exported = {"MLOPS_CI_PYTHON": sys.executable, "DVC_NO_ANALYTICS": "1"}
+    # The shared remote reaches every later mlops-ci command, which sets it up for this clone.
+    for name, variable in (
+        ("dvc-remote-url", "MLOPS_CI_REMOTE_URL"),
+        ("dvc-remote-endpoint-url", "MLOPS_CI_REMOTE_ENDPOINT_URL"),
+    ):
+        if value := read_input(name):
+            exported[variable] = value
+    export_env(exported)
     values = {"python-path": sys.executable, "mlops-ci-version": __version__}
     write_outputs(values)
     stream.write(f"mlops-ci {__version__} at {sys.executable}\n")

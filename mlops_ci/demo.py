@@ -67,6 +67,45 @@ def _pull_request(
     return code
 
 
+DEMO_SWEEP = "sweep:\n  grid:\n    train.logistic_regression.C: [0.01, 0.1, 1.0]\n"
+
+
+def _local_sweep(out: TextIO, git: Git, repo: Path, base: Path) -> int:
+    """A sweep with parallel processes standing in for the CI's matrix runners: each candidate
+    trains in its own clone, restoring what it can from the shared DVC remote."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlops_ci.settings import load_settings
+    from mlops_ci.sweep import plan
+
+    git.run("checkout", "--quiet", "-b", "sweep/regularisation", "main")
+    with (repo / "mlops-ci.yaml").open("a") as fh:
+        fh.write(DEMO_SWEEP)
+    git.commit_all("Sweep the regularisation")
+    candidates = plan(load_settings(repo))
+    _say(
+        out, f"sweep: {len(candidates)} candidates, one clone and one process each (two at a time)"
+    )
+    env = {**os.environ, "MLOPS_CI_REMOTE_URL": str(base / "dvc-remote")}
+    exe = str(Path(sys.executable).parent / "mlops-ci")
+
+    def runner(candidate_id: str) -> Path:
+        clone = base / "runners" / candidate_id
+        Git(base).run("clone", "--quiet", "--branch", "sweep/regularisation", str(repo), str(clone))
+        with (base / "runners" / f"{candidate_id}.log").open("w") as log:
+            cmd = [exe, "sweep", "run", "--candidate", candidate_id, "--pull", "-C", str(clone)]
+            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
+        out.write(f"  {candidate_id} done (log: {base / 'runners' / candidate_id}.log)\n")
+        return clone / ".mlops-ci"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        run_dirs = list(pool.map(runner, [c.id for c in candidates]))
+    sources = [arg for d in run_dirs for arg in ("--from", str(d))]
+    return _run(out, "sweep", "collect", "-C", str(repo), "--post", *sources)
+
+
 def run_demo(workdir: Path | None, out: TextIO) -> int:
     """Run the demo in `workdir` (a new temporary directory by default); returns an exit code."""
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mlops-ci-demo-"))
@@ -106,6 +145,8 @@ def run_demo(workdir: Path | None, out: TextIO) -> int:
         _run(out, "promote", "-C", str(repo))
         _run(out, "deploy", "-C", str(repo))
 
+    swept = _local_sweep(out, git, repo, base)
+
     from mlops_ci.registry import show
 
     _say(out, "registry (the same state `gto show` reads from the tags)")
@@ -126,6 +167,7 @@ def run_demo(workdir: Path | None, out: TextIO) -> int:
         f"deployments:       {repo / 'deployments'}\n"
         f"pull requests:     tune/regularisation exit {passing}, "
         f"tune/too-much-regularisation exit {failing} (1 = blocked by the gate)\n"
+        f"sweep:             exit {swept}; leaderboard in {run_dir / 'report.md'}\n"
         f"registry:          git -C {repo} tag -n1   (or: gto show -r {repo})\n"
     )
     return EXIT_OK

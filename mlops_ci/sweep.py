@@ -80,10 +80,9 @@ def plan(settings: Settings) -> list[Candidate]:
     return [Candidate(f"c{i:0{width}d}", combo) for i, combo in enumerate(unique, 1)]
 
 
-def run_plan(repo_dir: Path, run_dir: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Write `sweep-plan.json` and the `matrix` output for `strategy.matrix: ${{ fromJSON(...) }}`."""
-    from mlops_ci.ci_output import write_outputs
-
+def run_plan(repo_dir: Path, run_dir: Path) -> dict[str, Any]:
+    """Write `sweep-plan.json`; its `matrix` (a step output through `mlops_ci.ci_output`) feeds
+    `strategy.matrix: ${{ fromJSON(...) }}`."""
     candidates = plan(load_settings(repo_dir))
     matrix = {"include": [{"candidate": c.id, "label": c.label()} for c in candidates]}
     document = documents.header("sweep-plan") | {
@@ -91,10 +90,6 @@ def run_plan(repo_dir: Path, run_dir: Path, env: Mapping[str, str] | None = None
         "matrix": matrix,
     }
     documents.write(run_dir, PLAN_FILE, document)
-    env = os.environ if env is None else env
-    write_outputs(
-        {"matrix": json.dumps(matrix, separators=(",", ":")), "count": len(candidates)}, env
-    )
     return document
 
 

@@ -6,6 +6,7 @@ Training the reference pipeline is the expensive part, so it happens once per se
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -98,3 +99,30 @@ def trained_repo(trained_template: Path, tmp_path: Path) -> Path:
     # The copy's git origin must be the copy's own; the DVC remote is relative already.
     Git(repo).run("remote", "set-url", "origin", str(base / "origin.git"))
     return repo
+
+
+@pytest.fixture
+def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto S3 server on loopback; required when CI=true."""
+    if os.environ.get("CI") == "true":
+        server_module = importlib.import_module("moto.server")
+    else:
+        server_module = pytest.importorskip("moto.server")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models")
+    try:
+        yield endpoint
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,17 @@ def test_demo_runs_the_flow(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -
     assert "classifier@v0.2.0" in tags
     assert any(tag.startswith("classifier#staging#") for tag in tags)
     assert (tmp_path / "repo" / "deployments").is_dir()
+    # The local sweep: three candidates, each trained in its own clone, ranked in one report.
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert [row["rank"] for row in board["rows"]] == [1, 2, 3]
+    assert "sweep:             exit 0" in out
+
+
+def test_the_repository_is_its_own_dvc_project() -> None:
+    from mlops_ci.dvc import open_repo, pipeline_stages
+
+    # One pipeline: the packaged template under mlops_ci/reference/ is .dvcignore'd.
+    with open_repo(ROOT) as repo:
+        assert pipeline_stages(repo) == ["prepare", "train", "evaluate"]
+    assert (ROOT / "dvc.lock").is_file()
+    assert (ROOT / "eval" / "metrics.json").is_file()  # main's metrics: every PR's baseline

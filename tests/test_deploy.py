@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlops_ci import bundle, deploy, registry, targets
+from mlops_ci.ci_output import outputs_from_run_dir
 from mlops_ci.cli import main
 from mlops_ci.demo import set_param
 from mlops_ci.errors import VerificationFailed
@@ -182,33 +181,10 @@ def test_a_command_target_gets_the_verified_bundle(repo: Path, tmp_path: Path) -
         "SHA256SUMS",
     }
     assert result.verification["mismatches"] == 0
-
-
-@pytest.fixture
-def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto S3 server on loopback; required when CI=true."""
-    if os.environ.get("CI") == "true":
-        server_module = importlib.import_module("moto.server")
-    else:
-        server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models")
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+    # What the promote and deploy actions hand to later steps comes from these documents.
+    outputs = outputs_from_run_dir(repo / ".mlops-ci")
+    assert (outputs["version"], outputs["stage"]) == ("v0.2.0", "staging")
+    assert outputs["deploy-url"] == result.location
 
 
 def test_s3_deploy_against_moto_on_loopback(repo: Path, moto_s3: str) -> None:

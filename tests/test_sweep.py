@@ -64,12 +64,15 @@ def test_bad_sweep_settings(text: str, message: str) -> None:
 def test_plan_writes_the_matrix_as_a_github_output(
     trained_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlops_ci import ci_output
+
     (trained_repo / "mlops-ci.yaml").write_text(
         (trained_repo / "mlops-ci.yaml").read_text() + SWEEP
     )
+    assert main(["sweep", "plan", "-C", str(trained_repo)]) == 0
     output = tmp_path / "github-output"
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
-    assert main(["sweep", "plan", "-C", str(trained_repo)]) == 0
+    assert ci_output.main(["outputs", "--run-dir", str(trained_repo / ".mlops-ci")]) == 0
     text = output.read_text()
     matrix = json.loads(text.split("matrix<<", 1)[1].split("\n", 2)[1])
     assert [m["candidate"] for m in matrix["include"]] == [f"c0{i}" for i in range(1, 7)]

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops_ci.git import Git
 from mlops_ci.scaffold import set_dvc_remote
 from tests.fakes.github import DEFAULT_TOKEN
@@ -83,18 +81,7 @@ def _start_fake(kind: str, *args: str) -> FakeServer:
 
 
 def commit_all(repo: Path, message: str) -> str:
-    git = Git(repo)
-    git.run("add", "--all")
-    git.run("commit", "--quiet", "-m", message)
-    return git.out("rev-parse", "HEAD")
-
-
-def set_param(repo: Path, section: str, key: str, value: Any) -> None:
-    """Change one value in the project's `params.yaml` (not committed)."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return Git(repo).commit_all(message)
 
 
 def make_ci_repo(trained_template: Path, dest: Path, workflows: list[str]) -> Path:
@@ -142,6 +129,7 @@ class Act:
         *,
         workflow: str,
         work: Path,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         work.mkdir(parents=True, exist_ok=True)
         event = work / f"{event_name}.json"
@@ -149,6 +137,7 @@ class Act:
         store = work / "artifacts"
         store.mkdir(exist_ok=True)
         env = {
+            **(env or {}),
             "GITHUB_API_URL": self.fake.url,
             "GITHUB_SERVER_URL": self.fake.url,
             "GITHUB_REPOSITORY": REPOSITORY,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mlops_ci.demo import set_param
 from mlops_ci.git import Git
 from tests.e2e import harness
 from tests.lint import tools
@@ -37,7 +38,7 @@ def test_pr_workflow_posts_one_comment_and_one_status(
     base_sha = git.out("rev-parse", "HEAD")
     git.run("checkout", "--quiet", "-b", "feature/fewer-latency-samples")
     # A change that re-runs `evaluate` only and leaves the quality metrics as they were.
-    harness.set_param(repo, "evaluate", "latency_samples", 40)
+    set_param(repo, "evaluate.latency_samples", 40)
     head_sha = harness.commit_all(repo, "Measure latency on 40 samples")
     side = {"repo": {"full_name": harness.REPOSITORY}}
     payload = {
@@ -172,3 +173,53 @@ def test_pr_report_workflow_publishes_only_validated_fork_runs(
         assert "FORGED" not in posted[0]["body"]
         assert '<img src=x onerror="alert(1)">' not in posted[0]["body"]
         assert len(state["repos"][harness.REPOSITORY]["statuses"]) == 1
+
+
+def test_sweep_workflow_fans_out_on_the_matrix_and_posts_one_ranked_comment(
+    act_bin: str, trained_template: Path, tmp_path: Path
+):
+    project = tmp_path / "project"
+    repo = harness.make_ci_repo(trained_template, project, ["sweep.yml"])
+    git = Git(repo)
+    base_sha = git.out("rev-parse", "HEAD")
+    git.run("checkout", "--quiet", "-b", "sweep/regularisation")
+    policy = repo / "mlops-ci.yaml"
+    policy.write_text(
+        policy.read_text() + "sweep:\n  grid:\n    train.logistic_regression.C: [0.1, 1.0, 10.0]\n"
+    )
+    head_sha = harness.commit_all(repo, "Sweep C")
+    side = {"repo": {"full_name": harness.REPOSITORY}}
+    payload = {
+        "action": "labeled",
+        "number": PR,
+        "label": {"name": "sweep"},
+        "pull_request": {
+            "number": PR,
+            "labels": [{"name": "sweep"}],
+            "head": {"ref": "sweep/regularisation", "sha": head_sha, **side},
+            "base": {"ref": "main", "sha": base_sha, **side},
+        },
+        "repository": {"full_name": harness.REPOSITORY},
+    }
+    with harness.fake_forge("github", "--pull", f"{harness.REPOSITORY}#{PR}@{head_sha}") as fake:
+        act = harness.Act(act_bin, repo, fake)
+        proc = act.run(
+            "pull_request",
+            payload,
+            workflow="sweep.yml",
+            work=tmp_path / "run",
+            env={"MLOPS_CI_DVC_REMOTE_URL": str(project / "dvc-remote")},
+        )
+        assert proc.returncode == 0, harness.tail(proc)
+        state = fake.state()
+    assert state["violations"] == []
+    # One matrix job per candidate, each on its own (act) runner, each uploading its run dir.
+    uploaded = sorted(p.name for p in (tmp_path / "run" / "artifacts").iterdir())
+    assert uploaded == ["mlops-ci-sweep-c01", "mlops-ci-sweep-c02", "mlops-ci-sweep-c03"]
+    (comment,) = [c for c in comments(state) if ":classifier:sweep" in c["body"]]
+    rows = [
+        line for line in comment["body"].splitlines() if line.startswith("| ") and "| c0" in line
+    ]
+    assert len(rows) == 3
+    statuses = state["repos"][harness.REPOSITORY]["statuses"]
+    assert [s["sha"] for s in statuses if s["context"] == "mlops-ci/classifier"] == [head_sha]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.demo import set_param
 from mlops_ci.git import Git
 from tests.e2e import harness
 from tests.fakes.gitlab import DEFAULT_TOKEN
@@ -35,7 +36,7 @@ def test_gitlab_template_posts_one_note_and_one_status(trained_template: Path, t
     git = Git(repo)
     git.run("push", "--quiet", "origin", "main")
     git.run("checkout", "--quiet", "-b", "feature")
-    harness.set_param(repo, "evaluate", "latency_samples", 40)
+    set_param(repo, "evaluate.latency_samples", 40)
     head_sha = harness.commit_all(repo, "Measure latency on 40 samples")
 
     with harness.fake_forge("gitlab", "--pull", f"{PROJECT}#{MR}@{head_sha}") as fake:
