@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlops_ci.cli import main
-from mlops_ci.compare import run_compare
+from mlops_ci.compare import format_comparison, run_compare
 from mlops_ci.demo import set_param
 from mlops_ci.git import Git
 from tests.conftest import git_commit_all
@@ -70,9 +70,7 @@ def test_rows_have_direction_status_and_confidence_intervals(tuned_branch: Path)
         assert row["ci_method"] == "paired-bootstrap"
         assert row["ci_low"] <= row["delta"] + 1e-9 and row["delta"] - 1e-9 <= row["ci_high"]
         excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
-        assert (row["status"] in ("improved", "regressed")) == excludes_zero or row[
-            "status"
-        ] == "unchanged"
+        assert (row["status"] in ("improved", "regressed")) == excludes_zero
     assert doc["baseline"]["how"] == "merge-base"
     assert {p["id"] for p in doc["plots"]} == {"ROC", "Precision-recall", "Confusion matrix"}
     assert all(len(p["candidate"]) <= 200 for p in doc["plots"])
@@ -121,10 +119,11 @@ def test_malformed_metrics_at_one_revision(tuned_branch: Path) -> None:
     base = Git(tuned_branch).out("rev-parse", "HEAD")
     (tuned_branch / "eval" / "extra.json").write_text('{"coverage": 0.5,,,')
     doc = run_compare(tuned_branch, tuned_branch / ".mlops-ci", baseline=base)
-    assert doc["errors"] == [
-        {"file": "eval/extra.json", "revision": "workspace", "message": doc["errors"][0]["message"]}
-    ]
-    assert "not valid metrics" in doc["errors"][0]["message"]
+    ((error),) = doc["errors"]
+    assert (error["file"], error["revision"]) == ("eval/extra.json", "workspace")
+    assert error["message"].startswith("not valid metrics: ")
+    # What the user reads names the file and the revision.
+    assert "error: eval/extra.json at workspace: not valid metrics" in format_comparison(doc)
     rows = {r["name"]: r for r in doc["metrics"]}
     assert rows["coverage"]["status"] == "inconclusive"
     assert rows["accuracy"]["status"] == "unchanged"  # the other files are still compared

@@ -136,6 +136,10 @@ def check_inert(markdown: str, mode: str, *, allowed_hrefs: set[str] = frozenset
     html = render_gfm(markdown, mode)
     facts = HtmlFacts(html)
     assert set(facts.tags) - ALLOWED_TAGS - {"!--"} == set(), html[:2000]
+    if mode == "unsafe":
+        # The only HTML comments are the report's own hidden markers: a name that opened one
+        # could hide the rest of the report.
+        assert facts.tags.count("!--") == markdown.count("<!-- mlops-ci-report:")
     assert "<script" not in html
     assert "<img" not in html
     assert set(facts.hrefs) <= allowed_hrefs

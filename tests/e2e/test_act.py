@@ -66,18 +66,23 @@ def test_pr_workflow_posts_one_comment_and_one_status(
         assert len(statuses) == 1
         assert statuses[0]["sha"] == head_sha
         assert statuses[0]["context"] == "mlops-ci/classifier"
-        assert statuses[0]["state"] in ("success", "failure")
-        # The run directory was uploaded for the fork-safe half.
+        # The run directory was uploaded for the fork-safe half; the status is its verdict.
         uploaded = tmp_path / "run1" / "artifacts" / "mlops-ci-run"
         assert (uploaded / "comparison.json").is_file()
-        assert (uploaded / "verdict.json").is_file()
+        verdict = json.loads((uploaded / "verdict.json").read_text())["verdict"]
+        assert statuses[0]["state"] == ("failure" if verdict == "fail" else "success")
 
+        # The branch moves on: the second run must update the same comment with the new report.
+        set_param(repo, "evaluate.latency_samples", 30)
+        head_2 = harness.commit_all(repo, "Measure latency on 30 samples")
+        payload["pull_request"]["head"]["sha"] = head_2
         second = act.run("pull_request", payload, workflow="pr.yml", work=tmp_path / "run2")
         assert second.returncode == 0, harness.tail(second)
         state = fake.state()
         assert len(comments(state)) == 1, "a second run must update, not add, the comment"
         assert comments(state)[0]["id"] == comment["id"]
-        assert comments(state)[0]["updated_at"] >= comment["updated_at"]
+        assert comments(state)[0]["body"] != comment["body"]
+        assert head_2[:7] in comments(state)[0]["body"]
         assert state["violations"] == []
 
 
