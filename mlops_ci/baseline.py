@@ -33,7 +33,7 @@ class Baseline:
 
 
 def _has_remote(git: Git) -> bool:
-    return REMOTE in git.remotes()
+    return REMOTE in git.remote_names
 
 
 def target_ref(git: Git, branch: str) -> str | None:
@@ -63,7 +63,7 @@ def find_merge_base(git: Git, head: str, other: str, branch: str) -> str | None:
             git.deepen(REMOTE, step, head)
         found = git.merge_base(head, other)
         if found or not git.is_shallow():
-            return found or git.merge_base(head, other)
+            return found
     return None
 
 

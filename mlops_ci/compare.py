@@ -18,7 +18,7 @@ from mlops_ci import documents
 from mlops_ci.baseline import Baseline, resolve_baseline
 from mlops_ci.errors import ConfigError
 from mlops_ci.git import Git
-from mlops_ci.policy import load_policy
+from mlops_ci.policy import Policy, load_policy
 from mlops_ci.settings import Settings, load_settings
 from mlops_ci.snapshot import Snapshot, take_snapshot
 
@@ -71,7 +71,7 @@ def metric_rows(
     for (path, key), name in sorted(names.items(), key=lambda item: item[1]):
         base = baseline.metrics.get(path, {}).get(key)
         cand = candidate.metrics.get(path, {}).get(key)
-        rule = settings.rule_for(name)
+        rule = settings.rule_for(name, key)
         direction = (rule.direction if rule and rule.direction else None) or default_direction(key)
         row: dict[str, Any] = {
             "name": name, "file": path, "key": key,
@@ -103,10 +103,11 @@ def metric_rows(
 
 
 def _numeric_status(delta: float, direction: str, ci: Any) -> str:
-    if ci is not None:
-        if ci.low > 0 or ci.high < 0:
-            better = ci.low > 0 if direction == "higher" else ci.high < 0
-            return "improved" if better else "regressed"
+    if ci is not None:  # the interval decides (stats.DeltaCI knows each metric's direction)
+        if ci.regressed():
+            return "regressed"
+        if ci.improved():
+            return "improved"
         return "unchanged" if abs(delta) <= _EPSILON else "inconclusive"
     if abs(delta) <= _EPSILON:
         return "unchanged"
@@ -178,17 +179,14 @@ def confidence_intervals(
     return dict(deltas)
 
 
-def baseline_policy(
-    repo_dir: Path, baseline_sha: str | None, fallback: Settings, warnings: list[str]
-) -> tuple[Settings, dict[str, Any]]:
-    """Directions and the predictions path come from the policy the gate will apply."""
+def baseline_policy(repo_dir: Path, baseline_sha: str | None, warnings: list[str]) -> Policy | None:
+    """The policy the gate will apply: directions and the predictions path come from it.
+    None when it cannot be read: the gate reports that (exit 2); the comparison goes on."""
     try:
-        policy = load_policy(repo_dir, baseline_sha)
+        return load_policy(repo_dir, baseline_sha)
     except ConfigError as exc:
-        # The gate reports a broken baseline policy (exit 2); the comparison itself goes on.
         warnings.append(f"the baseline's policy is unreadable, using the working tree's: {exc}")
-        return fallback, {"changed": False, "diff": ""}
-    return policy.settings, policy.change()
+        return None
 
 
 def run_compare(
@@ -200,6 +198,21 @@ def run_compare(
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Compare the workspace with the baseline and write `<run_dir>/comparison.json`."""
+    document, _ = compare(
+        repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
+    )
+    return document
+
+
+def compare(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    baseline: str | None = None,
+    target_branch: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], Policy | None]:
+    """`run_compare`, also handing back the baseline's policy it read (for the gate)."""
     env = os.environ if env is None else env
     git = Git(repo_dir)
     repo_dir = git.toplevel()
@@ -216,7 +229,8 @@ def run_compare(
         event_before_sha=before,
     )  # fmt: skip
     warnings: list[str] = [resolved.note] if resolved.note else []
-    settings, policy_change = baseline_policy(repo_dir, resolved.sha, local, warnings)
+    policy = baseline_policy(repo_dir, resolved.sha, warnings)
+    settings = policy.settings if policy else local
     cand = take_snapshot(repo_dir, git, None, predictions_path=settings.predictions)
     if resolved.sha:
         base = take_snapshot(repo_dir, git, resolved.sha, predictions_path=settings.predictions)
@@ -246,12 +260,12 @@ def run_compare(
         "params": params_changes(base, cand),
         "plots": plots(base, cand),
         "stages": train_doc["stages"] if train_doc else [],
-        "policy_change": policy_change,
+        "policy_change": policy.change() if policy else {"changed": False, "diff": ""},
         "errors": base.errors + cand.errors,
         "warnings": warnings,
     }
     documents.write(run_dir, "comparison.json", document)
-    return document
+    return document, policy
 
 
 def _fmt(value: Any) -> str:

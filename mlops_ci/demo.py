@@ -11,12 +11,11 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
 from mlops_ci.errors import EXIT_OK
 from mlops_ci.git import Git
 from mlops_ci.scaffold import init_repo, set_dvc_remote
-from mlops_ci.train import format_stage_table, run_train
+from mlops_ci.sweep import Candidate
+from mlops_ci.train import apply_overrides, format_stage_table, run_train
 
 DEMO_IDENTITY = {
     "GIT_AUTHOR_NAME": "mlops-ci demo",
@@ -32,15 +31,9 @@ def _say(out: TextIO, text: str) -> None:
 
 
 def set_param(repo: Path, dotted: str, value: object) -> None:
-    """Change one key of params.yaml (what a pull request that tunes the model does)."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    node = params
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node[key]
-    node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    """Change one key of params.yaml (what a pull request that tunes the model does), as
+    `mlops-ci train --set` does it: comments and layout survive."""
+    apply_overrides(repo, [Candidate("set", {dotted: value}).overrides()[0]])
 
 
 def _run(out: TextIO, *argv: str) -> int:

@@ -77,6 +77,26 @@ def open_repo(repo_dir: Path) -> Iterator[Repo]:
         os.chdir(previous)
 
 
+def read_at_revision(repo_dir: Path, rev: str, paths: list[str]) -> dict[str, bytes | None]:
+    """DVC-tracked files as they were at `rev`, through one DVC repository at that revision
+    (from the local cache, else the default remote); None for each that cannot be had."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    found: dict[str, bytes | None] = dict.fromkeys(paths)
+    try:
+        with Repo(str(repo_dir), rev=rev) as repo:
+            for path in paths:
+                try:
+                    with repo.dvcfs.open(path, "rb") as fh:
+                        found[path] = fh.read()
+                except (DvcException, OSError):
+                    pass  # not at this revision, or the remote does not have it
+    except DvcException:
+        pass  # no DVC project at that revision: nothing to read through it
+    return found
+
+
 class _StageLog(logging.Handler):
     """Collects DVC's own log lines while one stage reproduces; they tell how it was satisfied."""
 

@@ -30,7 +30,6 @@ from mlops_ci.policy import Policy, load_policy
 
 VERDICT_FILE = "verdict.json"
 COMPARISON_FILE = "comparison.json"
-STATUS_DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptions
 
 
 class GateNotPosted(ServiceError):
@@ -55,10 +54,8 @@ def annotations(verdict: Verdict) -> list[str]:
 
 
 def status_description(verdict: Verdict) -> str:
-    text = f"{verdict.verdict}: {verdict.summary}"
-    if len(text) > STATUS_DESCRIPTION_LIMIT:
-        text = text[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
-    return text
+    """The verdict in a line; the forge cuts it to what its status API takes."""
+    return f"{verdict.verdict}: {verdict.summary}"
 
 
 def check_summary(verdict: Verdict) -> str:
@@ -115,7 +112,7 @@ class GateRun:
         return "\n".join(lines + self.notes)
 
 
-def _signal_ci(verdict: Verdict, env: Mapping[str, str], out: TextIO) -> None:
+def signal_ci(verdict: Verdict, env: Mapping[str, str], out: TextIO) -> None:
     from mlops_ci.ci_output import write_outputs
 
     if env.get("GITHUB_ACTIONS") == "true":
@@ -125,10 +122,14 @@ def _signal_ci(verdict: Verdict, env: Mapping[str, str], out: TextIO) -> None:
     write_outputs({"verdict": verdict.verdict, "failed-rules": failed}, env)
 
 
-def judge(repo_dir: Path, run_dir: Path, comparison: Mapping[str, Any]) -> tuple[Verdict, Policy]:
-    """Evaluate the baseline's policy on a comparison and write `verdict.json`."""
-    baseline = comparison.get("baseline") or {}
-    policy = load_policy(repo_dir, baseline.get("sha") if isinstance(baseline, Mapping) else None)
+def judge(
+    repo_dir: Path, run_dir: Path, comparison: Mapping[str, Any], policy: Policy | None = None
+) -> tuple[Verdict, Policy]:
+    """Evaluate the baseline's policy (`policy`, else read now) and write `verdict.json`."""
+    if policy is None:
+        baseline = comparison.get("baseline") or {}
+        sha = baseline.get("sha") if isinstance(baseline, Mapping) else None
+        policy = load_policy(repo_dir, sha)
     verdict = evaluate_gate(comparison, policy.settings, policy=policy.source)
     documents.write(run_dir, VERDICT_FILE, verdict.to_dict())
     return verdict, policy
@@ -148,7 +149,7 @@ def run_gate(
     comparison = documents.read(run_dir, COMPARISON_FILE, kind="comparison")
     verdict, _ = judge(repo_dir, run_dir, comparison)
     result = GateRun(verdict, run_dir / VERDICT_FILE)
-    _signal_ci(verdict, env, out)
+    signal_ci(verdict, env, out)
     if post:
         post_status(result, env, run_dir, out)
     return result
@@ -228,7 +229,7 @@ def run_pr(
     The verdict is judged before the report is rendered, so the comment shows it; the comment is
     posted before the status, so a reviewer who follows the red status finds the reasons.
     """
-    from mlops_ci.compare import run_compare
+    from mlops_ci.compare import compare
     from mlops_ci.forge import forge_kind, read_ci_event, write_ci_metadata
     from mlops_ci.report.run import ReportNotPosted, run_report
     from mlops_ci.train import run_train
@@ -241,12 +242,12 @@ def run_pr(
     trained = run_train(
         repo_dir, run_dir, pull=pull, push=push, overrides=overrides, stage_output=out, env=env
     )
-    comparison = run_compare(
+    comparison, policy = compare(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
     )
-    verdict, _ = judge(repo_dir, run_dir, comparison)
+    verdict, _ = judge(repo_dir, run_dir, comparison, policy)
     result = PrRun(trained, comparison, GateRun(verdict, run_dir / VERDICT_FILE))
-    _signal_ci(verdict, env, out)
+    signal_ci(verdict, env, out)
     try:
         result.report = run_report(repo_dir, run_dir, post=post, env=env, out=out)
     except ReportNotPosted as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 from mlops_ci import documents
 from mlops_ci.errors import ConfigError
-from mlops_ci.settings import DEFAULT_KEY, MetricRule, Settings
+from mlops_ci.settings import DEFAULT_KEY, MetricRule, Settings, metric_aliases
 
 OUTCOMES = ("pass", "fail", "neutral", "skipped")
 CHECK_CONCLUSION = {"pass": "success", "fail": "failure", "neutral": "neutral"}
@@ -129,14 +129,7 @@ def _number(value: Any) -> float | None:
 
 
 def _aliases(row: Mapping[str, Any]) -> list[str]:
-    """Names a policy key may use for a row: full name, key path, leaf (as Settings.rule_for)."""
-    name = str(row.get("name", ""))
-    path = str(row.get("key") or name.split(":", 1)[-1])
-    return list(dict.fromkeys([name, path, name.split(":", 1)[-1], path.rsplit(".", 1)[-1]]))
-
-
-def _policy_key(settings: Settings, row: Mapping[str, Any]) -> str | None:
-    return next((a for a in _aliases(row) if a in settings.metrics), None)
+    return metric_aliases(str(row.get("name", "")), row.get("key") or None)
 
 
 def check_policy_metrics(settings: Settings, comparison: Mapping[str, Any]) -> None:
@@ -369,7 +362,7 @@ def evaluate_gate(
     level = _level(comparison)
     results: list[RuleResult] = []
     for row in rows:
-        key = _policy_key(settings, row)
+        key = settings.policy_key(str(row.get("name", "")), row.get("key") or None)
         rule = settings.metrics[key] if key is not None else settings.default_rule
         if rule is None:
             continue

@@ -6,6 +6,7 @@ what git said instead of a traceback.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Sequence
@@ -153,6 +154,11 @@ class Git:
 
     def remotes(self) -> list[str]:
         return self.out("remote").split()
+
+    @functools.cached_property
+    def remote_names(self) -> frozenset[str]:
+        """The remotes, asked once: they do not change while a command runs."""
+        return frozenset(self.remotes())
 
     def tags(self, pattern: str | None = None) -> list[str]:
         args = ["tag", "--list"] + ([pattern] if pattern else [])

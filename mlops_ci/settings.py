@@ -97,12 +97,21 @@ class Settings:
     intended_use: str | None = None
     source: str = SETTINGS_FILE
 
-    def rule_for(self, metric: str) -> MetricRule | None:
-        """The rule for a metric: by full name, by key path, by leaf name, else the default."""
-        for candidate in (metric, metric.split(":", 1)[-1], metric.rsplit(".", 1)[-1]):
-            if candidate in self.metrics:
-                return self.metrics[candidate]
-        return self.default_rule
+    def policy_key(self, name: str, key: str | None = None) -> str | None:
+        """The `metrics:` key that names a metric row, if any (see `metric_aliases`)."""
+        return next((a for a in metric_aliases(name, key) if a in self.metrics), None)
+
+    def rule_for(self, name: str, key: str | None = None) -> MetricRule | None:
+        """The rule for a metric row: the one its policy key names, else the default rule."""
+        found = self.policy_key(name, key)
+        return self.metrics[found] if found else self.default_rule
+
+
+def metric_aliases(name: str, key: str | None = None) -> list[str]:
+    """Names a policy may use for a metric row, most specific first: the row's name
+    (`file:key.path` where ambiguous), its key path, and the path's last part."""
+    path = key or name.split(":", 1)[-1]
+    return list(dict.fromkeys([name, path, name.split(":", 1)[-1], path.rsplit(".", 1)[-1]]))
 
 
 _TOP_KEYS = {

@@ -41,51 +41,56 @@ class Snapshot:
 
 
 class RevisionFiles:
-    """Reads files of one revision: git objects, the DVC cache, or the working tree."""
+    """Reads files of one revision: git objects, the DVC cache, or the working tree.
+
+    Every read is batched and remembered, so one snapshot costs two `git cat-file` processes
+    (the pipeline files, then everything they name) and at most one DVC repository.
+    """
 
     def __init__(self, repo_dir: Path, git: Git, rev: str | None) -> None:
         self.repo_dir, self.git, self.rev = repo_dir, git, rev
-        self._lock: dict[str, str] | None = None
+        self._seen: dict[str, bytes | None] = {}
 
     def read(self, paths: list[str]) -> dict[str, bytes | None]:
+        """Files as git (or the working tree) has them."""
+        wanted = [p for p in dict.fromkeys(paths) if p not in self._seen]
         if self.rev is None:
-            return {p: _read_disk(self.repo_dir / p) for p in paths}
-        blobs = self.git.read_many([f"{self.rev}:{p}" for p in paths])
-        return {p: blobs[f"{self.rev}:{p}"] for p in paths}
+            self._seen.update({p: _read_disk(self.repo_dir / p) for p in wanted})
+        elif wanted:
+            blobs = self.git.read_many([f"{self.rev}:{p}" for p in wanted])
+            self._seen.update({p: blobs[f"{self.rev}:{p}"] for p in wanted})
+        return {p: self._seen[p] for p in paths}
 
-    def read_output(self, path: str) -> bytes | None:
-        """A DVC-tracked output at this revision: working tree, local cache, then DVC's API."""
+    def read_outputs(self, paths: list[str], lock: dict[str, str]) -> dict[str, bytes | None]:
+        """Files that may be DVC outputs: git first, then the local DVC cache by the md5 that
+        `dvc.lock` records (`lock`), then DVC itself (which can fetch from the remote)."""
+        found = self.read(paths)
         if self.rev is None:
-            return _read_disk(self.repo_dir / path)
-        in_git = self.read([path])[path]
-        if in_git is not None:
-            return in_git
-        if self._lock is None:
-            self._lock = lock_hashes(self.read(["dvc.lock"])["dvc.lock"])
-        md5 = self._lock.get(path)
-        if md5:
+            return found
+        remote: list[str] = []
+        for path in paths:
+            md5 = lock.get(path)
+            if found[path] is not None or not md5:
+                continue  # in git, or not a DVC output at this revision
             cached = _read_disk(
                 self.repo_dir / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
             )
-            if cached is not None:
-                return cached
-        return _read_through_dvc(self.repo_dir, path, self.rev)
+            if cached is None:
+                remote.append(path)
+            found[path] = self._seen[path] = cached
+        if remote:
+            from mlops_ci.dvc import read_at_revision
+
+            fetched = read_at_revision(self.repo_dir, self.rev, remote)
+            found.update(fetched)
+            self._seen.update(fetched)
+        return found
 
 
 def _read_disk(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-
-
-def _read_through_dvc(repo_dir: Path, path: str, rev: str) -> bytes | None:
-    import dvc.api
-    from dvc.exceptions import DvcException
-
-    try:
-        return dvc.api.read(path, repo=str(repo_dir), rev=rev, mode="rb")
-    except (DvcException, FileNotFoundError, OSError):
         return None
 
 
@@ -136,52 +141,48 @@ def take_snapshot(
         return snap
     try:
         snap.files = parse_dvc_yaml(head["dvc.yaml"])
+        lock = lock_hashes(head["dvc.lock"])
     except ConfigError as exc:
         snap.errors.append({"file": "dvc.yaml", "revision": snap.label, "message": str(exc)})
         return snap
     files = snap.files
-    contents = reader.read(list(dict.fromkeys([*files.metrics, *files.params])))
+    plot_files = [path for plot in files.plots for path in plot.y]
+    outputs = [*files.metrics, *plot_files, *([predictions_path] if predictions_path else [])]
+    contents = reader.read([*files.params, *outputs])  # one batch for everything named
+    contents.update(reader.read_outputs(outputs, lock))
     for path in files.metrics:
-        data = contents.get(path)
-        if data is None:
-            data = reader.read_output(path)  # a metrics file DVC caches
-        if data is None:
+        if contents[path] is None:
             continue
         try:
-            snap.metrics[path] = flatten(parse_structured(path, data))
+            snap.metrics[path] = flatten(parse_structured(path, contents[path]))
         except (ValueError, yaml.YAMLError, ImportError) as exc:
             snap.errors.append(
                 {"file": path, "revision": snap.label, "message": f"not valid metrics: {exc}"}
             )
     for path, keys in files.params.items():
-        data = contents.get(path)
-        if data is None:
+        if contents[path] is None:
             continue
         try:
-            snap.params[path] = _tracked(flatten(parse_structured(path, data)), keys)
+            snap.params[path] = _tracked(flatten(parse_structured(path, contents[path])), keys)
         except (ValueError, yaml.YAMLError, ImportError) as exc:
             snap.errors.append(
                 {"file": path, "revision": snap.label, "message": f"not valid params: {exc}"}
             )
     if predictions_path:
-        snap.predictions = reader.read_output(predictions_path)
+        snap.predictions = contents[predictions_path]
     for plot in files.plots:
-        rows = _plot_rows(reader, plot, predictions_path, snap.predictions)
+        rows = _plot_rows(plot, contents)
         if rows is not None:
             snap.plots[plot.id] = rows
     return snap
 
 
-def _plot_rows(
-    reader: RevisionFiles, plot: PlotDef, predictions_path: str | None, predictions: bytes | None
-) -> list[dict[str, Any]] | None:
+def _plot_rows(plot: PlotDef, contents: dict[str, bytes | None]) -> list[dict[str, Any]] | None:
     if not plot.x or len(plot.y) != 1:
         return None
     ((path, fields),) = plot.y.items()
-    if not fields:
-        return None
-    data = predictions if path == predictions_path else reader.read_output(path)
-    if data is None:
+    data = contents.get(path)
+    if not fields or data is None:
         return None
     try:
         rows = _table(path, data)

@@ -245,14 +245,17 @@ def collect(
             f"({', '.join(str(b)[:12] for b in baselines)}); run every job on the same commit"
         )
     policy = load_policy(repo_dir, baselines.pop())
-    for entry in entries:
-        entry.verdict = evaluate_gate(
-            entry.comparison, policy.settings, policy=policy.source
-        ).verdict
+    verdicts = [evaluate_gate(e.comparison, policy.settings, policy=policy.source) for e in entries]
+    for entry, verdict in zip(entries, verdicts, strict=True):
+        entry.verdict = verdict.verdict
     best = entries[0]
-    # The best candidate becomes the run directory's comparison: `gate` and `report` judge it.
+    # The best candidate becomes the run directory's comparison and verdict: what `gate`,
+    # `report` and the actions' outputs read afterwards.
     documents.write(run_dir, COMPARISON_FILE, best.comparison)
-    gate = flow.run_gate(repo_dir, run_dir, post=False, env=env, out=out)
+    gate = flow.GateRun(
+        verdicts[0], documents.write(run_dir, flow.VERDICT_FILE, verdicts[0].to_dict())
+    )
+    flow.signal_ci(verdicts[0], env, out or sys.stdout)
     leaderboard = _leaderboard(entries, metric)
     documents.write(run_dir, LEADERBOARD_FILE, leaderboard)
     result = _render_and_post(

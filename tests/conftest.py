@@ -90,15 +90,19 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
+def copy_project(template: Path, base: Path) -> Path:
+    """A private copy of a project made by a session fixture: repo, DVC remote and bare origin;
+    returns the repo. The DVC remote is relative already; git's origin is repointed."""
+    shutil.copytree(template, base, symlinks=True)
+    repo = base / "repo"
+    Git(repo).run("remote", "set-url", "origin", str(base / "origin.git"))
+    return repo
+
+
 @pytest.fixture
 def trained_repo(trained_template: Path, tmp_path: Path) -> Path:
     """A private copy of the trained reference project (repo, DVC remote and bare origin)."""
-    base = tmp_path / "reference"
-    shutil.copytree(trained_template, base, symlinks=True)
-    repo = base / "repo"
-    # The copy's git origin must be the copy's own; the DVC remote is relative already.
-    Git(repo).run("remote", "set-url", "origin", str(base / "origin.git"))
-    return repo
+    return copy_project(trained_template, tmp_path / "reference")
 
 
 @pytest.fixture

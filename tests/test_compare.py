@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_ci.cli import main
 from mlops_ci.compare import format_comparison, run_compare
@@ -185,3 +186,26 @@ def test_stage_baseline_is_the_commit_of_the_version_in_that_stage(tuned_branch:
     assert empty["baseline"]["sha"] is None
     assert "no version of classifier is in stage 'production'" in empty["warnings"][0]
     assert {r["status"] for r in empty["metrics"]} == {"added"}
+
+
+def test_baseline_predictions_come_from_the_remote_when_the_cache_lacks_them(
+    trained_repo: Path,
+) -> None:
+    # A fresh clone beside the project (its relative DVC remote resolves) with an empty cache.
+    clone = trained_repo.parent / "fresh"
+    subprocess.run(
+        ["git", "clone", "--quiet", str(trained_repo.parent / "origin.git"), str(clone)], check=True
+    )
+    Git(clone).run("checkout", "--quiet", "-b", "tune")
+    set_param(clone, "train.logistic_regression.C", 0.3)
+    assert main(["train", "-C", str(clone)]) == 0  # the candidate, trained here
+    base = Git(clone).out("rev-parse", "main")
+    lock = yaml.safe_load(Git(clone).show(base, "dvc.lock"))
+    (md5,) = [
+        o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"] == "eval/predictions.csv"
+    ]
+    assert not (clone / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).exists()
+    doc = run_compare(clone, clone / ".mlops-ci", baseline="main")
+    rows = {r["name"]: r for r in doc["metrics"]}
+    assert rows["accuracy"]["ci_method"] == "paired-bootstrap"
+    assert not [w for w in doc["warnings"] if "confidence" in w]

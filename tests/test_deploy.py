@@ -20,7 +20,7 @@ from mlops_ci.demo import set_param
 from mlops_ci.errors import VerificationFailed
 from mlops_ci.git import Git
 from mlops_ci.train import run_train
-from tests.conftest import git_commit_all
+from tests.conftest import copy_project, git_commit_all
 from tests.test_bundle import commit_model_out_of_step
 
 GTO = str(Path(sys.executable).with_name("gto"))
@@ -43,10 +43,7 @@ def two_versions_template(trained_template: Path, tmp_path_factory: pytest.TempP
 @pytest.fixture
 def repo(two_versions_template: Path, tmp_path: Path) -> Path:
     """A private copy with v0.1.0 (HEAD~1) and v0.2.0 (HEAD) registered and in staging."""
-    base = tmp_path / "reference"
-    shutil.copytree(two_versions_template, base, symlinks=True)
-    repo = base / "repo"
-    Git(repo).run("remote", "set-url", "origin", str(base / "origin.git"))
+    repo = copy_project(two_versions_template, tmp_path / "reference")
     registry.promote(repo, repo / ".mlops-ci", rev="HEAD~1", push=True)
     registry.promote(repo, repo / ".mlops-ci", push=True)
     return repo
