@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -230,7 +229,7 @@ def build_bundle(
     samples, features = _samples(sources.test_csv, sources.predictions_csv, sample_rows)
     verdict = read_verdict(run_dir, sha)
     comparison = documents.read(run_dir, "comparison.json", required=False)
-    created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created_at = documents.now()
     model_file = PurePosixPath(model_path).name
     params: dict[str, Any] = {}
     for data in sources.params.values():

@@ -41,19 +41,6 @@ def read_input(name: str, default: str = "", environ: Mapping[str, str] | None =
     return value or default
 
 
-def read_bool_input(
-    name: str, default: bool = False, environ: Mapping[str, str] | None = None
-) -> bool:
-    raw = read_input(name, "", environ).lower()
-    if not raw:
-        return default
-    if raw in {"true", "1", "yes", "on"}:
-        return True
-    if raw in {"false", "0", "no", "off"}:
-        return False
-    raise ConfigError(f"action input {name!r} must be true or false, not {raw!r}")
-
-
 def format_heredoc(name: str, value: str) -> str:
     """One `name<<DELIM` block; DELIM is random and checked not to occur in the value."""
     if not _NAME.match(name):
@@ -126,17 +113,32 @@ def _load(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def verdict_outputs(verdict: dict[str, Any]) -> dict[str, str]:
+    """`verdict`, `summary` and `failed-rules` (`metric:rule,...`) of a verdict document."""
+    rules = verdict.get("rules") if isinstance(verdict.get("rules"), list) else []
+    failed = [
+        f"{r.get('metric')}:{r.get('rule')}"
+        for r in rules
+        if isinstance(r, dict) and r.get("outcome") == "fail"
+    ]
+    return {
+        "verdict": str(verdict.get("verdict", "")),
+        "summary": str(verdict.get("summary", "")),
+        "failed-rules": ",".join(failed),
+    }
+
+
 def outputs_from_run_dir(run_dir: Path) -> dict[str, str]:
     """Step outputs every action documents, read from what the commands wrote.
 
     Missing documents give empty outputs, so a step after a failed command still sets them.
     """
+    from mlops_ci.documents import REPORT_FILE as FULL_NAME
+
     outputs: dict[str, str] = {"run-dir": str(run_dir)}
-    report = run_dir / "report.md"
+    report = run_dir / FULL_NAME
     outputs["report-path"] = str(report) if report.is_file() else ""
-    verdict = _load(run_dir / "verdict.json") or {}
-    outputs["verdict"] = str(verdict.get("verdict", ""))
-    outputs["summary"] = str(verdict.get("summary", ""))
+    outputs.update(verdict_outputs(_load(run_dir / "verdict.json") or {}))
     comparison = _load(run_dir / "comparison.json") or {}
     metrics = comparison.get("metrics") or []
     counts: dict[str, int] = {}

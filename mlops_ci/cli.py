@@ -114,7 +114,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         output=Path(args.output).resolve() if args.output else None,
         out=progress_stream(args),
     )
-    emit(args, result.to_dict(), format_terminal(result.report))
+    emit(args, result.to_dict(), "\n".join([format_terminal(result.report), *result.notes]))
     return EXIT_OK
 
 

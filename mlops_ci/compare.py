@@ -6,7 +6,6 @@ improved/regressed only when the interval excludes zero; otherwise inconclusive.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import math
 import os
@@ -245,7 +244,7 @@ def compare(
     cis = confidence_intervals(base, cand, settings, warnings)
     train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
     document = documents.header("comparison") | {
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": documents.now(),
         "artifact": settings.artifact,
         "target_branch": target,
         "confidence": settings.confidence,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import bundle, documents, registry
+from mlops_ci.documents import now
 from mlops_ci.errors import (
     ConfigError,
     MlopsCiError,
@@ -29,7 +30,7 @@ from mlops_ci.errors import (
 )
 from mlops_ci.git import Git
 from mlops_ci.settings import PromoteSettings, Settings, load_settings
-from mlops_ci.targets import COMMAND_PREFIX, Target, now, open_target
+from mlops_ci.targets import COMMAND_PREFIX, Target, open_target
 
 
 @dataclass

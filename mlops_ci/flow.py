@@ -113,13 +113,12 @@ class GateRun:
 
 
 def signal_ci(verdict: Verdict, env: Mapping[str, str], out: TextIO) -> None:
-    from mlops_ci.ci_output import write_outputs
+    from mlops_ci.ci_output import verdict_outputs, write_outputs
 
     if env.get("GITHUB_ACTIONS") == "true":
         for line in annotations(verdict):
             out.write(line + "\n")
-    failed = ",".join(r.label for r in verdict.failed)
-    write_outputs({"verdict": verdict.verdict, "failed-rules": failed}, env)
+    write_outputs(verdict_outputs(verdict.to_dict()), env)
 
 
 def judge(
@@ -155,7 +154,9 @@ def run_gate(
     return result
 
 
-def post_status(result: GateRun, env: Mapping[str, str], run_dir: Path, out: TextIO) -> None:
+def post_status(
+    result: GateRun, env: Mapping[str, str], run_dir: Path, out: TextIO, forge: Any = None
+) -> None:
     from mlops_ci.forge import detect_forge
 
     sha = _head_sha(env, run_dir, result.verdict)
@@ -163,7 +164,7 @@ def post_status(result: GateRun, env: Mapping[str, str], run_dir: Path, out: Tex
         result.notes.append("no commit to set the status on (no CI event, no candidate commit)")
         return
     try:
-        forge = detect_forge(env, run_dir, out=out)
+        forge = forge or detect_forge(env, run_dir, out=out)
         result.status, result.check_url = post_verdict(forge, result.verdict, sha)
     except ServiceError as exc:
         raise GateNotPosted(
@@ -230,7 +231,7 @@ def run_pr(
     posted before the status, so a reviewer who follows the red status finds the reasons.
     """
     from mlops_ci.compare import compare
-    from mlops_ci.forge import forge_kind, read_ci_event, write_ci_metadata
+    from mlops_ci.forge import detect_forge, forge_kind, read_ci_event, write_ci_metadata
     from mlops_ci.report.run import ReportNotPosted, run_report
     from mlops_ci.train import run_train
 
@@ -248,13 +249,15 @@ def run_pr(
     verdict, _ = judge(repo_dir, run_dir, comparison, policy)
     result = PrRun(trained, comparison, GateRun(verdict, run_dir / VERDICT_FILE))
     signal_ci(verdict, env, out)
+    # One forge (one HTTP session, one look-up of the PR and of our login) for both posts.
+    forge = detect_forge(env, run_dir, out=out) if post else None
     try:
-        result.report = run_report(repo_dir, run_dir, post=post, env=env, out=out)
+        result.report = run_report(repo_dir, run_dir, post=post, env=env, out=out, forge=forge)
     except ReportNotPosted as exc:
         result.errors.append(exc)
     if post:
         try:
-            post_status(result.gate, env, run_dir, out)
+            post_status(result.gate, env, run_dir, out, forge)
         except GateNotPosted as exc:
             result.errors.append(exc)
     return result

@@ -25,7 +25,6 @@ from mlops_ci import documents
 from mlops_ci.errors import ConfigError
 from mlops_ci.settings import DEFAULT_KEY, MetricRule, Settings, metric_aliases
 
-OUTCOMES = ("pass", "fail", "neutral", "skipped")
 CHECK_CONCLUSION = {"pass": "success", "fail": "failure", "neutral": "neutral"}
 STATUS_STATE = {"pass": "success", "fail": "failure", "neutral": "success"}
 
@@ -61,10 +60,6 @@ class RuleResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def label(self) -> str:
-        return f"{self.metric}:{self.rule}"
 
 
 @dataclass

@@ -258,11 +258,14 @@ def collect(
     flow.signal_ci(verdicts[0], env, out or sys.stdout)
     leaderboard = _leaderboard(entries, metric)
     documents.write(run_dir, LEADERBOARD_FILE, leaderboard)
-    result = _render_and_post(
-        repo_dir, run_dir, leaderboard, best, gate, post=post, env=env, out=out
-    )
+    forge = None
     if post:
-        flow.post_status(gate, env, run_dir, out or sys.stdout)
+        from mlops_ci.forge import detect_forge
+
+        forge = detect_forge(env, run_dir, out=out)
+    result = _render_and_post(run_dir, leaderboard, best, gate, forge)
+    if forge is not None:
+        flow.post_status(gate, env, run_dir, out or sys.stdout, forge)
     return result
 
 
@@ -289,27 +292,14 @@ def _leaderboard(entries: list[Entry], metric: str) -> dict[str, Any]:
 
 
 def _render_and_post(
-    repo_dir: Path,
-    run_dir: Path,
-    leaderboard: dict[str, Any],
-    best: Entry,
-    gate: Any,
-    *,
-    post: bool,
-    env: Mapping[str, str],
-    out: TextIO | None,
+    run_dir: Path, leaderboard: dict[str, Any], best: Entry, gate: Any, forge: Any
 ) -> SweepResult:
+    """The leaderboard over the best candidate's report: written, and posted when `forge`."""
     from mlops_ci.report import build_report, report_marker_id
     from mlops_ci.templating import render
 
     board = render("leaderboard.md.j2", board=leaderboard)
-    forge = None
-    limit = None
-    if post:
-        from mlops_ci.forge import detect_forge
-
-        forge = detect_forge(env, run_dir, out=out)
-        limit = forge.comment_limit
+    limit = forge.comment_limit if forge is not None else None
     report = build_report(
         best.comparison,
         gate.verdict.to_dict(),
@@ -317,7 +307,7 @@ def _render_and_post(
         marker_id=report_marker_id(str(best.comparison.get("artifact") or "model"), SWEEP_WORKFLOW),
     )
     full = board + "\n" + report.full_markdown
-    path = documents.write_text(run_dir, "report.md", full)
+    path = documents.write_text(run_dir, documents.REPORT_FILE, full)
     result = SweepResult(leaderboard, full, path, gate)
     if forge is not None:
         from mlops_ci.report.run import ReportNotPosted

@@ -17,19 +17,15 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from mlops_ci.bundle import CHECKSUMS
+from mlops_ci.documents import now
 from mlops_ci.errors import ConfigError, ServiceError
 
 COMMAND_PREFIX = "command:"
 POINTER = "current"
 POINTER_FILE = "current.json"
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Target:

@@ -1,7 +1,9 @@
-"""Markdown from the jinja2 templates in `mlops_ci/templates/`.
+"""Markdown from the jinja2 templates: `mlops_ci/templates/` (model card, leaderboard) and
+`mlops_ci/report/templates/` (the report's sections), through one environment.
 
 Markdown, not HTML: autoescaping would not help, so every string from the repository goes
-through the `md` filter (GFM escaping, `mlops_ci.report.markdown`) instead.
+through the `md` filter (GFM escaping, `mlops_ci.report.markdown`) or is escaped before it
+reaches the template. jinja2 loads on the first render, not on import.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ def _environment() -> Any:
     from mlops_ci.report.markdown import fmt_number, fmt_percent, fmt_signed, md_text
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mlops_ci", "templates"),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("mlops_ci", "templates"),
+                jinja2.PackageLoader("mlops_ci.report", "templates"),
+            ]
+        ),
         autoescape=False,  # noqa: S701 - markdown; repository strings go through `md`
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -29,5 +36,6 @@ def _environment() -> Any:
 
 
 def render(template: str, **context: Any) -> str:
-    """Render `templates/<template>` with the markdown filters md, num, signed and pct."""
+    """Render the template named `template` (e.g. `model-card.md.j2`, `metrics.md.j2`) with the
+    markdown filters md, num, signed and pct."""
     return _environment().get_template(template).render(**context)

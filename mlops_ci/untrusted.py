@@ -227,22 +227,10 @@ class PublishResult:
         return "\n".join(lines + self.notes)
 
 
-def _trusted_payload(env: Mapping[str, str]) -> dict[str, Any]:
-    """The workflow_run event GitHub wrote for this (trusted) run; {} elsewhere."""
-    if env.get("GITHUB_EVENT_NAME") != "workflow_run" or not env.get("GITHUB_EVENT_PATH"):
-        return {}
-    try:
-        data = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    run = data.get("workflow_run") if isinstance(data, dict) else None
-    return run if isinstance(run, dict) else {}
-
-
-def _confirm_pr(forge: Any, claimed: int | None, sha: str, trusted: list[int]) -> int | None:
+def _confirm_pr(forge: Any, claimed: int | None, sha: str, trusted: bool) -> int | None:
     """A fork's PR number comes from its own ci.json: believe it only when the forge agrees
     that this PR's head is `sha`, so a tampered number cannot aim the comment at another PR."""
-    if claimed is None or claimed in trusted:
+    if claimed is None or trusted:
         return claimed
     found = forge.find_pr(sha)
     if found != claimed:
@@ -257,8 +245,8 @@ def _confirm_pr(forge: Any, claimed: int | None, sha: str, trusted: list[int]) -
 def judge_with_trusted_policy(repo_dir: Path, comparison: dict[str, Any]) -> Verdict:
     """The verdict under the policy of the trusted checkout (the default branch), not the one
     the untrusted job wrote: a fork cannot pass its own gate by editing verdict.json."""
-    from mlops_ci.flow import load_policy
     from mlops_ci.gate import evaluate_gate
+    from mlops_ci.policy import load_policy
 
     policy = load_policy(repo_dir, None)
     return evaluate_gate(comparison, policy.settings, policy=policy.source)
@@ -280,7 +268,7 @@ def publish_run(
     the trusted event says was built (workflow_run.head_sha): the run directory must agree.
     """
     from mlops_ci.flow import post_verdict
-    from mlops_ci.forge import detect_forge
+    from mlops_ci.forge import detect_forge, read_ci_event
     from mlops_ci.report import build_report
     from mlops_ci.report.run import summary_markdown
 
@@ -293,9 +281,10 @@ def publish_run(
             "directory does not belong to this run"
         )
     verdict = judge_with_trusted_policy(repo_dir, run.comparison)
-    trusted = _trusted_payload(env)
-    workflow = str(trusted.get("name") or env.get("GITHUB_WORKFLOW") or "mlops-ci")
     forge = detect_forge(env, run_dir) if post else None
+    # The trusted event (workflow_run, with ci.json checked against it); local: no event.
+    event = getattr(forge, "event", None) or read_ci_event(env, run_dir)
+    workflow = event.triggering_workflow or env.get("GITHUB_WORKFLOW") or "mlops-ci"
     report = build_report(
         run.comparison,
         verdict.to_dict(),
@@ -314,15 +303,18 @@ def publish_run(
         result.notes.append("not posted (--no-post)")
         return result
     forge.write_summary(summary_markdown(report))
-    event = getattr(forge, "event", None)
-    result.sha = sha or getattr(event, "head_sha", None) or claimed_sha
+    # Only a trusted SHA: one from ci.json would let a fork put a status on any commit.
+    result.sha = sha or event.head_sha
     if not result.sha:
         raise UntrustedInputRejected(
             "no commit to post for: pass --sha with the head SHA of the triggering run"
         )
-    numbers = [p.get("number") for p in trusted.get("pull_requests") or [] if isinstance(p, dict)]
-    claimed = getattr(event, "pr_number", None) or (run.ci or {}).get("pr_number")
-    result.pr_number = _confirm_pr(forge, claimed, result.sha, [n for n in numbers if n])
+    # A PR number is trusted only from the workflow_run event GitHub wrote, not from ci.json.
+    trusted = (
+        event.event_name == "workflow_run" and event.pr_number is not None and not event.pr_claimed
+    )
+    claimed = event.pr_number or (run.ci or {}).get("pr_number")
+    result.pr_number = _confirm_pr(forge, claimed, result.sha, trusted)
     if result.pr_number is not None:
         posted = forge.upsert_comment(report.markdown, report.marker_id)
         result.comment_url = getattr(posted, "url", None)

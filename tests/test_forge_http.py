@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mlops_ci.errors import ConfigError
+from mlops_ci.errors import EXIT_SERVICE, ConfigError
 from mlops_ci.forge import (
     ForgeNotFound,
     ForgeRateLimited,
@@ -123,3 +126,57 @@ def test_timed_out_post_that_landed_is_not_posted_twice(fake_github, tmp_path):
     (comment,) = fake_github.comments_on(REPO, 3)
     assert comment["body"].endswith("report")
     assert [r.method for r in fake_github.requests] == ["GET", "POST", "GET", "PATCH"]
+
+
+class _WebPage(BaseHTTPRequestHandler):
+    """A web server, not an API: what a mistyped GITHUB_API_URL or CI_API_V4_URL points at."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        body = self.server.body  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("content-type", self.server.content_type)  # type: ignore[attr-defined]
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_PUT = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web_page() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
+    server.body = b"<!doctype html><html><body>Sign in</body></html>"  # type: ignore[attr-defined]
+    server.content_type = "text/html; charset=utf-8"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_2xx_answer_that_is_not_json_is_a_rejection_not_a_bug(
+    web_page, fake_github, fake_gitlab, tmp_path
+):
+    url = f"http://127.0.0.1:{web_page.server_address[1]}"
+    github = detect_forge({**fake_github.ci_env(tmp_path), "GITHUB_API_URL": url}, tmp_path)
+    gitlab = detect_forge({**fake_gitlab.ci_env(), "CI_API_V4_URL": url + "/api/v4"}, tmp_path)
+    for forge in (github, gitlab):
+        with pytest.raises(ForgeRejected, match="not JSON") as caught:
+            forge.set_status("a" * 40, "success", "ok", "mlops-ci/classifier")
+        assert caught.value.exit_code == EXIT_SERVICE
+        assert "/statuses/" + "a" * 40 in str(caught.value)
+        with pytest.raises(ForgeRejected, match="text/html"):
+            forge.upsert_comment("report", report_marker_id("classifier", "pr"))
+        assert DEFAULT_TOKEN not in str(caught.value)
+    # JSON, but not the object the API answers: a missing id is a rejection too.
+    web_page.body = b"{}"
+    web_page.content_type = "application/json"
+    with pytest.raises(ForgeRejected, match="without id"):
+        github.record_deployment("a" * 40, "production", "classifier@v1.0.0", "success", "ok")
+    with pytest.raises(ForgeRejected, match="without id"):
+        gitlab.upsert_comment("report", report_marker_id("classifier", "pr"))

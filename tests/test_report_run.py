@@ -249,3 +249,27 @@ def test_report_post_upserts_one_sticky_comment_on_github(
     code = main(argv)
     assert code == EXIT_SERVICE
     assert (run_dir / "report.md").is_file()  # the report is saved all the same
+
+
+def test_report_post_on_a_push_saves_the_report_and_notes_there_is_no_pull_request(
+    history: tuple[Path, list[str]],
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo, _ = history
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "comparison.json").write_text(json.dumps(make_comparison(plots=[])))
+    for key, value in fake_github.ci_env(tmp_path / "ci", pr=None, event="push").items():
+        monkeypatch.setenv(key, value)
+    argv = ["report", "-C", str(repo), "--run-dir", str(run_dir), "--post", "--json"]
+
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["comment_url"] is None
+    assert [n for n in doc["notes"] if n.startswith("no pull request to comment on")]
+    assert (run_dir / "report.md").is_file()
+    assert "mlops-ci report" in (tmp_path / "ci" / "step-summary.md").read_text()
+    assert fake_github.comments_on("octo/demo", 7) == []

@@ -437,3 +437,21 @@ def test_every_document_has_a_schema_with_limits():
         assert '"maxLength"' in text
         assert '"maxProperties"' in text
         assert max_bytes <= 4 * 1024 * 1024
+
+
+def test_ci_json_cannot_choose_the_commit_that_gets_the_status(
+    fake_github, trusted_env, tmp_path, capsys
+):
+    # A trusted event that names no head SHA, no --sha: ci.json's SHA must not stand in.
+    event_path = Path(trusted_env["GITHUB_EVENT_PATH"])
+    event = json.loads(event_path.read_text())
+    del event["workflow_run"]["head_sha"]
+    event_path.write_text(json.dumps(event))
+    forged = {**ci_doc(head="e" * 40), "pr_number": None}
+    run_dir = write_run_dir(tmp_path / "run", **{"ci.json": forged})
+    repo = run_dir.parent / "trusted"
+
+    assert main(["publish", "-C", str(repo), "--run-dir", str(run_dir)]) == EXIT_BAD_INPUT
+    assert "pass --sha" in capsys.readouterr().err
+    assert fake_github.repo(REPO).statuses == []
+    assert posted(fake_github) == ([], [])

@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Any
 
 STATUS_DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptions
+GITHUB_COMMENT_LIMIT = 65536  # GitHub rejects longer issue comment bodies (422)
+GITLAB_NOTE_LIMIT = 1_000_000  # GitLab's maximum note length
 CHECK_SUMMARY_LIMIT = 65535  # GitHub's check-run output.summary
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # GitHub's job summary: 1 MiB per step
 SUMMARY_FILE = "summary.md"
 STATES = ("pending", "success", "failure", "error")
+# Deployment states in GitHub's words; GitLab maps them to its own.
+DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 _MARKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@#+=-]{0,199}$")
 
 
@@ -122,7 +126,6 @@ class Forge(ABC):
         path.write_text(markdown.rstrip("\n") + "\n", encoding="utf-8")
         return path
 
-    @abstractmethod
     def record_deployment(
         self,
         sha: str,
@@ -132,7 +135,31 @@ class Forge(ABC):
         description: str,
         url: str | None = None,
     ) -> dict[str, Any]:
-        """A deployment of `version` at `sha` to `environment`, with its state."""
+        """A deployment of `version` at `sha` to `environment`, with its state (one of
+        DEPLOYMENT_STATES); every forge returns the same record."""
+        check_deployment_state(state, DEPLOYMENT_STATES)
+        deployment_id = self._post_deployment(sha, environment, version, state, description, url)
+        return {
+            "id": deployment_id,
+            "environment": environment,
+            "version": version,
+            "sha": sha,
+            "state": state,
+            "url": url,
+            "description": description,
+        }
+
+    @abstractmethod
+    def _post_deployment(
+        self,
+        sha: str,
+        environment: str,
+        version: str,
+        state: str,
+        description: str,
+        url: str | None,
+    ) -> int | str | None:
+        """Send one checked deployment; return the forge's id of it (None where it has none)."""
 
     @abstractmethod
     def find_pr(self, sha: str) -> int | None:

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_ci import documents
 from mlops_ci.forge.errors import InvalidCiMetadata
 
 CI_METADATA = "ci.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = documents.SCHEMA_VERSION
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _ZERO_SHA = "0" * 40
 _REF_RE = re.compile(r"^[A-Za-z0-9._/@+#-][A-Za-z0-9._/@+#:-]{0,254}$")
@@ -38,6 +39,10 @@ class CiEvent:
     run_url: str | None = None
     is_fork: bool = False
     server_url: str | None = None
+    # workflow_run only: the name of the workflow whose run triggered this one.
+    triggering_workflow: str | None = None
+    # The PR number is a claim of the untrusted `ci.json`: confirm it with the forge before use.
+    pr_claimed: bool = False
 
     @property
     def is_pull_request(self) -> bool:
@@ -141,6 +146,7 @@ def _workflow_run_event(
     pr_number = (
         pulls[0].get("number") if pulls and isinstance(pulls[0].get("number"), int) else None
     )
+    claimed = False
     if meta is not None:
         if head_sha and meta.head_sha and meta.head_sha != head_sha:
             raise InvalidCiMetadata(
@@ -151,7 +157,8 @@ def _workflow_run_event(
             raise InvalidCiMetadata(
                 f"{CI_METADATA} names PR #{meta.pr_number} but the triggering run is for #{pr_number}"
             )
-        pr_number = pr_number if pr_number is not None else meta.pr_number
+        if pr_number is None:
+            pr_number, claimed = meta.pr_number, meta.pr_number is not None
     head_repo = (run.get("head_repository") or {}).get("full_name")
     base_repo = (run.get("repository") or {}).get("full_name")
     base = pulls[0].get("base") if pulls else None
@@ -161,8 +168,11 @@ def _workflow_run_event(
         base_ref=_str((base or {}).get("ref")) or (meta.base_ref if meta else None),
         base_sha=_sha((base or {}).get("sha")) or (meta.base_sha if meta else None),
         head_ref=_str(run.get("head_branch")),
-        head_sha=head_sha or (meta.head_sha if meta else None),
+        # Never the metadata's SHA: a status goes only on the commit the trusted run built.
+        head_sha=head_sha,
         is_fork=bool(head_repo and base_repo and head_repo != base_repo),
+        triggering_workflow=_str(run.get("name")),
+        pr_claimed=claimed,
     )
 
 
@@ -217,11 +227,8 @@ def read_ci_event(env: Mapping[str, str], run_dir: Path | None = None) -> CiEven
 
 def write_ci_metadata(run_dir: Path, event: CiEvent) -> Path:
     """`ci.json`: what the trusted workflow_run job needs to post for this (fork) PR."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"schema_version": SCHEMA_VERSION, "kind": "ci", **event.to_dict()}
-    path = run_dir / CI_METADATA
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    facts = {k: v for k, v in event.to_dict().items() if k != "pr_claimed"}
+    return documents.write(run_dir, CI_METADATA, {**documents.header("ci"), **facts})
 
 
 def _field(doc: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str | None:
@@ -279,4 +286,5 @@ def read_ci_metadata(run_dir: Path) -> CiEvent:
         run_url=None,
         is_fork=is_fork,
         server_url=None,
+        pr_claimed=number is not None,
     )

@@ -11,9 +11,9 @@ from typing import Any
 from mlops_ci import __version__
 from mlops_ci.forge.base import (
     CHECK_SUMMARY_LIMIT,
+    GITHUB_COMMENT_LIMIT,
     STATUS_DESCRIPTION_LIMIT,
     PostedComment,
-    check_deployment_state,
     cut,
     fit,
 )
@@ -25,7 +25,6 @@ from mlops_ci.forge.summary import NoPullRequest, append_summary
 
 log = logging.getLogger("mlops_ci.forge")
 
-COMMENT_LIMIT = 65536  # GitHub rejects longer issue comment bodies (422)
 ACTIONS_BOT = "github-actions[bot]"  # the author of everything GITHUB_TOKEN posts
 CHECK_CONCLUSIONS = (
     "success",
@@ -36,7 +35,6 @@ CHECK_CONCLUSIONS = (
     "timed_out",
     "action_required",
 )
-DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 HINTS = {
     401: "The token was refused: check MLOPS_CI_TOKEN or GITHUB_TOKEN.",
     403: "The token lacks a permission: grant the workflow `pull-requests: write`, "
@@ -52,7 +50,7 @@ TRUNCATED_NOTE = (
 
 class GitHubForge(RemoteForge):
     name = "github"
-    comment_limit = COMMENT_LIMIT
+    comment_limit = GITHUB_COMMENT_LIMIT
     truncated_note = TRUNCATED_NOTE
 
     def __init__(
@@ -100,15 +98,16 @@ class GitHubForge(RemoteForge):
         path = f"repos/{self.repository}/issues/{number}/comments"
 
         def create(text: str) -> PostedComment:
-            data = self.session.request("POST", path, json={"body": text}).json()
+            data = self.session.request_json("POST", path, json={"body": text}, require=("id",))
             return PostedComment(data["id"], data.get("html_url"), created=True)
 
         def update(comment_id: int, text: str) -> PostedComment:
-            data = self.session.request(
+            data = self.session.request_json(
                 "PATCH",
                 f"repos/{self.repository}/issues/comments/{comment_id}",
                 json={"body": text},
-            ).json()
+                require=("id",),
+            )
             return PostedComment(data["id"], data.get("html_url"), created=False)
 
         return self._upsert_marked(
@@ -123,10 +122,10 @@ class GitHubForge(RemoteForge):
         payload: dict[str, Any] = {"state": state, "description": description, "context": context}
         if link:
             payload["target_url"] = link
-        data = self.session.request(
-            "POST", f"repos/{self.repository}/statuses/{sha}", json=payload
-        ).json()
-        return data.get("id")
+        data = self.session.request_json(
+            "POST", f"repos/{self.repository}/statuses/{sha}", json=payload, require=("id",)
+        )
+        return data["id"]
 
     def create_check_run(
         self, sha: str, name: str, conclusion: str, title: str, summary: str
@@ -148,52 +147,55 @@ class GitHubForge(RemoteForge):
         if self.run_url:
             payload["details_url"] = self.run_url
         try:
-            data = self.session.request(
-                "POST", f"repos/{self.repository}/check-runs", json=payload
-            ).json()
+            data = self.session.request_json(
+                "POST", f"repos/{self.repository}/check-runs", json=payload, require=("html_url",)
+            )
         except ForgeAuthFailed as exc:
             # Only GitHub Apps (GITHUB_TOKEN included) may create check runs; a PAT may not.
             log.info("no check run: %s", exc)
             return None
-        return data.get("html_url")
+        return data["html_url"]
 
     # --- summary -----------------------------------------------------------------------------
 
     def write_summary(self, markdown: str) -> Path | None:
         if self.step_summary is None:
             return super().write_summary(markdown)
-        return append_summary(self.step_summary, markdown, str(self.run_dir / "report.md"))
+        from mlops_ci.documents import REPORT_FILE as FULL_NAME
+
+        return append_summary(self.step_summary, markdown, str(self.run_dir / FULL_NAME))
 
     # --- deployments and PR lookup -----------------------------------------------------------
 
-    def record_deployment(
+    def _post_deployment(
         self,
         sha: str,
         environment: str,
         version: str,
         state: str,
         description: str,
-        url: str | None = None,
-    ) -> dict[str, Any]:
-        check_deployment_state(state, DEPLOYMENT_STATES)
-        deployment = self.session.request(
+        url: str | None,
+    ) -> int:
+        description = cut(description, STATUS_DESCRIPTION_LIMIT)
+        deployment = self.session.request_json(
             "POST",
             f"repos/{self.repository}/deployments",
             json={
                 "ref": sha,
                 "task": "deploy",
                 "environment": environment,
-                "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+                "description": description,
                 # Deploying what the gate passed: GitHub must not re-check contexts or merge.
                 "auto_merge": False,
                 "required_contexts": [],
                 "payload": {"version": version, "tool": f"mlops-ci {__version__}"},
                 "production_environment": environment == "production",
             },
-        ).json()
+            require=("id",),
+        )
         status_payload: dict[str, Any] = {
             "state": state,
-            "description": cut(description, STATUS_DESCRIPTION_LIMIT),
+            "description": description,
             "auto_inactive": True,
         }
         if url:
@@ -205,14 +207,7 @@ class GitHubForge(RemoteForge):
             f"repos/{self.repository}/deployments/{deployment['id']}/statuses",
             json=status_payload,
         )
-        return {
-            "id": deployment["id"],
-            "environment": environment,
-            "version": version,
-            "sha": sha,
-            "state": state,
-            "url": url,
-        }
+        return deployment["id"]
 
     def find_pr(self, sha: str) -> int | None:
         """The open PR whose head is `sha` (GET /repos/{o}/{r}/commits/{sha}/pulls)."""
@@ -222,8 +217,12 @@ class GitHubForge(RemoteForge):
             return None  # unknown commit or empty repository
         # Only a PR whose head *is* this commit: a trusted job confirms a fork's claimed PR
         # number with this, and a PR that merely contains the commit must not pass.
-        for pull in pulls:
-            if pull.get("state") == "open" and (pull.get("head") or {}).get("sha") == sha:
+        for pull in pulls if isinstance(pulls, list) else []:
+            if (
+                isinstance(pull, dict)
+                and pull.get("state") == "open"
+                and (pull.get("head") or {}).get("sha") == sha
+            ):
                 return int(pull["number"])
         return None
 

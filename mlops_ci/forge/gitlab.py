@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mlops_ci.forge.base import PostedComment, check_deployment_state
+from mlops_ci.forge.base import GITLAB_NOTE_LIMIT, PostedComment
 from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound
 from mlops_ci.forge.event import CiEvent
 from mlops_ci.forge.http import ForgeSession
 from mlops_ci.forge.remote import RemoteForge
 from mlops_ci.forge.summary import NoPullRequest
 
-NOTE_LIMIT = 1_000_000  # GitLab's maximum note length
 # Our state words (GitHub's) to GitLab's.
 STATUS_STATES = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
 DEPLOYMENT_STATES = {
@@ -47,7 +46,7 @@ TRUNCATED_NOTE = (
 
 class GitLabForge(RemoteForge):
     name = "gitlab"
-    comment_limit = NOTE_LIMIT
+    comment_limit = GITLAB_NOTE_LIMIT
     truncated_note = TRUNCATED_NOTE
     author_key = "author"
     login_key = "username"
@@ -91,11 +90,13 @@ class GitLabForge(RemoteForge):
         notes = f"projects/{self.project}/merge_requests/{iid}/notes"
 
         def create(text: str) -> PostedComment:
-            data = self.session.request("POST", notes, json={"body": text}).json()
+            data = self.session.request_json("POST", notes, json={"body": text}, require=("id",))
             return PostedComment(data["id"], self._note_url(iid, data["id"]), created=True)
 
         def update(note_id: int, text: str) -> PostedComment:
-            data = self.session.request("PUT", f"{notes}/{note_id}", json={"body": text}).json()
+            data = self.session.request_json(
+                "PUT", f"{notes}/{note_id}", json={"body": text}, require=("id",)
+            )
             return PostedComment(data["id"], self._note_url(iid, data["id"]), created=False)
 
         return self._upsert_marked(
@@ -123,23 +124,22 @@ class GitLabForge(RemoteForge):
         }
         if link:
             payload["target_url"] = link
-        data = self.session.request(
-            "POST", f"projects/{self.project}/statuses/{sha}", json=payload
-        ).json()
-        return data.get("id")
+        data = self.session.request_json(
+            "POST", f"projects/{self.project}/statuses/{sha}", json=payload, require=("id",)
+        )
+        return data["id"]
 
-    def record_deployment(
+    def _post_deployment(
         self,
         sha: str,
         environment: str,
         version: str,
         state: str,
         description: str,
-        url: str | None = None,
-    ) -> dict[str, Any]:
-        check_deployment_state(state, DEPLOYMENT_STATES)
+        url: str | None,
+    ) -> int:
         self._require_token()
-        data = self.session.request(
+        data = self.session.request_json(
             "POST",
             f"projects/{self.project}/deployments",
             json={
@@ -149,16 +149,9 @@ class GitLabForge(RemoteForge):
                 "tag": False,
                 "status": DEPLOYMENT_STATES[state],
             },
-        ).json()
-        return {
-            "id": data.get("id"),
-            "environment": environment,
-            "version": version,
-            "sha": sha,
-            "state": state,
-            "url": url,
-            "description": description,
-        }
+            require=("id",),
+        )
+        return data["id"]
 
     def find_pr(self, sha: str) -> int | None:
         try:
@@ -167,7 +160,7 @@ class GitLabForge(RemoteForge):
             )
         except ForgeNotFound:
             return None
-        for mr in mrs:
-            if mr.get("state") == "opened" and mr.get("sha") == sha:
+        for mr in mrs if isinstance(mrs, list) else []:
+            if isinstance(mr, dict) and mr.get("state") == "opened" and mr.get("sha") == sha:
                 return int(mr["iid"])
         return None

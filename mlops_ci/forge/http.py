@@ -13,7 +13,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -258,8 +258,49 @@ class ForgeSession:
         )
         return cls(text, status=status, forge_message=message)
 
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        require: Collection[str] = (),
+    ) -> Any:
+        """`request`, then the body as JSON: an object holding every key in `require`."""
+        return self.decode(self.request(method, path, params=params, json=json), require)
+
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params).json()
+        return self.request_json("GET", path, params=params)
+
+    def decode(self, response: requests.Response, require: Collection[str] = ()) -> Any:
+        """The JSON body of a 2xx answer. A body that is not JSON (an API URL that points at a
+        web page answers 200 with HTML) or lacks a key we need is the forge refusing us, not a
+        bug of ours: ForgeRejected, naming the request but never the token."""
+        where = f"{response.request.method} {urlsplit(response.url).path}"
+        try:
+            data = response.json()
+        except ValueError:
+            kind = (response.headers.get("content-type") or "no content type")[:100]
+            raise ForgeRejected(
+                self.redact(
+                    f"{self.forge} API: {where} answered {response.status_code} with a body that is "
+                    f"not JSON ({kind}); check that the API URL ({self.base_url}) is the "
+                    f"{self.forge} REST API, not a web page"
+                ),
+                status=response.status_code,
+            ) from None
+        missing = [k for k in require if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise ForgeRejected(
+                self.redact(
+                    f"{self.forge} API: {where} answered {response.status_code} without "
+                    f"{', '.join(missing)}; check that the API URL ({self.base_url}) is the "
+                    f"{self.forge} REST API"
+                ),
+                status=response.status_code,
+            )
+        return data
 
     def pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[list[Any]]:
         """Each page of a list endpoint: follows `Link: rel="next"`, else GitLab's X-Next-Page."""
@@ -267,7 +308,7 @@ class ForgeSession:
         url: str | None = path
         while url is not None:
             response = self.request("GET", url, params=query)
-            data = response.json()
+            data = self.decode(response)
             yield data if isinstance(data, list) else []
             next_link = response.links.get("next", {}).get("url")
             next_page = response.headers.get("x-next-page", "").strip()

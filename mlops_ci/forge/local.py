@@ -4,22 +4,18 @@ to the terminal."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlops_ci.documents import now
 from mlops_ci.forge.base import Forge, PostedComment, with_marker
 
 COMMENT_FILE = "comment.md"
 COMMENTS_STORE = "comments.json"
 STATUSES_FILE = "statuses.json"
 DEPLOYMENTS_FILE = "deployments.json"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 class LocalForge(Forge):
@@ -73,20 +69,20 @@ class LocalForge(Forge):
             "description": description,
             "context": context,
             "target_url": link,
-            "created_at": _now(),
+            "created_at": now(),
         }
         self._append_json(STATUSES_FILE, item)
         self._say(f"status {context}: {state} — {description}")
 
-    def record_deployment(
+    def _post_deployment(
         self,
         sha: str,
         environment: str,
         version: str,
         state: str,
         description: str,
-        url: str | None = None,
-    ) -> dict[str, Any]:
+        url: str | None,
+    ) -> None:
         item = {
             "id": None,
             "environment": environment,
@@ -95,11 +91,10 @@ class LocalForge(Forge):
             "state": state,
             "url": url,
             "description": description,
-            "created_at": _now(),
+            "created_at": now(),
         }
         self._append_json(DEPLOYMENTS_FILE, item)
         self._say(f"deployment {version} to {environment}: {state}" + (f" ({url})" if url else ""))
-        return item
 
     def find_pr(self, sha: str) -> int | None:
         return None

@@ -42,7 +42,8 @@ class RemoteForge(Forge):
     def _own_login(self) -> str:
         if self.login is None:
             try:
-                self.login = str(self.session.get_json("user").get(self.login_key) or "")
+                user = self.session.get_json("user")
+                self.login = str(user.get(self.login_key) or "") if isinstance(user, dict) else ""
             except (ForgeAuthFailed, ForgeNotFound):
                 self.login = ""  # installation tokens may not read /user: match by marker only
         return self.login

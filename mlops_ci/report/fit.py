@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 
 from mlops_ci.report.sections import Section
 
-GITHUB_COMMENT_LIMIT = 65_536
-GITLAB_NOTE_LIMIT = 1_000_000
 DROP_ORDER = ("plots", "trend", "unchanged", "params")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlops_ci import __version__
+from mlops_ci.documents import check
 from mlops_ci.errors import MlopsCiError
 from mlops_ci.forge.base import hidden_marker
 from mlops_ci.report import mermaid, png
@@ -34,6 +35,10 @@ MAX_CHARTS = 8
 # The forge's marker alphabet (letters, digits, _.:/@#+=-, no "--"), less the separator.
 _MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9_./@+=-]+")
 MARKER_PREFIX = "mlops-ci-report"
+# What `report_marker_id` makes; any other `marker_id` is taken as a workflow name and cleaned.
+_REPORT_MARKER_ID = re.compile(
+    rf"{MARKER_PREFIX}:(?!.*--)[A-Za-z0-9_./@+=-]{{1,80}}:[A-Za-z0-9_./@+=-]{{1,80}}"
+)
 
 
 class ReportInputError(MlopsCiError):
@@ -87,20 +92,9 @@ def report_marker(artifact: str, workflow: str) -> str:
 
 
 def _check(comparison: object, verdict: object) -> None:
-    if not isinstance(comparison, dict) or comparison.get("kind") != "comparison":
-        raise ReportInputError(
-            "comparison.json is not a comparison document (its `kind` must be `comparison`); "
-            "run `mlops-ci compare` first"
-        )
-    if comparison.get("schema_version") != 1:
-        raise ReportInputError(
-            f"comparison.json has schema_version {comparison.get('schema_version')!r}; this "
-            "mlops-ci reads version 1: run `mlops-ci compare` with the same mlops-ci version"
-        )
-    if verdict is not None and (not isinstance(verdict, dict) or verdict.get("kind") != "verdict"):
-        raise ReportInputError(
-            "verdict.json is not a verdict document; rerun `mlops-ci gate` or delete the file"
-        )
+    check(comparison, "comparison", "comparison.json", ReportInputError)
+    if verdict is not None:
+        check(verdict, "verdict", "verdict.json", ReportInputError)
 
 
 def _plots_section(comparison: dict, plots: list[dict], labels: tuple[str, str]) -> Section | None:
@@ -147,10 +141,9 @@ def build_report(
     """
     _check(comparison, verdict)
     links = links or ReportLinks()
-    if not (marker_id and marker_id.startswith(MARKER_PREFIX + ":")):
+    if not (marker_id and _REPORT_MARKER_ID.fullmatch(marker_id)):
         artifact = str(comparison.get("artifact") or "model")
         marker_id = report_marker_id(artifact, marker_id or "mlops-ci")
-    marker_id = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_./@+=:-]+", "_", marker_id))[:200]
     marker = hidden_marker(marker_id)
     metrics = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
     plots = [p for p in comparison.get("plots") or [] if isinstance(p, dict)]

@@ -15,12 +15,12 @@ from typing import Any, TextIO
 
 from mlops_ci import documents
 from mlops_ci.errors import GitError, NotAGitRepo, ServiceError
-from mlops_ci.forge import detect_forge
+from mlops_ci.forge import NoPullRequest, detect_forge
 from mlops_ci.forge.base import SUMMARY_LIMIT_BYTES
 from mlops_ci.git import Git
-from mlops_ci.report.render import Report, ReportInputError, ReportLinks, build_report
+from mlops_ci.report.render import Report, ReportLinks, build_report
 from mlops_ci.report.trend import DEFAULT_COMMITS, Trend, key_metrics, read_trend
-from mlops_ci.report.write import write_report
+from mlops_ci.report.write import FULL_NAME, write_report
 from mlops_ci.settings import load_settings
 
 
@@ -85,26 +85,23 @@ def run_report(
     env: Mapping[str, str] | None = None,
     workflow: str | None = None,
     out: TextIO | None = None,
+    forge: Any = None,
 ) -> ReportRun:
     """Render `<run_dir>/comparison.json` (+ `verdict.json`) and write it everywhere.
 
-    `out` takes the local forge's one-line notices (stderr when stdout carries JSON).
+    `out` takes the local forge's one-line notices (stderr when stdout carries JSON); `forge`
+    is the caller's, when it already has one (one HTTP session per command).
     """
     env = os.environ if env is None else env
-    if not (run_dir / "comparison.json").is_file():
-        raise ReportInputError(
-            f"{run_dir / 'comparison.json'} does not exist; run `mlops-ci compare` first "
-            "(or pass the --run-dir it wrote to)"
-        )
     comparison = documents.read(run_dir, "comparison.json", kind="comparison")
     verdict = documents.read(run_dir, "verdict.json", kind="verdict", required=False)
     settings = load_settings(repo_dir)
-    forge = detect_forge(env, run_dir, out=out)
+    forge = forge or detect_forge(env, run_dir, out=out)
     links = ReportLinks(commit_url=forge.commit_url, run_url=forge.run_url)
     try:
-        hint = str((run_dir / "report.md").relative_to(repo_dir))
+        hint = str((run_dir / FULL_NAME).relative_to(repo_dir))
     except ValueError:
-        hint = str(run_dir / "report.md")
+        hint = str(run_dir / FULL_NAME)
     report = build_report(
         comparison,
         verdict,
@@ -121,10 +118,14 @@ def run_report(
     if post:
         try:
             posted = forge.upsert_comment(report.markdown, report.marker_id)
+        except NoPullRequest as exc:
+            # A push, dispatch or branch pipeline: nothing to comment on, and no failure.
+            result.notes.append(f"no pull request to comment on: {exc}")
         except ServiceError as exc:
             raise ReportNotPosted(
                 f"{exc}. The report is saved in {path} (and the job summary); rerun "
                 "`mlops-ci report --post` once the forge answers"
             ) from exc
-        result.comment_url = posted.url
+        else:
+            result.comment_url = posted.url
     return result

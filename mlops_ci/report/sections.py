@@ -10,10 +10,8 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 
-import jinja2
-
+from mlops_ci import templating
 from mlops_ci.report.markdown import (
     fmt_number,
     fmt_percent,
@@ -61,21 +59,9 @@ class Section:
     head: str = ""
 
 
-@cache
-def environment() -> jinja2.Environment:
-    # Markdown, not HTML: escaping is done per value by `md_text`, so autoescape stays off.
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("mlops_ci.report", "templates"),
-        autoescape=False,  # noqa: S701
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-
-
 def render(name: str, **context: object) -> str:
-    return environment().get_template(f"{name}.md.j2").render(**context)
+    """One section from `report/templates/<name>.md.j2`."""
+    return templating.render(f"{name}.md.j2", **context)
 
 
 def short_sha(sha: object) -> str | None:

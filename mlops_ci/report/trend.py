@@ -1,21 +1,21 @@
 """Key metrics over the last N commits of the target branch, read cheaply from git history.
 
-Only metrics files committed to git are read (`git log -- files` + `git show sha:path`); no DVC
-checkout, no cache. A metrics file that is missing or unreadable at a commit leaves a gap.
+Only metrics files committed to git are read (`git log -- files`, then one `git cat-file
+--batch` for all of them); no DVC checkout, no cache. A metrics file that is missing or
+unreadable at a commit leaves a gap.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import yaml
 
+from mlops_ci.compare import is_number
 from mlops_ci.git import Git
 from mlops_ci.report.mermaid import CANDIDATE_COLOUR, Chart, chart_text, xychart
+from mlops_ci.snapshot import parse_structured
 
 DEFAULT_COMMITS = 10
 KEY_METRICS = 3
@@ -58,9 +58,13 @@ def read_trend(
     files = sorted({str(m["file"]) for m in metrics})
     if not metrics or git.rev_parse(ref) is None:
         return Trend(ref=ref, metrics=names)
+    history = list(reversed(git.log(ref, commits, paths=files)))
+    # One `git cat-file --batch` for every commit x file; a newline would break its protocol.
+    specs = [f"{c.sha}:{path}" for c in history for path in files if "\n" not in path]
+    blobs = git.read_many(specs)
     points = []
-    for commit in reversed(git.log(ref, commits, paths=files)):
-        documents = {path: _load(git.show(commit.sha, path), path) for path in files}
+    for commit in history:
+        documents = {path: _load(blobs.get(f"{commit.sha}:{path}"), path) for path in files}
         values = {
             str(m["name"]): _number(_lookup(documents[str(m["file"])], str(m["key"])))
             for m in metrics
@@ -70,17 +74,12 @@ def read_trend(
 
 
 def _load(raw: bytes | None, path: str) -> object:
+    """The parsed metrics file, or None where it is missing or unreadable (a gap)."""
     if raw is None:
         return None
     try:
-        if PurePosixPath(path).suffix in (".yaml", ".yml"):
-            return yaml.safe_load(raw)
-        if PurePosixPath(path).suffix == ".toml":
-            import tomllib
-
-            return tomllib.loads(raw.decode())
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError, UnicodeDecodeError):
+        return parse_structured(path, raw)
+    except (ValueError, yaml.YAMLError):  # UnicodeDecodeError and TOML errors are ValueErrors
         return None
 
 
@@ -97,9 +96,7 @@ def _lookup(document: object, key: str) -> object:
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if is_number(value) else None  # type: ignore[arg-type]
 
 
 def trend_charts(trend: Trend, comparison: dict) -> list[Chart]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlops_ci.documents import REPORT_FILE
 from mlops_ci.report import png
 from mlops_ci.report.render import Report
 
-FULL_NAME = "report.md"
+FULL_NAME = REPORT_FILE
 FITTED_NAME = "report-comment.md"
 
 
