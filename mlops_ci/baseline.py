@@ -97,8 +97,16 @@ def resolve_baseline(
     artifact: str,
     event_base_sha: str | None = None,
     event_before_sha: str | None = None,
+    branch: str | None = None,
+    stages: tuple[str, ...] = (),
 ) -> Baseline:
     """The baseline for `spec`: merge-base | base | stage:NAME | a git ref.
+
+    `branch` is the candidate's branch (None when detached and the CI event does not say):
+    only on the target branch itself does a merge-base equal to HEAD mean "compare with the
+    previous commit"; a new branch still at the target's tip compares with that tip.
+    `stages` are the registry stages the settings declare: a stage outside them that holds
+    no version is a typo, not a first deployment.
 
     Returns a Baseline with `sha=None` (and a note) when there is legitimately nothing to
     compare against, e.g. the first commit; raises BaselineNotFound when it should exist.
@@ -106,9 +114,17 @@ def resolve_baseline(
     head = git.head_sha()
     if head is None:
         raise ConfigError("the repository has no commits yet; commit the pipeline first")
+    if not spec.strip():
+        raise ConfigError("the baseline is empty; use merge-base, base, stage:NAME or a git ref")
     if spec.startswith("stage:"):
         stage = spec.split(":", 1)[1]
         sha = stage_commit(git, artifact, stage)
+        if sha is None and stage not in stages:
+            known = ", ".join(stages) or "none"
+            raise BaselineNotFound(
+                f"no version of {artifact} has ever been in stage {stage!r}, and it is not one "
+                f"of the stages mlops-ci.yaml declares (promote.stages: {known}); check the name"
+            )
         if sha is None:
             return Baseline(f"stage:{stage}", stage, None,
                             note=f"no version of {artifact} is in stage {stage!r} yet")  # fmt: skip
@@ -143,7 +159,7 @@ def resolve_baseline(
             f"{sum(DEEPEN_STEPS)} commits; the branches may share no history. Use "
             "--baseline base (the tip of the target branch) or a ref"
         )
-    if merge_base != head:
+    if merge_base != head or not _on_target(git, head, other, branch, target_branch):
         return _with_subject(git, Baseline("merge-base", other_name, merge_base))
     # HEAD is on the target branch (a push to main): compare with what it was before.
     previous = (
@@ -158,6 +174,13 @@ def resolve_baseline(
             "previous", f"{target_branch}^", None, note="the first commit has no baseline"
         )
     return _with_subject(git, Baseline("previous", f"{target_branch}^", previous))
+
+
+def _on_target(git: Git, head: str, other: str, branch: str | None, target: str) -> bool:
+    """Is the candidate the target branch itself (a push to it), not a branch cut from it?"""
+    if branch:
+        return branch == target
+    return git.rev_parse(other) == head  # detached, no event: only at the target's very tip
 
 
 def _with_subject(git: Git, baseline: Baseline) -> Baseline:

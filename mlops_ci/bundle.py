@@ -11,12 +11,15 @@ it loads the model, predicts on the samples and prints what it found as JSON.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -35,6 +38,10 @@ SAMPLES = "samples.csv"
 SAMPLE_ROWS = 50
 # The pipeline records scores rounded to 6 decimals; a reloaded model must land within this.
 SCORE_ATOL = 1e-5
+# Numeric predictions match when |new - recorded| <= atol + rtol * |recorded| (numpy.isclose):
+# another BLAS or summation order moves a regression output by ~1e-14, never by 1e-6.
+PREDICTION_RTOL = 1e-6
+PREDICTION_ATOL = 1e-6
 ID_COLUMN = "id"
 TARGET_COLUMN = "target"
 
@@ -44,6 +51,38 @@ TARGET_COLUMN = "target"
 DEFAULT_MODEL = "models/model.pkl"
 DEFAULT_PREDICTIONS = "eval/predictions.csv"
 DEFAULT_TEST_DATA = "data/prepared/test.csv"
+
+
+def work_path(parent: Path, prefix: str) -> Path:
+    """A temporary name beside the final one, `<prefix>.<host>.<pid>.<random>`: whoever finds
+    it after a crash can tell whether the process that made it is still running."""
+    return parent / f"{prefix}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+
+def remove_stale_work(parent: Path, prefix: str) -> None:
+    """Remove the temporary copies and links that killed runs on this host left under
+    `parent` (their process is gone); another process's work in progress is left alone."""
+    host = socket.gethostname()
+    for path in parent.glob(f"{glob.escape(prefix)}.*"):
+        owner = path.name[len(prefix) + 1 :].rsplit(".", 2)
+        if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
+            continue
+        if _running(int(owner[1])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def sha256_file(path: Path) -> str:
@@ -132,8 +171,16 @@ def _read_sources(
                         f"{path} does not exist at {sha[:12]}; check `model`, `predictions` and "
                         "`test_data` in mlops-ci.yaml"
                     )
-                with fs.open(path, "rb") as fh:
-                    return fh.read()
+                try:
+                    with fs.open(path, "rb") as fh:
+                        return fh.read()
+                except FileNotFoundError as exc:
+                    # DVC's "No storage files available": neither the cache nor a remote has it.
+                    raise ConfigError(
+                        f"{path} of {sha[:12]} is neither in the DVC cache nor on a reachable DVC "
+                        f"remote ({exc}); set `remote:` in mlops-ci.yaml or MLOPS_CI_REMOTE_URL "
+                        "to the shared remote, or fetch the outputs with `dvc pull`"
+                    ) from exc
 
             return _Sources(
                 model=read(model),
@@ -255,6 +302,8 @@ def build_bundle(
             "id": ID_COLUMN,
             "features": features,
             "score_atol": SCORE_ATOL,
+            "rtol": PREDICTION_RTOL,
+            "atol": PREDICTION_ATOL,
         },
     }
     card = render_model_card(
@@ -282,7 +331,9 @@ def build_bundle(
     parent.mkdir(parents=True, exist_ok=True)
     dest = parent / f"{artifact.replace('/', '-')}-{version}"
     # Built beside its final place and renamed in, so a half-written bundle is never seen.
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
+    remove_stale_work(parent, f".{dest.name}")
+    work = work_path(parent, f".{dest.name}")
+    work.mkdir()
     (work / model_file).write_bytes(sources.model)
     samples.to_csv(work / SAMPLES, index=False)
     (work / METADATA).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
@@ -327,10 +378,16 @@ def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
             f"{proc.stderr.strip()[-800:]}"
         ) from None
     if result.get("mismatches"):
+        largest = result.get("max_abs_diff")
+        how = (
+            f"largest absolute difference {largest:.3g} in {result['checked']}"
+            if isinstance(largest, int | float)
+            else f"different labels in {result['checked']}"
+        )
         raise VerificationFailed(
             f"the model in {bundle_dir} predicts differently from the recorded predictions on "
-            f"{result['mismatches']} of {result['rows']} test rows (largest difference "
-            f"{result['max_abs_diff']:.3g} in {result['checked']}); the model file and "
+            f"{result['mismatches']} of {result['rows']} test rows ({how}; tolerance "
+            f"rtol={result.get('rtol')}, atol={result.get('atol')}); the model file and "
             "eval predictions are out of step: rerun the pipeline (`dvc repro`) and commit"
         )
     return {"checksums": "ok", **result}
@@ -349,24 +406,40 @@ def check_predictions(bundle_dir: Path) -> dict[str, Any]:
         model = pickle.load(fh)  # noqa: S301 - the bundle's own model, checksums verified first
     frame = pd.read_csv(bundle_dir / check["file"])
     features = frame[check["features"]]
+    rtol = float(check.get("rtol", PREDICTION_RTOL))
+    max_diff: float | None
     if "y_score" in frame.columns and hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(features))
-        score = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
-        diff = np.abs(score - frame["y_score"].to_numpy(dtype=float))
-        bad = diff > float(check.get("score_atol", SCORE_ATOL))
-        checked, max_diff = "y_score", float(diff.max(initial=0.0))
+        new = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+        recorded = frame["y_score"].to_numpy(dtype=float)
+        checked, atol = "y_score", float(check.get("score_atol", SCORE_ATOL))
     else:
-        pred = np.asarray(model.predict(features))
+        new = np.asarray(model.predict(features))
         recorded = frame["y_pred"].to_numpy()
-        bad = pred.astype(str) != recorded.astype(str)
-        checked, max_diff = "y_pred", float(bad.mean()) if len(bad) else 0.0
+        checked, atol = "y_pred", float(check.get("atol", PREDICTION_ATOL))
+    if _numeric(new) and _numeric(recorded):
+        new, recorded = new.astype(float), recorded.astype(float)
+        bad = ~np.isclose(new, recorded, rtol=rtol, atol=atol, equal_nan=False)
+        diff = np.abs(new - recorded)
+        max_diff = float(np.nanmax(diff, initial=0.0)) if np.isfinite(diff).all() else float("inf")
+    else:  # class labels that are strings: equal or not
+        bad = new.astype(str) != recorded.astype(str)
+        max_diff = None
     return {
         "rows": len(frame),
         "checked": checked,
         "mismatches": int(bad.sum()),
         "max_abs_diff": max_diff,
+        "rtol": rtol,
+        "atol": atol,
         "mismatched_ids": frame.loc[bad, check["id"]].head(10).tolist(),
     }
+
+
+def _numeric(values: Any) -> bool:
+    import numpy as np
+
+    return np.asarray(values).dtype.kind in "iuf"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,16 +10,25 @@ variables (never as `${{ }}` pasted into a script, which is a script-injection h
 GitHub reads `$GITHUB_OUTPUT` and `$GITHUB_ENV` as `name<<DELIMITER` heredocs; the delimiter is
 random per value so a value that contains a line equal to it cannot end the block early and
 smuggle in more outputs (the same reason actions/toolkit uses a UUID).
+
+The runner also reads every log line for workflow commands (actions/runner,
+`ActionCommandManager`): a line that starts with `::name` after leading whitespace
+(`TryParseV2`), or holds `##[name` anywhere (the legacy `TryParse`), where a line ends at `\n`,
+`\r` or `\r\n`. A metric name, branch or commit subject that reaches the log could thus mask
+values, stop command processing or fake annotations. So our own commands are built by
+`workflow_command` (the toolkit's escaping) and written with `write_command`, and everything else
+goes through `guard_streams`, which defuses such lines with a zero-width space.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -99,7 +108,137 @@ def mask(value: str, out: IO[str] | None = None) -> None:
     stream = out or sys.stdout
     for line in value.splitlines():
         if line.strip():
-            stream.write(f"::add-mask::{line}\n")
+            write_command(stream, workflow_command("add-mask", line))
+
+
+# --- workflow commands and the log ------------------------------------------------------------
+
+ZWSP = "\u200b"  # not whitespace to .NET's TrimStart, so it breaks `::` and `##[` invisibly
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+_LEGACY = re.compile(r"##(?=\[)")
+
+
+def escape_data(text: str) -> str:
+    """A command's message, as actions/toolkit escapes it: one line whatever it holds."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A command's property value (`title=...`): also no `:` or `,` that would end it."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_command(command: str, message: str = "", **properties: str | None) -> str:
+    """`::command k=v,...::message`, escaped, e.g. `workflow_command("error", why, title=t)`."""
+    props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items() if v is not None)
+    return f"::{command}{' ' + props if props else ''}::{escape_data(message)}"
+
+
+def _is_blank(text: str) -> bool:
+    # .NET's char.IsWhiteSpace, as TrimStart uses it; U+180E was whitespace in older Unicode.
+    return all(c.isspace() or c == "\u180e" for c in text)
+
+
+class CommandSafeStream:
+    """A text stream whose lines the runner takes for no workflow command.
+
+    A line that would start with `::` gets a ZWSP between the colons, and every `##[` gets one
+    before the bracket; the visible text is the same. Writes may split a line anywhere, so the
+    stream remembers how the current line began and its last two characters.
+    """
+
+    def __init__(self, stream: IO[str]):
+        self.command_stream = stream  # where `write_command` writes our own commands
+        self._lead = "blank"  # the line so far: "blank", "colon" (blank + ':'), or "text"
+        self._tail = ""  # its last two characters
+
+    def write(self, text: str) -> int:
+        self.command_stream.write(self._defuse(text))
+        return len(text)
+
+    def writelines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.command_stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.command_stream, name)  # fileno, isatty, encoding, buffer...
+
+    @property
+    def mid_line(self) -> bool:
+        return self._lead != "blank" or bool(self._tail)
+
+    def _defuse(self, text: str) -> str:
+        out = []
+        for part in _LINE_BREAK.split(text):
+            if _LINE_BREAK.fullmatch(part):
+                self._lead, self._tail = "blank", ""
+                out.append(part)
+            elif part:
+                part = self._defuse_start(part)
+                joined = _LEGACY.sub("##" + ZWSP, self._tail + part)
+                part = joined[len(self._tail) :]
+                self._tail = (self._tail + part)[-2:]
+                out.append(part)
+        return "".join(out)
+
+    def _defuse_start(self, part: str) -> str:
+        if self._lead == "colon":
+            self._lead = "text"
+            return ZWSP + part if part.startswith(":") else part
+        if self._lead != "blank":
+            return part
+        rest = part
+        while rest and _is_blank(rest[0]):
+            rest = rest[1:]
+        head = part[: len(part) - len(rest)]
+        if rest.startswith("::"):
+            self._lead = "text"
+            return head + ":" + ZWSP + rest[1:]
+        self._lead = "colon" if rest == ":" else "blank" if not rest else "text"
+        return part
+
+
+def inert_log(text: str) -> str:
+    """`text` with no line the runner would take for a workflow command."""
+    return CommandSafeStream(sys.stdout)._defuse(text)
+
+
+def json_for_log(text: str) -> str:
+    """JSON text (`json.dumps`) that the guard leaves as it is: `##[` can only occur inside a
+    string, where `\\u005b` is the same `[`, so the document parses to the same value."""
+    return text.replace("##[", "##\\u005b")
+
+
+def write_command(stream: IO[str] | CommandSafeStream, line: str) -> None:
+    """Write one of our own workflow commands (built by `workflow_command`) on a line of its
+    own, past the guard of `guard_streams`."""
+    raw = stream.command_stream if isinstance(stream, CommandSafeStream) else stream
+    if isinstance(stream, CommandSafeStream) and stream.mid_line:
+        stream.write("\n")
+    raw.write(line + "\n")
+    raw.flush()
+
+
+@contextlib.contextmanager
+def guard_streams(environ: Mapping[str, str] | None = None) -> Iterator[None]:
+    """In GitHub Actions, make sys.stdout and sys.stderr `CommandSafeStream`s meanwhile."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") != "true" or isinstance(sys.stdout, CommandSafeStream):
+        yield
+        return
+    saved = sys.stdout, sys.stderr
+    sys.stdout = CommandSafeStream(saved[0])  # type: ignore[assignment]
+    sys.stderr = CommandSafeStream(saved[1])  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        sys.stdout, sys.stderr = saved
 
 
 # --- outputs derived from the run directory ------------------------------------------------
@@ -227,17 +366,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_out.add_argument("--only", nargs="*", default=None, help="output names to set")
     sub.add_parser("setup", help="export the interpreter, DVC settings and credentials")
     args = parser.parse_args(argv)
-    try:
-        if args.what == "setup":
-            setup_job()
-            return 0
-        values = outputs_from_run_dir(Path(args.run_dir))
-        if args.only:
-            values = {k: v for k, v in values.items() if k in set(args.only)}
-        write_outputs(values, out=sys.stdout)
-    except ConfigError as exc:
-        print(f"::error::{exc}", file=sys.stderr)
-        return exc.exit_code
+    with guard_streams():
+        try:
+            if args.what == "setup":
+                setup_job()
+                return 0
+            values = outputs_from_run_dir(Path(args.run_dir))
+            if args.only:
+                values = {k: v for k, v in values.items() if k in set(args.only)}
+            write_outputs(values, out=sys.stdout)
+        except ConfigError as exc:
+            write_command(sys.stderr, workflow_command("error", str(exc)))
+            return exc.exit_code
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import __version__
+from mlops_ci.ci_output import guard_streams, json_for_log
 from mlops_ci.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -64,8 +65,8 @@ def run_dir(args: argparse.Namespace) -> Path:
 def emit(args: argparse.Namespace, document: dict[str, Any], summary: str) -> None:
     """Print the JSON document with --json, else the human summary."""
     if args.json:
-        json.dump(document, sys.stdout, indent=2, sort_keys=False, default=str)
-        sys.stdout.write("\n")
+        text = json.dumps(document, indent=2, sort_keys=False, default=str)
+        sys.stdout.write(json_for_log(text) + "\n")  # same document, nothing to defuse
     else:
         sys.stdout.write(summary.rstrip("\n") + "\n")
 
@@ -462,6 +463,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_OK
+    # Repo text (metric names, branches, subjects) reaches the log: in GitHub Actions no line of
+    # it may form a workflow command (`::add-mask::`, `##[stop-commands]`...).
+    with guard_streams():
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except MlopsCiError as exc:

@@ -15,11 +15,12 @@ from typing import Any
 
 from mlops_ci import documents
 from mlops_ci.baseline import Baseline, resolve_baseline
-from mlops_ci.errors import ConfigError
+from mlops_ci.dvc import RemoteFetcher
+from mlops_ci.errors import ConfigError, ServiceError
 from mlops_ci.git import Git
 from mlops_ci.policy import Policy, load_policy
 from mlops_ci.settings import Settings, load_settings
-from mlops_ci.snapshot import Snapshot, take_snapshot
+from mlops_ci.snapshot import Project, Snapshot, take_snapshot
 
 # Names that mean "lower is better" when mlops-ci.yaml does not say (documented in README).
 LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "latency", "time", "duration")
@@ -48,14 +49,15 @@ def _display(value: Any) -> Any:
 
 
 def metric_names(snapshots: list[Snapshot]) -> dict[tuple[str, str], str]:
-    """(file, key) -> display name: `key` where unique across files, else `file:key`."""
+    """(file, key) -> display name: `key` where unique across files, else `file:key` (a file
+    that holds one bare value is named by its path)."""
     owners: dict[str, set[str]] = {}
     for snap in snapshots:
         for path, flat in snap.metrics.items():
             for key in flat:
                 owners.setdefault(key, set()).add(path)
     return {
-        (path, key): key if len(paths) == 1 else f"{path}:{key}"
+        (path, key): (key if len(paths) == 1 else f"{path}:{key}") if key else path
         for key, paths in owners.items()
         for path in paths
     }
@@ -65,7 +67,6 @@ def metric_rows(
     baseline: Snapshot, candidate: Snapshot, settings: Settings, cis: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     names = metric_names([baseline, candidate])
-    broken = {(e["file"], e["revision"]) for e in baseline.errors + candidate.errors}
     rows = []
     for (path, key), name in sorted(names.items(), key=lambda item: item[1]):
         base = baseline.metrics.get(path, {}).get(key)
@@ -78,11 +79,12 @@ def metric_rows(
             "delta": None, "rel_delta": None, "direction": direction,
             "ci_low": None, "ci_high": None, "ci_method": None,
         }  # fmt: skip
-        unreadable = (path, baseline.label) in broken or (path, candidate.label) in broken
         if base is None and cand is None:
             continue
-        if unreadable:
-            row["status"] = "inconclusive"
+        # Unreadable is not absent: a file DVC declares but nobody can read is "unknown",
+        # never "added"/"removed" (an added metric would slip past max_drop).
+        if baseline.unreadable(path) or candidate.unreadable(path):
+            row["status"] = "unknown"
         elif base is None:
             row["status"] = "added"
         elif cand is None:
@@ -114,36 +116,82 @@ def _numeric_status(delta: float, direction: str, ci: Any) -> str:
     return "improved" if better else "regressed"
 
 
+def _param_value(value: Any) -> Any:
+    """A param as JSON keeps its type (booleans, lists, null); what JSON lacks becomes text."""
+    if value is None or isinstance(value, bool | str) or is_number(value):
+        return value
+    if isinstance(value, list):
+        return [_param_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _param_value(v) for k, v in value.items()}
+    return str(value)
+
+
 def params_changes(baseline: Snapshot, candidate: Snapshot) -> list[dict[str, Any]]:
+    """What `dvc params diff` reports: a key missing and a key set to null are alike."""
     changes = []
     for path in sorted(set(baseline.params) | set(candidate.params)):
         old, new = baseline.params.get(path, {}), candidate.params.get(path, {})
         for key in sorted(set(old) | set(new)):
-            if key not in old:
-                change = "added"
-            elif key not in new:
-                change = "removed"
-            elif old[key] != new[key]:
-                change = "changed"
-            else:
+            before, after = old.get(key), new.get(key)
+            if before == after:
                 continue
-            changes.append({"name": key, "file": path, "baseline": _display(old.get(key)),
-                            "candidate": _display(new.get(key)), "change": change})  # fmt: skip
+            change = "added" if before is None else "removed" if after is None else "changed"
+            changes.append({"name": key, "file": path, "baseline": _param_value(before),
+                            "candidate": _param_value(after), "change": change})  # fmt: skip
     return changes
 
 
-def plots(baseline: Snapshot, candidate: Snapshot) -> list[dict[str, Any]]:
+IMAGES_DIR = "images"  # image plots of both revisions, in the run directory (never a public host)
+
+
+def _save_images(
+    run_dir: Path, pid: str, base: Mapping[str, Any] | None, cand: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """Write an image plot of each revision under `<run_dir>/images/`; names of the files."""
+    import re
+
+    stem, ext = os.path.splitext(pid)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.")[:80] or "plot"
+    saved = {}
+    for side, entry in (("baseline", base), ("candidate", cand)):
+        data = (entry or {}).get("bytes")
+        if data is not None:
+            name = f"{safe}.{side}{ext.lower()}"
+            (run_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+            (run_dir / IMAGES_DIR / name).write_bytes(data)
+            saved[f"{side}_file"] = f"{IMAGES_DIR}/{name}"
+    return saved
+
+
+def plots(
+    baseline: Snapshot, candidate: Snapshot, run_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """Every plot `dvc plots diff` shows, with its status between the revisions; image plots
+    are compared by digest and copied into `run_dir`."""
     out = []
-    for plot in candidate.files.plots or baseline.files.plots:
-        if plot.id not in candidate.plots and plot.id not in baseline.plots:
-            continue
-        (fields,) = plot.y.values()
-        out.append({
-            "id": plot.id, "title": plot.title, "template": plot.template,
-            "x": plot.x, "y": fields[0] if fields else None,
-            "baseline": baseline.plots.get(plot.id, []),
-            "candidate": candidate.plots.get(plot.id, []),
-        })  # fmt: skip
+    for pid in [*candidate.plots, *(p for p in baseline.plots if p not in candidate.plots)]:
+        base, cand = baseline.plots.get(pid), candidate.plots.get(pid)
+        either = cand or base or {}
+        item: dict[str, Any] = {
+            "id": pid, "title": either.get("title"), "template": either.get("template"),
+            "kind": either.get("kind"),
+        }  # fmt: skip
+        if either.get("kind") == "image":
+            old, new = (base or {}).get("digest"), (cand or {}).get("digest")
+            item.update(baseline_digest=old, candidate_digest=new)
+            if run_dir is not None:
+                item.update(_save_images(run_dir, pid, base, cand))
+        else:
+            old, new = (base or {}).get("rows") or [], (cand or {}).get("rows") or []
+            x = (cand or {}).get("x") or (base or {}).get("x")
+            y = (cand or {}).get("y") or (base or {}).get("y")
+            item.update(x=x, y=y, baseline=old, candidate=new)
+        item["status"] = (
+            "added" if base is None else "removed" if cand is None
+            else "unchanged" if old == new else "changed"
+        )  # fmt: skip
+        out.append(item)
     return out
 
 
@@ -154,10 +202,12 @@ def confidence_intervals(
     if not settings.predictions:
         return {}
     if baseline.predictions is None or candidate.predictions is None:
-        if baseline.rev is not None:
-            side = "baseline" if baseline.predictions is None else "candidate"
+        if baseline.rev != "none":
+            side = baseline if baseline.predictions is None else candidate
+            name = "baseline" if side is baseline else "candidate"
             warnings.append(
-                f"no confidence intervals: {settings.predictions} is missing at the {side}"
+                f"no confidence intervals: {settings.predictions} cannot be read at the {name}"
+                f" ({side.predictions_missing or 'missing'})"
             )
         return {}
     from mlops_ci.predictions import load_predictions
@@ -213,8 +263,12 @@ def compare(
 ) -> tuple[dict[str, Any], Policy | None]:
     """`run_compare`, also handing back the baseline's policy it read (for the gate)."""
     env = os.environ if env is None else env
+    if baseline is not None and not baseline.strip():
+        raise ConfigError("--baseline is empty; use merge-base, base, stage:NAME or a git ref")
     git = Git(repo_dir)
-    repo_dir = git.toplevel()
+    project = Project.find(Path(repo_dir), git.toplevel())
+    repo_dir = project.git_top
+    git = Git(repo_dir)
     local = load_settings(repo_dir)
     from mlops_ci.forge import read_ci_event
 
@@ -225,21 +279,29 @@ def compare(
     resolved: Baseline = resolve_baseline(
         git, spec, target_branch=target, artifact=local.artifact,
         event_base_sha=event.base_sha if event.is_pull_request else None,
-        event_before_sha=before,
+        event_before_sha=before, branch=event.head_ref or git.current_branch(),
+        stages=local.promote.stages,
     )  # fmt: skip
     warnings: list[str] = [resolved.note] if resolved.note else []
     policy = baseline_policy(repo_dir, resolved.sha, warnings)
     settings = policy.settings if policy else local
-    cand = take_snapshot(repo_dir, git, None, predictions_path=settings.predictions)
+    fetch = RemoteFetcher(project.root, local.remote, env)
+    cand = take_snapshot(project, None, predictions_path=settings.predictions, fetch=fetch)
     if resolved.sha:
-        base = take_snapshot(repo_dir, git, resolved.sha, predictions_path=settings.predictions)
+        base = take_snapshot(
+            project, resolved.sha, predictions_path=settings.predictions, fetch=fetch
+        )
         if not base.has_lock:
             warnings.append(
                 f"the baseline {resolved.sha[:12]} has no dvc.lock: it was never reproduced"
             )
     else:
-        base = Snapshot(rev="none", files=cand.files)
-    if resolved.sha and not base.metrics:
+        base = Snapshot(rev="none")
+    warnings += [
+        f"{path} is declared at the baseline but was never produced there (no dvc.lock entry)"
+        for path in base.absent
+    ]
+    if resolved.sha and not base.metrics and cand.metrics and not base.errors:
         warnings.append("the baseline has no metrics: every metric is new")
     cis = confidence_intervals(base, cand, settings, warnings)
     train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
@@ -257,13 +319,15 @@ def compare(
         },
         "metrics": metric_rows(base, cand, settings, cis),
         "params": params_changes(base, cand),
-        "plots": plots(base, cand),
+        "plots": plots(base, cand, run_dir),
         "stages": train_doc["stages"] if train_doc else [],
         "policy_change": policy.change() if policy else {"changed": False, "diff": ""},
         "errors": base.errors + cand.errors,
         "warnings": warnings,
     }
     documents.write(run_dir, "comparison.json", document)
+    if fetch.failures:
+        raise ServiceError(f"{fetch.failures[0]}; the comparison is saved in {run_dir}")
     return document, policy
 
 

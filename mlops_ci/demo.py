@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from mlops_ci.errors import EXIT_OK
+from mlops_ci.errors import EXIT_OK, ConfigError
 from mlops_ci.git import Git
 from mlops_ci.scaffold import init_repo, set_dvc_remote
 from mlops_ci.sweep import Candidate
@@ -99,10 +99,48 @@ def _local_sweep(out: TextIO, git: Git, repo: Path, base: Path) -> int:
     return _run(out, "sweep", "collect", "-C", str(repo), "--post", *sources)
 
 
-def run_demo(workdir: Path | None, out: TextIO) -> int:
-    """Run the demo in `workdir` (a new temporary directory by default); returns an exit code."""
-    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mlops-ci-demo-"))
+def claim_workdir(workdir: Path | None) -> Path:
+    """A directory the demo may fill: new, or empty. Anything already in it is the user's (a
+    repository, a gitignored secret, an earlier demo), so the demo refuses it untouched."""
+    if workdir is None:
+        return Path(tempfile.mkdtemp(prefix="mlops-ci-demo-"))
+    base = Path(workdir).absolute()
+    if base.exists() and not base.is_dir():
+        raise ConfigError(f"--workdir {base} is not a directory; pass a new or empty directory")
+    if base.is_dir():
+        held = sorted(p.name for p in base.iterdir())
+        if held:
+            earlier = (base / "repo" / ".dvc").is_dir() or (base / "dvc-remote").is_dir()
+            why = (
+                "it holds an earlier demo; remove it (`rm -r` it) or "
+                if earlier
+                else "the demo writes a repository, a DVC remote and deployments there and "
+                "never touches existing files: "
+            )
+            raise ConfigError(
+                f"--workdir {base} is not empty ({', '.join(held[:5])}"
+                f"{', ...' if len(held) > 5 else ''}); {why}pass a new or empty directory, or "
+                "leave --workdir out for a temporary one"
+            )
     base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def run_demo(workdir: Path | None, out: TextIO) -> int:
+    """Run the demo in `workdir` (a new temporary directory by default); returns an exit code.
+
+    Everything the demo writes is inside that directory; if it stops half-way, what it made
+    stays there (and is said), and nothing outside was changed.
+    """
+    base = claim_workdir(workdir)
+    try:
+        return _demo(base, out)
+    except BaseException:
+        out.write(f"\nThe demo stopped; what it made so far is in {base}; nothing else changed.\n")
+        raise
+
+
+def _demo(base: Path, out: TextIO) -> int:
     repo = base / "repo"
     run_dir = repo / ".mlops-ci"
     for key, value in DEMO_IDENTITY.items():

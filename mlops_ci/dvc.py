@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_ci.errors import ConfigError, NotADvcRepo, ServiceError, StageFailed
+from mlops_ci.errors import ConfigError, MlopsCiError, NotADvcRepo, ServiceError, StageFailed
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -77,24 +77,96 @@ def open_repo(repo_dir: Path) -> Iterator[Repo]:
         os.chdir(previous)
 
 
-def read_at_revision(repo_dir: Path, rev: str, paths: list[str]) -> dict[str, bytes | None]:
-    """DVC-tracked files as they were at `rev`, through one DVC repository at that revision
-    (from the local cache, else the default remote); None for each that cannot be had."""
+def resolve_templated(
+    root: Path, rev: str | None, path: str
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """A templated `dvc.yaml` (`vars`, `${...}`, `foreach`, `matrix`) resolved by DVC's own
+    resolver at `rev` (None: the workspace), plus the variables its stages use per file (DVC
+    shows those as params too)."""
+    from dvc.dvcfile import ProjectFile
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    found: dict[str, bytes | None] = dict.fromkeys(paths)
+    previous = os.getcwd()
+    os.chdir(root)
     try:
-        with Repo(str(repo_dir), rev=rev) as repo:
-            for path in paths:
+        with Repo(str(root), rev=rev) if rev else Repo(str(root)) as repo:
+            resolver = ProjectFile(repo, repo.fs.join(repo.root_dir, path)).resolver
+            data: dict[str, Any] = resolver.resolve()
+            data["metrics"] = resolver.resolve_metrics()
+            data["params"] = resolver.resolve_params()
+            data["plots"] = resolver.resolve_plots()
+            tracked: dict[str, list[str]] = {}
+            for per_file in resolver.tracked_vars.values():
+                for file, variables in per_file.items():
+                    name = os.path.relpath(repo.fs.abspath(file), repo.root_dir)
+                    tracked.setdefault(Path(name).as_posix(), []).extend(variables)
+    except DvcException as exc:
+        raise ConfigError(f"DVC cannot resolve the templating of {path}: {exc}") from exc
+    finally:
+        os.chdir(previous)
+    return data, {file: list(dict.fromkeys(keys)) for file, keys in tracked.items()}
+
+
+class RemoteFetcher:
+    """Reads objects the local cache lacks from the project's DVC remote, by hash.
+
+    The remote is the one the working tree's configuration names (plus `remote:` from
+    mlops-ci.yaml or MLOPS_CI_REMOTE_URL), resolved the way DVC's CLI resolves it, whatever
+    revision the object belongs to. `failures` collects reasons that are the remote's fault
+    (unreachable), as opposed to objects it simply lacks.
+    """
+
+    def __init__(
+        self, root: Path, remote: RemoteSettings | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.root, self.remote, self.env = root, remote, env or {}
+        self.failures: list[str] = []
+
+    def __call__(self, md5s: list[str]) -> tuple[dict[str, bytes | None], dict[str, str]]:
+        from dvc.config import NoRemoteError
+        from dvc.exceptions import DvcException
+
+        found: dict[str, bytes | None] = dict.fromkeys(md5s)
+        why: dict[str, str] = {}
+        try:
+            with open_repo(self.root) as repo:
+                if self.remote is not None:
+                    configure_remote(repo, self.remote, self.env)
                 try:
-                    with repo.dvcfs.open(path, "rb") as fh:
-                        found[path] = fh.read()
-                except (DvcException, OSError):
-                    pass  # not at this revision, or the remote does not have it
-    except DvcException:
-        pass  # no DVC project at that revision: nothing to read through it
-    return found
+                    odbs = [repo.cloud.get_remote_odb(command="fetch")]
+                    odbs.append(
+                        repo.cloud.get_remote_odb(command="fetch", hash_name="md5-dos2unix")
+                    )
+                except NoRemoteError:
+                    return found, dict.fromkeys(
+                        md5s, "not in the local DVC cache, and no DVC remote is configured"
+                    )
+                url = repo.cloud.get_remote(command="fetch").path
+                for md5 in md5s:
+                    found[md5], reason = _read_object(odbs, md5)
+                    if reason == "missing":
+                        why[md5] = f"neither in the local DVC cache nor on the DVC remote {url}"
+                    elif reason:
+                        why[md5] = f"the DVC remote {url} could not be read: {reason}"
+                        self.failures.append(why[md5])
+        except (DvcException, MlopsCiError) as exc:
+            reason = f"the DVC remote could not be opened: {exc}"
+            self.failures.append(reason)
+            why = dict.fromkeys(md5s, reason)
+        return found, why
+
+
+def _read_object(odbs: list[Any], md5: str) -> tuple[bytes | None, str | None]:
+    """One object from the first remote layout that has it: (bytes, None) or (None, why)."""
+    for odb in odbs:
+        try:
+            return odb.fs.cat_file(odb.oid_to_path(md5)), None
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return None, str(exc) or type(exc).__name__
+    return None, "missing"
 
 
 class _StageLog(logging.Handler):

@@ -10,6 +10,7 @@ a threshold is judged by the threshold it wants to loosen, and the change takes 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import documents
-from mlops_ci.errors import EXIT_GATE_FAILED, EXIT_OK, ServiceError
+from mlops_ci.errors import EXIT_GATE_FAILED, EXIT_OK, MlopsCiError, ServiceError
 from mlops_ci.gate import (
     CHECK_CONCLUSION,
     STATUS_STATE,
@@ -39,30 +40,36 @@ class GateNotPosted(ServiceError):
 # --- posting -----------------------------------------------------------------------------------
 
 
-def _escape(text: str, *, prop: bool = False) -> str:
-    # The runner's workflow-command escaping (actions/toolkit): a newline must not end the line.
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
-
-
 def annotations(verdict: Verdict) -> list[str]:
-    """`::error::` per failing rule, `::warning::` per neutral one (GitHub Actions)."""
-    title = _escape(f"mlops-ci gate ({verdict.artifact})", prop=True)
-    lines = [f"::error title={title}::{_escape(r.reason)}" for r in verdict.failed]
-    lines += [f"::warning title={title}::{_escape(r.reason)}" for r in verdict.neutral]
+    """`::error::` per failing rule, `::warning::` per neutral one (GitHub Actions), escaped so
+    a reason that quotes a metric name stays one command on one line."""
+    from mlops_ci.ci_output import workflow_command
+
+    title = f"mlops-ci gate ({verdict.artifact})"
+    lines = [workflow_command("error", r.reason, title=title) for r in verdict.failed]
+    lines += [workflow_command("warning", r.reason, title=title) for r in verdict.neutral]
     return lines
 
 
 def status_description(verdict: Verdict) -> str:
-    """The verdict in a line; the forge cuts it to what its status API takes."""
-    return f"{verdict.verdict}: {verdict.summary}"
+    """The verdict in a line; the forge cuts it to what its status API takes. A fork's verdict
+    says it is advisory first, so the cut never loses that."""
+    prefix = "advisory (fork): " if verdict.advisory else ""
+    return f"{prefix}{verdict.verdict}: {verdict.summary}"
 
 
 def check_summary(verdict: Verdict) -> str:
-    lines = [f"**{verdict.verdict}**: {verdict.summary}", ""]
-    lines += [f"- {r.outcome}: {r.reason}" for r in verdict.rules]
+    """The check run's markdown: reasons quote metric names, so they are escaped as the comment
+    escapes them (a name `![x](https://tracker...)` must not become an image)."""
+    from mlops_ci.report.markdown import md_text
+
+    def text(value: object) -> str:
+        return md_text(value, 1000)
+
+    lines = [f"**{text(verdict.verdict)}**: {text(verdict.summary)}", ""]
+    lines += [f"- {text(r.outcome)}: {text(r.reason)}" for r in verdict.rules]
     where = verdict.policy.revision or verdict.policy.source
-    lines += ["", f"Policy: `{verdict.policy.path}` at {where}."]
+    lines += ["", f"Policy: {text(verdict.policy.path)} at {text(where)}."]
     return "\n".join(lines)
 
 
@@ -113,23 +120,50 @@ class GateRun:
 
 
 def signal_ci(verdict: Verdict, env: Mapping[str, str], out: TextIO) -> None:
-    from mlops_ci.ci_output import verdict_outputs, write_outputs
+    from mlops_ci.ci_output import verdict_outputs, write_command, write_outputs
 
     if env.get("GITHUB_ACTIONS") == "true":
         for line in annotations(verdict):
-            out.write(line + "\n")
+            write_command(out, line)  # ours: past the guard that defuses repo text
     write_outputs(verdict_outputs(verdict.to_dict()), env)
 
 
 def judge(
-    repo_dir: Path, run_dir: Path, comparison: Mapping[str, Any], policy: Policy | None = None
+    repo_dir: Path,
+    run_dir: Path,
+    comparison: Mapping[str, Any],
+    policy: Policy | None = None,
+    comparison_digest: str | None = None,
 ) -> tuple[Verdict, Policy]:
-    """Evaluate the baseline's policy (`policy`, else read now) and write `verdict.json`."""
-    if policy is None:
-        baseline = comparison.get("baseline") or {}
-        sha = baseline.get("sha") if isinstance(baseline, Mapping) else None
-        policy = load_policy(repo_dir, sha)
-    verdict = evaluate_gate(comparison, policy.settings, policy=policy.source)
+    """Evaluate the baseline's policy (`policy`, else read now) and write `verdict.json`.
+
+    The verdict records what it judged (`inputs`: the digest of comparison.json, the
+    revisions), so `report` can refuse it once comparison.json changes. When the gate cannot
+    decide (a bad policy: exit 2), an earlier run's verdict.json is removed, never left behind.
+    """
+    if comparison_digest is None:
+        comparison_digest = documents.file_digest(run_dir / COMPARISON_FILE)
+    try:
+        if policy is None:
+            baseline = comparison.get("baseline") or {}
+            sha = baseline.get("sha") if isinstance(baseline, Mapping) else None
+            policy = load_policy(repo_dir, sha if isinstance(sha, str) else None)
+        verdict = evaluate_gate(
+            comparison,
+            policy.settings,
+            policy=policy.source,
+            proposed=policy.proposed,
+            proposed_error=policy.proposed_error,
+        )
+    except MlopsCiError:
+        (run_dir / VERDICT_FILE).unlink(missing_ok=True)
+        raise
+    verdict.inputs = {
+        COMPARISON_FILE: comparison_digest,
+        "baseline_sha": verdict.baseline_sha,
+        "candidate_sha": verdict.candidate_sha,
+        "policy_revision": policy.source.revision,
+    }
     documents.write(run_dir, VERDICT_FILE, verdict.to_dict())
     return verdict, policy
 
@@ -145,8 +179,8 @@ def run_gate(
     """`mlops-ci gate`: apply the policy to `comparison.json`, write `verdict.json`, maybe post."""
     env = os.environ if env is None else env
     out = sys.stdout if out is None else out
-    comparison = documents.read(run_dir, COMPARISON_FILE, kind="comparison")
-    verdict, _ = judge(repo_dir, run_dir, comparison)
+    comparison, digest = documents.read_digested(run_dir, COMPARISON_FILE, kind="comparison")
+    verdict, _ = judge(repo_dir, run_dir, comparison, comparison_digest=digest)
     result = GateRun(verdict, run_dir / VERDICT_FILE)
     signal_ci(verdict, env, out)
     if post:
@@ -233,10 +267,15 @@ def run_pr(
     from mlops_ci.compare import compare
     from mlops_ci.forge import detect_forge, forge_kind, read_ci_event, write_ci_metadata
     from mlops_ci.report.run import ReportNotPosted, run_report
+    from mlops_ci.report.write import FITTED_NAME, FULL_NAME
     from mlops_ci.train import run_train
 
     env = os.environ if env is None else env
     out = sys.stdout if out is None else out
+    # This run rewrites these; one that stops early (exit 2) must not leave an earlier run's
+    # comparison, verdict or report to be read as this one's.
+    for name in (COMPARISON_FILE, VERDICT_FILE, FULL_NAME, FITTED_NAME):
+        (run_dir / name).unlink(missing_ok=True)
     if forge_kind(env) != "local":
         # The trusted half of a fork PR posts from this record (DESIGN.md, fork PRs).
         write_ci_metadata(run_dir, read_ci_event(env, run_dir))
@@ -246,7 +285,14 @@ def run_pr(
     comparison, policy = compare(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
     )
-    verdict, _ = judge(repo_dir, run_dir, comparison, policy)
+    try:
+        verdict, _ = judge(repo_dir, run_dir, comparison, policy)
+    except MlopsCiError as exc:
+        # The gate cannot decide: the report still shows the new comparison, saying why there
+        # is no verdict, so no earlier run's report or verdict is left to be read as this one's.
+        with contextlib.suppress(MlopsCiError):  # the gate's error is the one to report
+            run_report(repo_dir, run_dir, post=False, env=env, out=out, gate_error=str(exc))
+        raise
     result = PrRun(trained, comparison, GateRun(verdict, run_dir / VERDICT_FILE))
     signal_ci(verdict, env, out)
     # One forge (one HTTP session, one look-up of the PR and of our login) for both posts.

@@ -13,17 +13,22 @@ than the baseline, in the metric's direction; negative when it improved):
   the threshold; when only the point estimate does, the rule is inconclusive and follows
   `on_inconclusive`. Without an interval in the row, the point estimate decides (fail closed).
 - min and max are absolute bounds on the candidate's value.
+
+Fail closed (issue 13): a gated metric whose value is not a finite number (NaN, inf, a string,
+a boolean, `1e400`), that compare could not read (status `unknown`, or an error recorded for its
+file), fails its rule with the value or the error in the reason; it is never skipped into a pass.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops_ci import documents
 from mlops_ci.errors import ConfigError
-from mlops_ci.settings import DEFAULT_KEY, MetricRule, Settings, metric_aliases
+from mlops_ci.settings import DEFAULT_KEY, SETTINGS_FILE, MetricRule, Settings, metric_aliases
 
 CHECK_CONCLUSION = {"pass": "success", "fail": "failure", "neutral": "neutral"}
 STATUS_STATE = {"pass": "success", "fail": "failure", "neutral": "success"}
@@ -71,6 +76,11 @@ class Verdict:
     baseline_sha: str | None = None
     candidate_sha: str | None = None
     policy: PolicySource = field(default_factory=lambda: PolicySource(None, "defaults"))
+    # What it was computed from (docs/documents.md): the digest of comparison.json and the
+    # revisions; a consumer refuses a verdict whose comparison.json changed since.
+    inputs: dict[str, str | None] = field(default_factory=dict)
+    # A fork's run: its numbers come from the fork's own job, so the verdict only advises.
+    advisory: bool = False
 
     @property
     def failed(self) -> list[RuleResult]:
@@ -88,6 +98,8 @@ class Verdict:
             "baseline_sha": self.baseline_sha,
             "candidate_sha": self.candidate_sha,
             "policy": asdict(self.policy),
+            "inputs": dict(self.inputs),
+            "advisory": self.advisory,
             "rules": [r.to_dict() for r in self.rules],
         }
 
@@ -115,16 +127,50 @@ def _threshold(x: float) -> str:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number as a float, else None (NaN, inf, 10**400, strings, booleans)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float's range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: Any) -> str:
+    """A value the gate cannot judge, as the reason shows it (short, whatever its size)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value[:40]) + ("…" if len(value) > 40 else "")
+    if isinstance(value, float):
+        return repr(value)  # nan, inf, -inf
+    if isinstance(value, int):
+        digits = str(value)
+        return digits if len(digits) <= 20 else f"{digits[:10]}… ({len(digits)} digits)"
+    return f"a {type(value).__name__}"
+
+
+def _unjudgeable(value: Any) -> bool:
+    return value is not None and _number(value) is None
 
 
 # --- matching policy keys to comparison rows ------------------------------------------------------
 
 
+def _key(row: Mapping[str, Any]) -> str | None:
+    key = row.get("key")
+    return key if isinstance(key, str) and key else None
+
+
 def _aliases(row: Mapping[str, Any]) -> list[str]:
-    return metric_aliases(str(row.get("name", "")), row.get("key") or None)
+    return metric_aliases(str(row.get("name", "")), _key(row))
+
+
+def unknown_policy_metrics(settings: Settings, rows: list[Mapping[str, Any]]) -> list[str]:
+    """Metrics the policy names that no row of the comparison has (by any alias)."""
+    known = {a for r in rows for a in _aliases(r)}
+    return [name for name in settings.metrics if name not in known]
 
 
 def check_policy_metrics(settings: Settings, comparison: Mapping[str, Any]) -> None:
@@ -133,18 +179,53 @@ def check_policy_metrics(settings: Settings, comparison: Mapping[str, Any]) -> N
     A comparison without any metric rows (the metrics file could not be read) proves nothing
     about names, so those metrics count as missing instead (`on_missing_metric`).
     """
-    rows = [r for r in comparison.get("metrics") or [] if isinstance(r, Mapping)]
-    if not rows:
+    rows = _rows(comparison)
+    if not rows or _errors(comparison):
         return
-    known = {a for r in rows for a in _aliases(r)}
-    unknown = [name for name in settings.metrics if name not in known]
+    unknown = unknown_policy_metrics(settings, rows)
     if unknown:
-        shown = ", ".join(sorted(str(r.get("name")) for r in rows)[:30])
         raise UnknownPolicyMetric(
             f"{settings.source}: metrics.{unknown[0]} names a metric that exists at neither "
-            f"revision; metrics that exist: {shown}. Fix the name, or use "
-            f"metrics.{DEFAULT_KEY} for a rule that applies to every metric not listed"
+            f"revision; metrics that exist: {_names(rows)}. Fix the name, or use "
+            f"metrics.{DEFAULT_KEY} for a rule that applies to every metric not listed; a "
+            f"change that fixes {SETTINGS_FILE} is judged without the misspelt rule"
         )
+
+
+def _names(rows: list[Mapping[str, Any]]) -> str:
+    return ", ".join(sorted(str(r.get("name")) for r in rows)[:30])
+
+
+def _rows(comparison: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    metrics = comparison.get("metrics")
+    return [r for r in metrics if isinstance(r, Mapping)] if isinstance(metrics, list) else []
+
+
+def _errors(comparison: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    errors = comparison.get("errors")
+    return [e for e in errors if isinstance(e, Mapping)] if isinstance(errors, list) else []
+
+
+# Errors about these files leave every metric of that revision unread.
+_PIPELINE_FILES = ("dvc.yaml", "dvc.lock")
+
+
+def _errors_for(row: Mapping[str, Any], errors: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The comparison's errors about the file `row` comes from (or the whole pipeline)."""
+    file = row.get("file")
+    if not isinstance(file, str) or not file:
+        name = str(row.get("name", ""))
+        file = name.split(":", 1)[0] if ":" in name else None
+    return [e for e in errors if e.get("file") in (file, None, *_PIPELINE_FILES)]
+
+
+def _error_text(errors: list[Mapping[str, Any]]) -> str:
+    parts = []
+    for e in errors[:3]:
+        where = " at ".join(str(e.get(k))[:80] for k in ("file", "revision") if e.get(k))
+        parts.append(f"{where or 'a file'} could not be read: {str(e.get('message'))[:300]}")
+    more = f" (and {len(errors) - 3} more errors)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
 
 
 # --- judging one row ----------------------------------------------------------------------------
@@ -252,8 +333,8 @@ def _result(
     return RuleResult(
         metric=row.name,
         rule=rule,
-        threshold=threshold,
-        observed=observed,
+        threshold=_number(threshold),
+        observed=_number(observed),  # JSON has no infinity: an overflowed change is None
         outcome=outcome,
         reason=reason,
         baseline=row.baseline,
@@ -265,9 +346,16 @@ def _result(
 
 
 def judge_row(
-    row: Mapping[str, Any], rule: MetricRule, settings: Settings, *, listed: bool, level: str = ""
+    row: Mapping[str, Any],
+    rule: MetricRule,
+    settings: Settings,
+    *,
+    listed: bool,
+    level: str = "",
+    errors: list[Mapping[str, Any]] | None = None,
 ) -> Iterator[RuleResult]:
-    """Every result of one rule on one comparison row."""
+    """Every result of one rule on one comparison row; `errors`: compare's errors about the
+    row's file, which leave the row untrustworthy."""
     r = _Row(
         name=str(row.get("name")),
         direction=rule.direction or str(row.get("direction") or "higher"),
@@ -282,10 +370,20 @@ def judge_row(
             reason = f"{r.name}: {r.direction} is better; no threshold, so not gated"
             yield _result(r, "direction", None, None, "skipped", reason)
         return
-    if r.candidate is None:
-        if row.get("candidate") is not None:  # a string or boolean: nothing to compare
-            yield _result(r, "value", None, None, "skipped", f"{r.name} is not a number")
+    if errors or row.get("status") == "unknown":
+        why = _error_text(errors) if errors else "compare could not read it (status unknown)"
+        reason = f"{r.name} cannot be judged: {why}"
+        yield _result(r, "readable", None, None, "fail", reason)
+        return
+    for side in ("candidate", "baseline"):
+        if _unjudgeable(row.get(side)):
+            reason = (
+                f"{r.name} is {_shown(row.get(side))} at the {side}, not a finite number: "
+                "the gate cannot judge it, so the rule fails"
+            )
+            yield _result(r, "value", None, None, "fail", reason)
             return
+    if r.candidate is None:
         choice = settings.on_missing_metric
         outcome = {"fail": "fail", "neutral": "neutral", "ignore": "skipped"}[choice]
         was = f" (baseline {fmt(r.baseline)})" if r.baseline is not None else ""
@@ -349,37 +447,135 @@ def evaluate_gate(
     *,
     policy: PolicySource | None = None,
     check_names: bool = True,
+    proposed: Settings | None = None,
+    proposed_error: str | None = None,
 ) -> Verdict:
-    """The verdict of `settings` (the policy) on `comparison` (a comparison.json document)."""
-    if check_names:
-        check_policy_metrics(settings, comparison)
-    rows = [r for r in comparison.get("metrics") or [] if isinstance(r, Mapping)]
-    level = _level(comparison)
+    """The verdict of `settings` (the policy) on `comparison` (a comparison.json document).
+
+    `proposed` / `proposed_error`: the change's own `mlops-ci.yaml` when it differs from the
+    applied one (parsed, or why it does not parse); it applies after merge, so it is checked
+    now (`check_proposed_policy`), and a misspelt metric in the applied policy that it fixes is
+    reported instead of stopping the gate.
+    """
+    rows = _rows(comparison)
+    errors = _errors(comparison)
     results: list[RuleResult] = []
+    changes_policy = proposed is not None or proposed_error is not None
+    if check_names and not changes_policy:
+        check_policy_metrics(settings, comparison)
+    unknown = unknown_policy_metrics(settings, rows)
+    if rows and not errors and changes_policy:
+        results += _fixed_names(settings, unknown, rows, proposed)
+    level = _level(comparison)
+    judged_files: set[str] = set()
     for row in rows:
-        key = settings.policy_key(str(row.get("name", "")), row.get("key") or None)
+        key = settings.policy_key(str(row.get("name", "")), _key(row))
         rule = settings.metrics[key] if key is not None else settings.default_rule
         if rule is None:
             continue
-        results.extend(judge_row(row, rule, settings, listed=key is not None, level=level))
-    if not rows:
+        judged_files.add(str(row.get("file")))
+        results.extend(
+            judge_row(
+                row, rule, settings, listed=key is not None, level=level,
+                errors=_errors_for(row, errors),
+            )
+        )  # fmt: skip
+    if errors:
+        results += _unread_metrics(settings, unknown if rows else list(settings.metrics), errors,
+                                   judged_files)  # fmt: skip
+    elif not rows:
         # No metrics could be read at all: the listed ones are missing (see check_policy_metrics).
         for name, rule in settings.metrics.items():
             if rule.has_thresholds():
                 results.extend(judge_row({"name": name}, rule, settings, listed=True))
+    results += check_proposed_policy(proposed, proposed_error, comparison)
     outcomes = {r.outcome for r in results}
     verdict = "fail" if "fail" in outcomes else "neutral" if "neutral" in outcomes else "pass"
     baseline = comparison.get("baseline") or {}
     candidate = comparison.get("candidate") or {}
+    baseline_sha = baseline.get("sha") if isinstance(baseline, Mapping) else None
+    candidate_sha = candidate.get("sha") if isinstance(candidate, Mapping) else None
     return Verdict(
         verdict=verdict,
         summary=_summary(verdict, results),
         rules=results,
-        artifact=str(comparison.get("artifact") or settings.artifact),
-        baseline_sha=baseline.get("sha") if isinstance(baseline, Mapping) else None,
-        candidate_sha=candidate.get("sha") if isinstance(candidate, Mapping) else None,
+        # The trusted settings name the artifact (status context, check, marker), never the
+        # comparison: a fork's comparison.json is the fork's to write.
+        artifact=settings.artifact,
+        baseline_sha=baseline_sha if isinstance(baseline_sha, str) else None,
+        candidate_sha=candidate_sha if isinstance(candidate_sha, str) else None,
         policy=policy or PolicySource(None, "defaults"),
     )
+
+
+def _fixed_names(
+    settings: Settings,
+    unknown: list[str],
+    rows: list[Mapping[str, Any]],
+    proposed: Settings | None,
+) -> list[RuleResult]:
+    """Rules of the applied policy that name no metric, in a change that edits the policy:
+    reported (neutral), so the change that fixes a merged typo is not stopped by it."""
+    results = []
+    for name in unknown:
+        if proposed is not None and name not in proposed.metrics:
+            status = f"this change's {SETTINGS_FILE} fixes it, so the rule is not applied"
+        else:
+            status = f"this change's {SETTINGS_FILE} does not fix it yet"
+        reason = (
+            f"{settings.source}: metrics.{name} names a metric that exists at neither revision "
+            f"(metrics that exist: {_names(rows)}); {status}"
+        )
+        results.append(RuleResult(name, "policy", None, None, "neutral", reason))
+    return results
+
+
+def _unread_metrics(
+    settings: Settings,
+    unknown: list[str],
+    errors: list[Mapping[str, Any]],
+    judged_files: set[str],
+) -> list[RuleResult]:
+    """Fail closed on what the errors may hide: a listed metric with no row, or (under a
+    default rule) any metric of a file no judged row came from."""
+    results = []
+    for name in unknown:
+        rule = settings.metrics[name]
+        if rule.has_thresholds():
+            reason = f"{name} cannot be judged: {_error_text(errors)}"
+            results.append(RuleResult(name, "readable", None, None, "fail", reason))
+    default = settings.default_rule
+    if default is not None and default.has_thresholds():
+        hidden = [e for e in errors if str(e.get("file")) not in judged_files]
+        if hidden:
+            reason = f"metrics under metrics.{DEFAULT_KEY} cannot be judged: {_error_text(hidden)}"
+            results.append(RuleResult(DEFAULT_KEY, "readable", None, None, "fail", reason))
+    return results
+
+
+def check_proposed_policy(
+    proposed: Settings | None, proposed_error: str | None, comparison: Mapping[str, Any]
+) -> list[RuleResult]:
+    """The change's own `mlops-ci.yaml` (it applies after merge): its errors fail the change,
+    naming the key, so a typo never lands on the target branch."""
+    after = "it applies after merge, so fix it in this change"
+    if proposed_error is not None:
+        return [
+            RuleResult(SETTINGS_FILE, "policy", None, None, "fail", f"{proposed_error}; {after}")
+        ]
+    if proposed is None:
+        return []
+    rows = [r for r in _rows(comparison) if r.get("candidate") is not None]
+    if not rows or _errors(comparison):
+        return []  # names cannot be checked against metrics that could not be read
+    results = []
+    for name in unknown_policy_metrics(proposed, rows):
+        reason = (
+            f"{proposed.source}: metrics.{name} names a metric this change does not have "
+            f"(its metrics: {_names(rows)}); {after}"
+        )
+        results.append(RuleResult(name, "policy", None, None, "fail", reason))
+    return results
 
 
 def format_verdict(verdict: Verdict) -> str:

@@ -132,6 +132,17 @@ class Git:
                 result[spec] = None
         return result
 
+    def list_files(self, rev: str | None, prefix: str = "") -> list[str]:
+        """Paths of the files git has at `rev` under `prefix` (None: the working tree's tracked
+        and untracked, not ignored, files), relative to the top level."""
+        scope = ["--", prefix] if prefix else []
+        if rev is None:
+            args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard", *scope]
+        else:
+            args = ["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, *scope]
+        proc = self._exec(args, check=True, stdin=None, text=False, timeout=300)
+        return [p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p]
+
     def commit_info(self, rev: str) -> Commit:
         return self.log(rev, 1)[0]
 

@@ -206,6 +206,62 @@ def promote(
     return result
 
 
+@dataclass
+class RollbackPlan:
+    """What a rollback of `stage` would do, read from the tags without writing any."""
+
+    artifact: str
+    stage: str
+    current: str | None
+    previous: str | None
+    commits: dict[str, str]
+
+    def require(self) -> tuple[str, str]:
+        """(current, previous), or the `RegistryError` that says why there is nothing to do."""
+        if self.current is None:
+            raise RegistryError(
+                f"no version of {self.artifact} is in stage {self.stage!r}; nothing to roll "
+                "back (see `gto show`)"
+            )
+        if self.previous is None:
+            raise RegistryError(
+                f"no earlier version of {self.artifact} is still assigned to stage "
+                f"{self.stage!r} (only {self.current}); there is nothing to roll back to"
+            )
+        return self.current, self.previous
+
+
+def _rollback_plan(repo_dir: Path, artifact: str, stage: str) -> RollbackPlan:
+    art = read_artifact(repo_dir, artifact)
+    current = _holder(art, stage)
+    previous = _previous_holder(art, stage, current) if current else None
+    commits = {v.version: v.commit_hexsha for v in art.get_versions(active_only=True)}
+    return RollbackPlan(artifact, stage, current, previous, commits)
+
+
+def rollback_stage(settings: Settings, stage: str | None) -> str:
+    return stage or settings.promote.auto or settings.promote.stages[0]
+
+
+def plan_rollback(
+    repo_dir: Path,
+    *,
+    stage: str | None = None,
+    push: bool = False,
+    remote: str = "origin",
+    settings: Settings | None = None,
+) -> RollbackPlan:
+    """The rollback `rollback` would make now; with `push`, from the remote's tags."""
+    settings = settings or load_settings(repo_dir)
+    git = Git(repo_dir)
+    git.toplevel()
+    if push:
+        if remote not in git.remotes():
+            raise ConfigError(f"cannot push: the repository has no remote named `{remote}`")
+        tags.sync_tags(git, remote)
+    return _rollback_plan(repo_dir, settings.artifact, rollback_stage(settings, stage))
+
+
 def rollback(
     repo_dir: Path,
     *,
@@ -213,36 +269,32 @@ def rollback(
     push: bool = False,
     remote: str = "origin",
     settings: Settings | None = None,
+    expect: tuple[str, str] | None = None,
 ) -> Rollback:
     """Give `stage` back to the version that held it before the current one.
 
     Writes two new tags, never deletes one: an unassignment of the current version
-    (`name#stage!#N`) and a fresh assignment of the previous version (`name#stage#N+1`).
+    (`name#stage!#N`), which alone already gives the stage back in gto's view, then a fresh
+    assignment of the previous version (`name#stage#N+1`). `expect` is the (current, previous)
+    the caller already deployed for: a stage that moved meanwhile is an error, not a surprise.
     """
     settings = settings or load_settings(repo_dir)
     artifact = settings.artifact
-    the_stage = stage or settings.promote.auto or settings.promote.stages[0]
+    the_stage = rollback_stage(settings, stage)
     git = Git(repo_dir)
     git.toplevel()
 
     def decide(writer: tags.TagWriter) -> tuple[str, str]:
-        art = read_artifact(repo_dir, artifact)
-        current = _holder(art, the_stage)
-        if current is None:
+        plan = _rollback_plan(repo_dir, artifact, the_stage)
+        current, previous = plan.require()
+        if expect is not None and (current, previous) != expect:
             raise RegistryError(
-                f"no version of {artifact} is in stage {the_stage!r}; nothing to roll back "
-                "(see `gto show`)"
+                f"stage {the_stage!r} of {artifact} changed while rolling back (now {current}, "
+                f"previous {previous}; expected {expect[0]} -> {expect[1]}); run the rollback again"
             )
-        previous = _previous_holder(art, the_stage, current)
-        if previous is None:
-            raise RegistryError(
-                f"no earlier version of {artifact} is still assigned to stage {the_stage!r} "
-                f"(only {current}); there is nothing to roll back to"
-            )
-        commits = {v.version: v.commit_hexsha for v in art.get_versions(active_only=True)}
         message = f"mlops-ci rollback: {the_stage} back to {previous} (was {current})"
-        writer.unassign(the_stage, commits[current], message)
-        writer.assign(the_stage, commits[previous], message)
+        writer.unassign(the_stage, plan.commits[current], message)
+        writer.assign(the_stage, plan.commits[previous], message)
         return current, previous
 
     done = tags.write_tags(

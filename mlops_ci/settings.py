@@ -7,6 +7,9 @@ worst failure a gate can have.
 from __future__ import annotations
 
 import math
+import os
+import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,12 @@ MISSING_CHOICES = ("fail", "neutral", "ignore")
 INCONCLUSIVE_CHOICES = ("fail", "neutral", "pass")
 BUMPS = ("major", "minor", "patch")
 DEFAULT_KEY = "default"  # metrics.default: the rule for metrics not listed by name
+MAX_SETTINGS_BYTES = 1024 * 1024  # a policy is a page of YAML; /dev/zero must not be read
+MAX_YAML_DEPTH = 32
+MAX_YAML_EVENTS = 200_000
+# GTO's rule for artifact and stage names (gto.constants.name): tags are `name@vX.Y.Z` and
+# `name#stage#N`, so `#`, `@`, `:` or a space in a name make tags GTO cannot parse.
+ARTIFACT_NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9_/-]*[a-zA-Z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,16 @@ class _Reader:
             return value
         raise self.fail(key, "a non-empty string")
 
+    def name(self, key: str, default: str | None) -> str | None:
+        value = self.data.get(key, default)
+        if value is None or (isinstance(value, str) and ARTIFACT_NAME.fullmatch(value)):
+            return value
+        raise self.fail(
+            key,
+            "a GTO name (letters, digits, '_', '-', '/'; starting and ending with a letter or "
+            "digit)",
+        )
+
     def choice(self, key: str, choices: tuple[str, ...], default: str | None) -> str | None:
         value = self.data.get(key, default)
         if value is None or value in choices:
@@ -167,11 +186,7 @@ class _Reader:
         value = self.data.get(key, default)
         if value is None:
             return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
             raise self.fail(key, "a number")
         if (low is not None and value < low) or (high is not None and value > high):
             raise self.fail(key, f"between {low} and {high}")
@@ -188,6 +203,13 @@ class _Reader:
         if isinstance(value, Mapping):
             return value
         raise self.fail(key, "a mapping")
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond a float's range (10**400)
+        return False
 
 
 def _rule(source: str, where: str, data: Any) -> MetricRule:
@@ -210,10 +232,7 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
     """Settings from the text of `mlops-ci.yaml`; None (no file) gives the defaults."""
     if text is None:
         return Settings(source=source)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    data = load_yaml(text, source)
     if data is None:
         raise ConfigError(
             f"{source} is empty; write at least `artifact: NAME`, or delete the file to use defaults"
@@ -234,14 +253,16 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
     promote = r.mapping("promote")
     pr = _Reader(source, promote, "promote", {"stages", "auto", "bump"})
     stages = promote.get("stages", list(PromoteSettings.stages))
-    if not isinstance(stages, list) or not all(isinstance(s, str) and s for s in stages):
-        raise pr.fail("stages", "a list of stage names")
+    if not isinstance(stages, list) or not all(
+        isinstance(s, str) and ARTIFACT_NAME.fullmatch(s) for s in stages
+    ):
+        raise pr.fail("stages", "a list of stage names, each a GTO name")
     auto = pr.text("auto", PromoteSettings.auto)
     if auto is not None and auto not in stages:
         raise pr.fail("auto", "one of promote.stages (" + ", ".join(stages) + ")")
     deploy = _Reader(source, r.mapping("deploy"), "deploy", {"target", "command", "environment"})
     return Settings(
-        artifact=r.text("artifact", Settings.artifact) or Settings.artifact,
+        artifact=r.name("artifact", Settings.artifact) or Settings.artifact,
         target_branch=r.text("target_branch", Settings.target_branch) or "main",
         baseline=r.text("baseline", Settings.baseline) or "merge-base",
         model=r.text("model", None),
@@ -310,6 +331,93 @@ def _sweep(source: str, data: Mapping[str, Any]) -> SweepSettings:
 
 def load_settings(repo_dir: Path) -> Settings:
     """Settings from the working tree's `mlops-ci.yaml` (defaults when there is none)."""
-    path = repo_dir / SETTINGS_FILE
-    text = path.read_text(encoding="utf-8") if path.exists() else None
-    return parse_settings(text, SETTINGS_FILE)
+    return parse_settings(read_settings_text(repo_dir / SETTINGS_FILE), SETTINGS_FILE)
+
+
+def read_settings_text(path: Path, source: str = SETTINGS_FILE) -> str | None:
+    """The text of a settings file, None when there is none; never reads more than
+    MAX_SETTINGS_BYTES, never a directory, device or FIFO (a symlink to /dev/zero)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise ConfigError(f"{source} is a symlink to nothing; fix or delete it") from None
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{source} cannot be read: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{source} is not a regular file; make it a YAML file or delete it")
+    if info.st_size > MAX_SETTINGS_BYTES:
+        raise ConfigError(_too_big(source, info.st_size))
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_SETTINGS_BYTES + 1)
+    return decode_settings(raw, source)
+
+
+def decode_settings(raw: bytes, source: str) -> str:
+    """Bytes of a settings file (from disk or git) as text, or ConfigError naming the file."""
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise ConfigError(_too_big(source, len(raw)))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not UTF-8 text (byte {exc.start}); it must be a YAML file"
+        ) from exc
+
+
+def _too_big(source: str, size: int) -> str:
+    return (
+        f"{source} is {size:,} bytes, over the {MAX_SETTINGS_BYTES:,}-byte limit for settings; "
+        "it was not read"
+    )
+
+
+def load_yaml(text: str, source: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """YAML as safe_load reads it, but a duplicate key is an error naming its path (PyYAML
+    keeps the last one silently, which drops a rule), and nesting deeper than `max_depth` is
+    refused before the recursive composer could overflow the stack."""
+    try:
+        depth = 0
+        for events, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > max_depth:
+                    raise ConfigError(f"{source} nests deeper than {max_depth} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if events > MAX_YAML_EVENTS:
+                raise ConfigError(f"{source} has more than {MAX_YAML_EVENTS:,} YAML nodes")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_duplicates(node, source)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {str(exc)[:500]}") from exc
+    except RecursionError as exc:  # aliases can still nest deeper than the event stream shows
+        raise ConfigError(f"{source} nests deeper than {max_depth} levels") from exc
+
+
+def _check_duplicates(root: yaml.Node, source: str) -> None:
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    seen_nodes: set[int] = set()
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen_nodes:  # an alias: checked where it was defined
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                path = f"{where}.{key}" if where else key
+                if isinstance(key_node, yaml.ScalarNode) and key != "<<":
+                    if key in keys:
+                        raise ConfigError(
+                            f"{source}: duplicate key {path!r}; YAML keeps only the last one, "
+                            "so the first would be silently dropped: merge them into one"
+                        )
+                    keys.add(key)
+                stack.append((value_node, path))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}.{i}") for i, item in enumerate(node.value))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -60,10 +61,15 @@ def _override_value(value: Any) -> str:
 def plan(settings: Settings) -> list[Candidate]:
     """The grid's product (in the order written), then the listed candidates; duplicates once."""
     sweep = settings.sweep
-    keys = list(sweep.grid)
-    combos = [
-        dict(zip(keys, values, strict=True)) for values in itertools.product(*sweep.grid.values())
-    ]
+    # Each key's values once, so the product has no duplicates and its size is known up front:
+    # the limit is checked before a single combination is built (9 keys of 9 values would be
+    # 387,420,489 of them).
+    grid = {key: _distinct(values) for key, values in sweep.grid.items()}
+    size = math.prod(len(values) for values in grid.values()) if grid else 0
+    if size > sweep.max_candidates:
+        raise _too_many(settings, size)
+    keys = list(grid)
+    combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
     combos = [c for c in combos if c] + [dict(c) for c in sweep.candidates]
     unique = list({json.dumps(c, sort_keys=True): c for c in combos}.values())
     if not unique:
@@ -72,12 +78,20 @@ def plan(settings: Settings) -> list[Candidate]:
             "or `sweep: {candidates: [{KEY: V}]}`"
         )
     if len(unique) > sweep.max_candidates:
-        raise ConfigError(
-            f"{settings.source}: the sweep has {len(unique)} candidates, more than "
-            f"sweep.max_candidates ({sweep.max_candidates}); shrink the grid or raise the limit"
-        )
+        raise _too_many(settings, len(unique))
     width = max(2, len(str(len(unique))))
     return [Candidate(f"c{i:0{width}d}", combo) for i, combo in enumerate(unique, 1)]
+
+
+def _distinct(values: Sequence[Any]) -> list[Any]:
+    return list({json.dumps(v): v for v in values}.values())
+
+
+def _too_many(settings: Settings, count: int) -> ConfigError:
+    return ConfigError(
+        f"{settings.source}: the sweep has {count} candidates, more than "
+        f"sweep.max_candidates ({settings.sweep.max_candidates}); shrink the grid or raise the limit"
+    )
 
 
 def run_plan(repo_dir: Path, run_dir: Path) -> dict[str, Any]:
@@ -263,10 +277,49 @@ def collect(
         from mlops_ci.forge import detect_forge
 
         forge = detect_forge(env, run_dir, out=out)
-    result = _render_and_post(run_dir, leaderboard, best, gate, forge)
+    artifact = policy.settings.artifact  # trusted: the policy at the baseline, not a document
+    result = _render_and_post(run_dir, leaderboard, best, gate, forge, artifact)
     if forge is not None:
-        flow.post_status(gate, env, run_dir, out or sys.stdout, forge)
+        post_sweep_status(gate, env, run_dir, forge, artifact)
     return result
+
+
+def sweep_status_context(artifact: str) -> str:
+    """`mlops-ci/<artifact>/sweep`: a sweep never sets the pull request gate's own status."""
+    from mlops_ci.forge import status_context
+
+    return f"{status_context(artifact)}/{SWEEP_WORKFLOW}"
+
+
+def post_sweep_status(
+    gate: Any, env: Mapping[str, str], run_dir: Path, forge: Any, artifact: str
+) -> None:
+    """The best candidate's verdict as the commit status (and check run) of the sweep."""
+    from mlops_ci import flow
+    from mlops_ci.forge import read_ci_event
+    from mlops_ci.gate import CHECK_CONCLUSION, STATUS_STATE
+
+    verdict = gate.verdict
+    sha = read_ci_event(env, run_dir).head_sha or verdict.candidate_sha
+    if not sha:
+        gate.notes.append("no commit to set the sweep status on (no CI event, no candidate)")
+        return
+    context = sweep_status_context(artifact)
+    description = flow.status_description(verdict)
+    try:
+        gate.status = forge.set_status(sha, STATUS_STATE[verdict.verdict], description, context)
+        gate.check_url = forge.create_check_run(
+            sha,
+            context,
+            CHECK_CONCLUSION[verdict.verdict],
+            description,
+            flow.check_summary(verdict),
+        )
+    except ServiceError as exc:
+        raise flow.GateNotPosted(
+            f"{exc}. The sweep's verdict ({verdict.verdict}) is saved in {gate.path}; rerun "
+            "`mlops-ci sweep collect --post` once the forge answers"
+        ) from exc
 
 
 def _leaderboard(entries: list[Entry], metric: str) -> dict[str, Any]:
@@ -292,7 +345,7 @@ def _leaderboard(entries: list[Entry], metric: str) -> dict[str, Any]:
 
 
 def _render_and_post(
-    run_dir: Path, leaderboard: dict[str, Any], best: Entry, gate: Any, forge: Any
+    run_dir: Path, leaderboard: dict[str, Any], best: Entry, gate: Any, forge: Any, artifact: str
 ) -> SweepResult:
     """The leaderboard over the best candidate's report: written, and posted when `forge`."""
     from mlops_ci.report import build_report, report_marker_id
@@ -304,7 +357,7 @@ def _render_and_post(
         best.comparison,
         gate.verdict.to_dict(),
         limit=None if limit is None else max(limit - len(board) - 2, 1000),
-        marker_id=report_marker_id(str(best.comparison.get("artifact") or "model"), SWEEP_WORKFLOW),
+        marker_id=report_marker_id(artifact, SWEEP_WORKFLOW),
     )
     full = board + "\n" + report.full_markdown
     path = documents.write_text(run_dir, documents.REPORT_FILE, full)

@@ -14,12 +14,11 @@ import os
 import shlex
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlops_ci.bundle import CHECKSUMS
+from mlops_ci.bundle import CHECKSUMS, remove_stale_work, work_path
 from mlops_ci.documents import now
 from mlops_ci.errors import ConfigError, ServiceError
 
@@ -81,7 +80,9 @@ class LocalTarget(Target):
     def upload(self, bundle_dir: Path, artifact: str, environment: str, version: str) -> None:
         final = self._version_dir(artifact, environment, version)
         final.parent.mkdir(parents=True, exist_ok=True)
-        work = final.parent / f".{version}.{uuid.uuid4().hex[:8]}"
+        # Copied beside its place and renamed in: a copy cut short is never a version.
+        remove_stale_work(final.parent, f".{version}")
+        work = work_path(final.parent, f".{version}")
         shutil.copytree(bundle_dir, work)
         work.rename(final)
 
@@ -94,7 +95,8 @@ class LocalTarget(Target):
 
     def switch(self, artifact: str, environment: str, version: str) -> None:
         env_dir = self._env_dir(artifact, environment)
-        tmp = env_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+        remove_stale_work(env_dir, f".{POINTER}")
+        tmp = work_path(env_dir, f".{POINTER}")
         # Relative, so the whole directory can be moved or mounted elsewhere.
         os.symlink(Path("versions") / version, tmp)
         os.replace(tmp, env_dir / POINTER)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import sys
 import threading
 import time
@@ -130,15 +131,33 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, list[str]]:
     return by_file
 
 
+def _params_file(repo_dir: Path, path: str) -> Path:
+    """`path` as a params file inside the repository; nothing outside it is ever edited
+    (`../x.yaml`, an absolute path, or a symlink out of the repository)."""
+    if Path(path).is_absolute():
+        raise ConfigError(
+            f"--set {path}:...: the params file must be a path inside the repository, relative "
+            "to its root, not an absolute path outside the repository"
+        )
+    root = repo_dir.resolve()
+    file = (root / path).resolve()
+    if not file.is_relative_to(root):
+        raise ConfigError(
+            f"--set {path}:...: {path} is outside the repository ({root}); name a params file "
+            "inside it, relative to its root"
+        )
+    if not file.is_file():
+        raise ConfigError(f"--set: the params file {path} does not exist")
+    return file
+
+
 def apply_overrides(repo_dir: Path, overrides: Sequence[str]) -> None:
     """Change params files the way `dvc exp run -S` does (DVC's own code: comments survive)."""
     from dvc.exceptions import DvcException
     from dvc.utils.hydra import apply_overrides as dvc_apply
 
     for path, items in parse_overrides(overrides).items():
-        file = repo_dir / path
-        if not file.is_file():
-            raise ConfigError(f"--set: the params file {path} does not exist")
+        file = _params_file(repo_dir, path)
         try:
             dvc_apply(file, items)
         except DvcException as exc:
@@ -188,6 +207,10 @@ def run_train(
             result.error = str(exc)
             result.tail = tail.snapshot()
             documents.write(run_dir, "train.json", result.to_dict())
+            if _interrupted(exc):
+                # Ctrl-C reached the stage too (one process group): DVC ignores SIGINT while
+                # a stage runs and reports only the stage's exit, so this is the user's stop.
+                raise KeyboardInterrupt from exc
             shown = "\n".join(f"  | {line}" for line in result.tail[-TAIL_LINES:])
             raise StageFailed(
                 f"{exc}\nlast lines of its output:\n{shown}\n"
@@ -200,6 +223,26 @@ def run_train(
     result.duration_s = time.perf_counter() - start
     documents.write(run_dir, "train.json", result.to_dict())
     return result
+
+
+# How a stage killed by SIGINT exits: -2 when DVC sees the signal, 130 through a shell.
+_SIGINT_EXITS = (f"exited with {-signal.SIGINT}", f"exited with {128 + signal.SIGINT}")
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether the failing stage was stopped by SIGINT (Ctrl-C), from DVC's own error."""
+    from dvc.stage.exceptions import StageCmdFailedError
+
+    seen: BaseException | None = exc
+    for _ in range(16):  # a chain is short; the bound guards against a cycle
+        if seen is None:
+            break
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        if isinstance(seen, StageCmdFailedError) and str(seen).endswith(_SIGINT_EXITS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_fork(env: Mapping[str, str]) -> bool:

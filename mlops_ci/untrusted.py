@@ -24,7 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_ci.errors import MlopsCiError
+from mlops_ci.documents import loads_strict
+from mlops_ci.errors import ConfigError, MlopsCiError, ServiceError
+from mlops_ci.settings import SETTINGS_FILE
 
 if TYPE_CHECKING:
     from mlops_ci.gate import Verdict
@@ -45,6 +47,10 @@ MAX_DEPTH = 32
 
 class UntrustedInputRejected(MlopsCiError):
     """A document from an untrusted run directory is missing, too large or schema-invalid."""
+
+
+class TrustedPolicyMissing(ConfigError):
+    """The trusted checkout has no `mlops-ci.yaml`: there is no policy to judge a fork by."""
 
 
 @dataclass
@@ -93,35 +99,6 @@ def _short(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[:limit] + "…"
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two parsers may disagree on which duplicate wins; refuse the ambiguity instead.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key[:80]!r}")
-        result[key] = value
-    return result
-
-
-def _depth(value: Any, limit: int) -> int:
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
 def read_document(path: Path, kind: str, max_bytes: int) -> dict[str, Any]:
     """Size-check, strictly parse and validate one untrusted document."""
     try:
@@ -146,15 +123,11 @@ def read_document(path: Path, kind: str, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise UntrustedInputRejected(f"{path} grew past the {max_bytes:,}-byte limit while read")
     try:
-        data = json.loads(
-            raw.decode("utf-8"),
-            parse_constant=_reject_constant,
-            object_pairs_hook=_no_duplicates,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        data = loads_strict(raw, MAX_DEPTH)
+    except ValueError as exc:  # UnicodeDecodeError is one
+        if "nests deeper" in str(exc):
+            raise UntrustedInputRejected(f"{path} {exc}") from exc
         raise UntrustedInputRejected(f"{path} is not valid JSON: {_short(str(exc))}") from exc
-    if _depth(data, MAX_DEPTH) > MAX_DEPTH:
-        raise UntrustedInputRejected(f"{path} nests deeper than {MAX_DEPTH} levels")
     return validate_document(kind, data, source=str(path))
 
 
@@ -244,12 +217,35 @@ def _confirm_pr(forge: Any, claimed: int | None, sha: str, trusted: bool) -> int
 
 def judge_with_trusted_policy(repo_dir: Path, comparison: dict[str, Any]) -> Verdict:
     """The verdict under the policy of the trusted checkout (the default branch), not the one
-    the untrusted job wrote: a fork cannot pass its own gate by editing verdict.json."""
-    from mlops_ci.gate import evaluate_gate
+    the untrusted job wrote: editing verdict.json or mlops-ci.yaml in the fork changes nothing.
+
+    The fork's numbers are its own, so the verdict is advisory (`Verdict.advisory`). Without a
+    policy in the trusted checkout there is nothing to judge by: the verdict fails (never a
+    pass on an empty policy), with the reason naming the missing file.
+    """
+    from mlops_ci.gate import PolicySource, RuleResult, Verdict, evaluate_gate
     from mlops_ci.policy import load_policy
+    from mlops_ci.settings import Settings
 
     policy = load_policy(repo_dir, None)
-    return evaluate_gate(comparison, policy.settings, policy=policy.source)
+    if policy.source.source != "working tree":
+        reason = (
+            f"no {SETTINGS_FILE} in the trusted checkout {repo_dir}, so the fork's run cannot "
+            "be judged by this repository's policy; check out the base repository (its default "
+            "branch) before `mlops-ci publish`"
+        )
+        rule = RuleResult(SETTINGS_FILE, "policy", None, None, "fail", reason)
+        return Verdict(
+            verdict="fail",
+            summary=reason,
+            rules=[rule],
+            artifact=Settings().artifact,
+            policy=PolicySource(None, "missing", SETTINGS_FILE),
+            advisory=True,
+        )
+    verdict = evaluate_gate(comparison, policy.settings, policy=policy.source)
+    verdict.advisory = True
+    return verdict
 
 
 def publish_run(
@@ -270,6 +266,7 @@ def publish_run(
     from mlops_ci.flow import post_verdict
     from mlops_ci.forge import detect_forge, read_ci_event
     from mlops_ci.report import build_report
+    from mlops_ci.report.render import report_marker_id
     from mlops_ci.report.run import summary_markdown
 
     env = os.environ if env is None else env
@@ -284,14 +281,17 @@ def publish_run(
     forge = detect_forge(env, run_dir) if post else None
     # The trusted event (workflow_run, with ci.json checked against it); local: no event.
     event = getattr(forge, "event", None) or read_ci_event(env, run_dir)
+    # workflow_run.name: GitHub wrote it, and the trusted workflow's `workflows:` filter names it.
     workflow = event.triggering_workflow or env.get("GITHUB_WORKFLOW") or "mlops-ci"
+    artifact = verdict.artifact or "model"  # from the trusted settings, never the fork's files
     report = build_report(
-        run.comparison,
+        # Shown under the trusted artifact's name too, so the title matches status and marker.
+        {**run.comparison, "artifact": artifact},
         verdict.to_dict(),
         limit=getattr(forge, "comment_limit", None),
         full_report_hint="report.md in the pull request run's artifact",
         # The same marker the `pr` workflow would use, so there is one comment per PR.
-        marker_id=workflow,
+        marker_id=report_marker_id(artifact, workflow),
     )
     result = PublishResult(
         markdown=report.markdown, run_dir=run_dir, verdict=verdict.verdict, ignored=run.ignored
@@ -301,7 +301,7 @@ def publish_run(
         output.write_text(report.full_markdown, encoding="utf-8")
     if forge is None:
         result.notes.append("not posted (--no-post)")
-        return result
+        return _refuse_without_policy(result, verdict)
     forge.write_summary(summary_markdown(report))
     # Only a trusted SHA: one from ci.json would let a fork put a status on any commit.
     result.sha = sha or event.head_sha
@@ -315,11 +315,26 @@ def publish_run(
     )
     claimed = event.pr_number or (run.ci or {}).get("pr_number")
     result.pr_number = _confirm_pr(forge, claimed, result.sha, trusted)
+    comment_error: ServiceError | None = None
     if result.pr_number is not None:
-        posted = forge.upsert_comment(report.markdown, report.marker_id)
-        result.comment_url = getattr(posted, "url", None)
+        try:
+            posted = forge.upsert_comment(report.markdown, report.marker_id)
+            result.comment_url = getattr(posted, "url", None)
+        except ServiceError as exc:
+            # The status is what branch protection reads: a failed comment must not withhold it.
+            comment_error = exc
     else:
         result.notes.append("no pull request for this commit: the comment was not posted")
     status, _check = post_verdict(forge, verdict, result.sha)
     result.status_state = str(status.get("state") or "")
+    if comment_error is not None:
+        raise comment_error
+    return _refuse_without_policy(result, verdict)
+
+
+def _refuse_without_policy(result: PublishResult, verdict: Verdict) -> PublishResult:
+    """Exit 2 once the failure is posted when there was no policy: the job is misconfigured."""
+    if verdict.policy.source == "missing":
+        posted = f" (posted: status {result.status_state})" if result.status_state else ""
+        raise TrustedPolicyMissing(verdict.summary + posted)
     return result

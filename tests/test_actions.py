@@ -123,6 +123,46 @@ def test_setup_can_use_the_installed_mlops_ci():
 
 
 def test_gate_and_pr_fail_only_on_the_gate_exit_code():
-    for name in ("gate", "pr"):
-        run = load(ROOT / "actions" / name / "action.yml")["runs"]["steps"][0]["run"]
-        assert 'if [ "$rc" = 1 ] && [ "$MLOPS_CI_INPUT_FAIL_JOB" != true ]; then rc=0; fi' in run
+    run = load(ROOT / "actions" / "gate" / "action.yml")["runs"]["steps"][0]["run"]
+    assert 'if [ "$rc" = 1 ] && [ "$MLOPS_CI_INPUT_FAIL_JOB" != true ]; then rc=0; fi' in run
+    steps = {
+        s.get("id") or s["name"]: s
+        for s in load(ROOT / "actions" / "pr" / "action.yml")["runs"]["steps"]
+    }
+    # `pr` keeps going on exit 1 (post the failed verdict first) and fails on it last.
+    assert 'if [ "$rc" != 1 ]; then exit "$rc"; fi' in steps["run"]["run"]
+    last = steps["Fail on a failed gate"]
+    assert last["if"] == "steps.run.outputs.exit-code == '1'"
+    assert 'if [ "$MLOPS_CI_INPUT_FAIL_JOB" = true ]; then exit 1; fi' in last["run"]
+
+
+@pytest.mark.parametrize("path", ACTIONS, ids=lambda p: p.parent.name)
+def test_no_token_reaches_a_process_that_trains(path: Path):
+    # Issue 13 (8): stages run the repository's code; only a step that posts gets the token.
+    for step in load(path)["runs"]["steps"]:
+        run = step.get("run", "")
+        if not re.search(r"\b(args=\((pr|train|sweep)\b)", run):
+            continue
+        if "GITHUB_TOKEN" in (step.get("env") or {}):
+            assert 'env "${drop[@]}" mlops-ci' in run and "-u GITHUB_TOKEN" in run, path
+        if path.parent.name == "pr":
+            assert "env -u GITHUB_TOKEN -u GH_TOKEN -u MLOPS_CI_TOKEN mlops-ci" in run
+
+
+def test_pr_action_posts_in_a_later_step_than_training():
+    steps = load(ROOT / "actions" / "pr" / "action.yml")["runs"]["steps"]
+    names = [s.get("id") or s["name"] for s in steps]
+    post = steps[names.index("Post the report and the status")]
+    assert names.index("run") < names.index("Post the report and the status")
+    assert "--no-post" in steps[names.index("run")]["run"]
+    assert post["env"]["GITHUB_TOKEN"] == "${{ inputs.token }}"
+    assert post["if"] == "inputs.post == 'true' && steps.run.outcome == 'success'"
+    # The comment (with the verdict as headline) before the status.
+    assert post["run"].index("report --post") < post["run"].index("gate --post")
+
+
+def test_setup_installs_the_extras():
+    setup = load(ROOT / "actions" / "setup" / "action.yml")
+    install = next(s for s in setup["runs"]["steps"] if s.get("id") == "install")
+    assert install["env"]["MLOPS_CI_INPUT_EXTRAS"] == "${{ inputs.extras }}"
+    assert 'spec="$spec[$extras]"' in install["run"]

@@ -164,3 +164,45 @@ def test_the_test_rows_come_from_test_data_of_the_settings(trained_repo: Path) -
     settings.write_text(text.replace("test_data: data/prepared/test.csv", "test_data: gone.csv"))
     with pytest.raises(ConfigError, match=r"gone\.csv does not exist at"):
         bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=promoted.sha)
+
+
+def regression_bundle(tmp_path: Path, error_on_every_fourth_row: float) -> Path:
+    """A real bundle of a regression model whose recorded predictions differ from what the
+    model predicts now by `error_on_every_fourth_row` on 13 of 50 rows."""
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(7)
+    features = ["f0", "f1", "f2"]
+    x = pd.DataFrame(rng.normal(size=(50, 3)), columns=features)
+    model = LinearRegression().fit(x, x @ np.array([0.5, -1.5, 2.0]) + rng.normal(size=50))
+    recorded = model.predict(x)
+    recorded[::4] += error_on_every_fourth_row
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "model.pkl").write_bytes(pickle.dumps(model))
+    x.assign(id=range(50), y_pred=recorded).to_csv(out / "samples.csv", index=False)
+    meta = {
+        "model": {"file": "model.pkl"},
+        "verification": {"file": "samples.csv", "rows": 50, "id": "id", "features": features},
+    }
+    (out / "metadata.json").write_text(json.dumps(meta))
+    bundle.write_checksums(out)
+    return out
+
+
+def test_float_noise_in_regression_predictions_is_not_a_mismatch(tmp_path: Path) -> None:
+    # The mistake: predictions compared as strings, so 2.8e-14 apart (another BLAS, another
+    # summation order) failed the deploy.
+    checked = bundle.verify_bundle(regression_bundle(tmp_path, 2.8e-14))
+    assert (checked["checked"], checked["mismatches"]) == ("y_pred", 0)
+    assert 0 < checked["max_abs_diff"] < 1e-12
+
+
+def test_a_real_regression_mismatch_reports_its_largest_absolute_difference(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(VerificationFailed) as caught:
+        bundle.verify_bundle(regression_bundle(tmp_path, 0.3))
+    # 13 of 50 rows: the old message called the fraction 0.26 "the largest difference".
+    assert "on 13 of 50 test rows (largest absolute difference 0.3 in y_pred" in str(caught.value)

@@ -126,7 +126,7 @@ def test_malformed_metrics_at_one_revision(tuned_branch: Path) -> None:
     # What the user reads names the file and the revision.
     assert "error: eval/extra.json at workspace: not valid metrics" in format_comparison(doc)
     rows = {r["name"]: r for r in doc["metrics"]}
-    assert rows["coverage"]["status"] == "inconclusive"
+    assert rows["coverage"]["status"] == "unknown"  # unreadable, never "inconclusive" (#12)
     assert rows["accuracy"]["status"] == "unchanged"  # the other files are still compared
 
 
@@ -209,3 +209,27 @@ def test_baseline_predictions_come_from_the_remote_when_the_cache_lacks_them(
     rows = {r["name"]: r for r in doc["metrics"]}
     assert rows["accuracy"]["ci_method"] == "paired-bootstrap"
     assert not [w for w in doc["warnings"] if "confidence" in w]
+
+
+def test_a_new_branch_at_the_target_tip_compares_with_that_tip(trained_repo: Path) -> None:
+    """`git checkout -b tune` at main's tip: the baseline is main's tip (the merge-base), not
+    main's previous commit; that rule is for a push to the target branch itself."""
+    git = Git(trained_repo)
+    tip = git.out("rev-parse", "main")
+    git.run("checkout", "--quiet", "-b", "fresh-branch")
+    set_param(trained_repo, "train.logistic_regression.C", 0.5)
+    doc = run_compare(trained_repo, trained_repo / ".mlops-ci")
+    assert (doc["baseline"]["how"], doc["baseline"]["sha"]) == ("merge-base", tip)
+    git.run("checkout", "--quiet", "main")
+    on_main = run_compare(trained_repo, trained_repo / ".mlops-ci")
+    assert on_main["baseline"]["how"] == "previous"
+    assert on_main["baseline"]["sha"] == git.out("rev-parse", "main^")
+
+
+def test_a_stage_that_no_version_ever_had_and_no_setting_names_is_an_error(
+    trained_repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", "-C", str(trained_repo), "--baseline", "stage:prdo"]) == 2
+    assert "stage 'prdo'" in capfd.readouterr().err
+    assert main(["compare", "-C", str(trained_repo), "--baseline", ""]) == 2
+    assert "empty" in capfd.readouterr().err

@@ -215,3 +215,102 @@ def test_s3_deploy_against_moto_on_loopback(repo: Path, moto_s3: str) -> None:
         Bucket="models", Key="serving/classifier/staging/versions/v0.1.0/model.pkl"
     )
     assert body["Body"].read() != b"junk"
+
+
+def gto_stage(repo: Path, stage: str = "staging") -> str | None:
+    shown = subprocess.run(
+        [GTO, "show", "--json"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(shown)["classifier"]["stage"].get(stage)
+
+
+def test_a_rollback_whose_deploy_fails_leaves_the_registry_as_it_was(
+    repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The mistake: rollback wrote (and pushed) its tags, then the deploy failed: the registry
+    # said v0.1.0 was in staging while v0.2.0 was live, and a rerun refused ("nothing to roll
+    # back to").
+    run_dir = repo / ".mlops-ci"
+    deploy.deploy(repo, run_dir, version="v0.1.0")
+    deploy.deploy(repo, run_dir)
+    tags_before = sorted(Git(repo).tags())
+    capfd.readouterr()
+    assert main(["rollback", "-C", str(repo), "--push", "--target", "command:false"]) == 3
+    assert sorted(Git(repo).tags()) == tags_before
+    assert gto_stage(repo) == "v0.2.0"
+    assert "the registry is unchanged" in capfd.readouterr().err
+    assert current(repo) == "versions/v0.2.0"
+    # Once the target works, the same command rolls back.
+    assert main(["rollback", "-C", str(repo), "--push"]) == 0
+    assert (gto_stage(repo), current(repo)) == ("v0.1.0", "versions/v0.1.0")
+
+
+def test_a_rollback_whose_tags_cannot_be_pushed_switches_the_deployment_back(
+    repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = repo / ".mlops-ci"
+    deploy.deploy(repo, run_dir, version="v0.1.0")
+    deploy.deploy(repo, run_dir)
+    tags_before = sorted(Git(repo).tags())
+    hook = repo.parent / "origin.git" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'tags are frozen today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    capfd.readouterr()
+    assert main(["rollback", "-C", str(repo), "--push"]) == 3
+    err = capfd.readouterr().err
+    assert "tags are frozen today" in err and "switched back to v0.2.0" in err
+    assert sorted(Git(repo).tags()) == tags_before
+    assert (gto_stage(repo), current(repo)) == ("v0.2.0", "versions/v0.2.0")
+
+
+def test_a_fresh_clone_deploys_from_the_configured_remote(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A fresh runner: no DVC cache, and the committed relative remote does not resolve there.
+    run_train(repo, repo / ".mlops-ci", push=True)  # main's job pushed v0.2.0's outputs
+    clone = tmp_path / "runner" / "work" / "clone"
+    subprocess.run(
+        ["git", "clone", "--quiet", str(repo.parent / "origin.git"), str(clone)], check=True
+    )
+    assert not (clone / "models" / "model.pkl").exists()
+    capfd.readouterr()
+    code = main(["deploy", "-C", str(clone)])
+    err = capfd.readouterr().err
+    assert code in (2, 3), err
+    assert "unexpected error" not in err and "dvc pull" in err
+    monkeypatch.setenv("MLOPS_CI_REMOTE_URL", str(repo.parent / "dvc-remote"))
+    assert main(["deploy", "-C", str(clone)]) == 0
+    assert current(clone) == "versions/v0.2.0"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_command_target_that_hangs_is_stopped(repo: Path, tmp_path: Path) -> None:
+    # The mistake: a `command:` target had no timeout; a hung upload held the job for hours.
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "open(os.environ['PIDS'], 'w').write(f'{os.getpid()} {child.pid}')\n"
+        "time.sleep(600)\n"
+    )
+    pids = tmp_path / "pids"
+    env = {**os.environ, "PIDS": str(pids), "MLOPS_CI_DEPLOY_TIMEOUT": "2"}
+    target = f"command:{shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+    mlops_ci = str(Path(sys.executable).with_name("mlops-ci"))
+    proc = subprocess.run(
+        [mlops_ci, "deploy", "-C", str(repo), "--target", target],
+        capture_output=True, text=True, env=env, timeout=90, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "did not finish within 2 s" in proc.stderr
+    for pid in map(int, pids.read_text().split()):  # the program and what it started
+        assert not alive(pid)
+    assert json.loads((repo / ".mlops-ci" / "deployment.json").read_text())["state"] == "failure"

@@ -428,7 +428,7 @@ def test_a_rule_asking_another_confidence_level_says_which_one_was_used() -> Non
 def test_annotations_cannot_be_split_by_a_metric_name() -> None:
     from mlops_ci.flow import annotations
 
-    verdict = judge("metrics:\n  default: {max_drop: 0.01}\n",
+    verdict = judge("artifact: classifier\nmetrics:\n  default: {max_drop: 0.01}\n",
                     row("x\n::warning::injected,50%", 0.9, 0.8))  # fmt: skip
     (line,) = annotations(verdict)
     assert "\n" not in line
@@ -455,3 +455,192 @@ def test_a_lower_is_better_interval_is_shown_as_the_change() -> None:
         "log_loss rose 0.0500 (0.3000 → 0.3500), more than max_drop 0.01; the 95% CI of the "
         "change [0.0300, 0.0700] agrees"
     )
+
+
+# --- fail closed: the gate does not pass on inputs it cannot trust (issue 13) -----------------------
+
+NOT_NUMBERS = [
+    # (value in comparison.json, how the reason shows it): compare writes NaN, inf and booleans
+    # as strings; a fork's document or an in-memory comparison can hold the raw values.
+    ("nan", "'nan'"), ("inf", "'inf'"), ("-inf", "'-inf'"), ("true", "'true'"),
+    ("n/a", "'n/a'"), (True, "true"), (float("nan"), "nan"), (float("inf"), "inf"),
+    (float("-inf"), "-inf"), (10**400, "1000000000"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("side", ["candidate", "baseline"])
+@pytest.mark.parametrize(("value", "shown"), NOT_NUMBERS, ids=[s for _, s in NOT_NUMBERS])
+def test_a_gated_metric_that_is_not_a_finite_number_fails_naming_the_value(
+    side: str, value: Any, shown: str
+) -> None:
+    from mlops_ci.untrusted import validate_document
+
+    values = {"baseline": 0.95, "candidate": 0.95, side: value}
+    bad = {"name": "accuracy", "key": "accuracy", "file": "eval/metrics.json", "delta": None,
+           "direction": "higher", "ci_low": None, "ci_high": None, "status": "changed"} | values  # fmt: skip
+    verdict = judge(POLICY, bad)
+    assert verdict.verdict == "fail"
+    (failed,) = verdict.failed
+    assert failed.metric == "accuracy"
+    assert f"accuracy is {shown}" in failed.reason
+    assert f"at the {side}" in failed.reason
+    assert "not a number" not in verdict.summary or verdict.summary == failed.reason
+    # The verdict is still a valid document: no NaN or infinity reaches verdict.json.
+    document = verdict.to_dict()
+    json.dumps(document, allow_nan=False)
+    validate_document("verdict", document)
+
+
+@pytest.mark.parametrize("status", ["unknown", "inconclusive"])
+def test_an_unreadable_gated_metric_fails_with_the_error_compare_recorded(status: str) -> None:
+    # Even a policy that ignores missing metrics must not pass a metric that could not be read.
+    policy = POLICY.replace("on_missing_metric: fail", "on_missing_metric: ignore")
+    doc = comparison(row("accuracy", 0.95, None, status=status, file="eval/metrics.json"))
+    doc["errors"] = [{"file": "eval/metrics.json", "revision": "workspace",
+                      "message": "not valid metrics: Expecting value: line 1 column 1 (char 0)"}]  # fmt: skip
+    verdict = evaluate_gate(doc, parse_settings(policy), check_names=False)
+    assert verdict.verdict == "fail"
+    # accuracy, and f1 and latency_ms too: the unreadable file may hold them.
+    assert {r.metric for r in verdict.failed} == {"accuracy", "f1", "latency_ms"}
+    for failed in verdict.failed:
+        assert "eval/metrics.json at workspace could not be read" in failed.reason
+        assert "Expecting value: line 1 column 1" in failed.reason
+
+
+def test_no_readable_metrics_and_a_broken_file_fail_even_when_missing_is_neutral() -> None:
+    policy = POLICY.replace("on_missing_metric: fail", "on_missing_metric: neutral")
+    doc = comparison()
+    doc["errors"] = [{"file": "eval/metrics.json", "revision": "workspace",
+                      "message": "not valid metrics: while parsing a flow mapping"}]  # fmt: skip
+    verdict = evaluate_gate(doc, parse_settings(policy))
+    assert verdict.verdict == "fail"
+    assert "while parsing a flow mapping" in verdict.summary
+
+
+def test_a_malformed_candidate_metrics_file_fails_the_gate_naming_the_parse_error(
+    trained_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (trained_repo / "eval" / "metrics.json").write_text('{"accuracy": 0.97,, "f1": }')
+    assert main(["compare", "-C", str(trained_repo)]) == 0
+    comparison_doc = documents.read(trained_repo / ".mlops-ci", "comparison.json")
+    (error,) = [e for e in comparison_doc["errors"] if e["file"] == "eval/metrics.json"]
+    capsys.readouterr()
+    assert main(["gate", "-C", str(trained_repo)]) == 1
+    verdict = read_verdict(trained_repo)
+    assert verdict["verdict"] == "fail"
+    assert error["message"][:60] in verdict["summary"]
+    assert "eval/metrics.json" in verdict["summary"]
+
+
+# --- documents name their inputs ---------------------------------------------------------------------
+
+
+def test_the_verdict_names_the_comparison_and_revisions_it_judged(
+    policy_repo: tuple[Path, str],
+) -> None:
+    import hashlib
+
+    repo, sha = policy_repo
+    write_comparison(repo, (0.9561, 0.9649), baseline_sha=sha)
+    assert main(["gate", "-C", str(repo)]) == 0
+    raw = (repo / ".mlops-ci" / "comparison.json").read_bytes()
+    verdict = read_verdict(repo)
+    assert verdict["inputs"] == {
+        "comparison.json": "sha256:" + hashlib.sha256(raw).hexdigest(),
+        "baseline_sha": sha,
+        "candidate_sha": "c" * 40,
+        "policy_revision": sha,
+    }
+
+
+def test_report_does_not_show_a_verdict_judged_on_another_comparison(
+    policy_repo: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, sha = policy_repo
+    write_comparison(repo, (0.9561, 0.9649), baseline_sha=sha)
+    assert main(["gate", "-C", str(repo)]) == 0  # pass, on this comparison
+    write_comparison(repo, (0.9561, 0.80), baseline_sha=sha)  # a newer one, three rules red
+    assert main(["report", "-C", str(repo)]) == 0
+    report = (repo / ".mlops-ci" / "report.md").read_text()
+    assert "✅" not in report and "**pass**" not in report
+    assert "verdict.json was judged on another comparison.json" in report
+    assert "mlops-ci gate" in report
+    assert "verdict.json was judged on another comparison.json" in capsys.readouterr().out
+
+
+def test_report_after_a_gate_that_exited_2_shows_no_earlier_verdict(
+    policy_repo: tuple[Path, str],
+) -> None:
+    repo, sha = policy_repo
+    write_comparison(repo, (0.9561, 0.9649), baseline_sha=sha)
+    assert main(["gate", "-C", str(repo)]) == 0
+    (repo / "mlops-ci.yaml").write_text("metrics:\n  accuracy: {max_dorp: 0.01}\n")
+    bad = git_commit_all(repo, "A broken policy")
+    (repo / "mlops-ci.yaml").write_text(POLICY)  # the working tree is fine; the baseline is not
+    write_comparison(repo, (0.9561, 0.80), baseline_sha=bad)
+    assert main(["gate", "-C", str(repo)]) == 2
+    assert main(["report", "-C", str(repo)]) == 0
+    report = (repo / ".mlops-ci" / "report.md").read_text()
+    assert "**pass**" not in report
+
+
+def test_the_report_names_the_documents_it_was_rendered_from(policy_repo: tuple[Path, str]) -> None:
+    repo, sha = policy_repo
+    write_comparison(repo, (0.9561, 0.9348), baseline_sha=sha)
+    assert main(["gate", "-C", str(repo)]) == 1
+    assert main(["report", "-C", str(repo)]) == 0
+    run_dir = repo / ".mlops-ci"
+    report = (run_dir / "report.md").read_text()
+    for name in ("comparison.json", "verdict.json"):
+        assert f"{name} {documents.file_digest(run_dir / name)}" in report
+
+
+# --- the policy: a typo on main is reported, a typo in a pull request fails -------------------------
+
+
+def test_a_policy_typo_merged_on_main_is_reported_not_fatal_once_the_pr_fixes_it(
+    policy_repo: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, _ = policy_repo
+    git = Git(repo)
+    git.run("checkout", "--quiet", "main")
+    (repo / "mlops-ci.yaml").write_text(POLICY.replace("latency_ms:", "latency_mss:"))
+    typo = git_commit_all(repo, "A typo in the policy")
+    git.run("checkout", "--quiet", "-b", "fix-the-typo")
+    (repo / "mlops-ci.yaml").write_text(POLICY)
+    git_commit_all(repo, "Fix the typo")
+    write_comparison(repo, (0.9561, 0.9649), baseline_sha=typo)
+    assert main(["gate", "-C", str(repo)]) == 0
+    verdict = read_verdict(repo)
+    assert verdict["verdict"] == "neutral"
+    (typo_rule,) = [r for r in verdict["rules"] if r["metric"] == "latency_mss"]
+    assert typo_rule["outcome"] == "neutral"
+    assert "metrics.latency_mss" in typo_rule["reason"]
+    assert "fixes it" in typo_rule["reason"]
+    assert main(["report", "-C", str(repo)]) == 0
+    assert "metrics.latency\\_mss" in (repo / ".mlops-ci" / "report.md").read_text()
+
+
+PR_POLICY_MISTAKES = {
+    "misspelt metric": (POLICY.replace("latency_ms:", "latency_mss:"), "metrics.latency_mss"),
+    "unknown rule key": (POLICY.replace("max_drop: 0.01", "max_dorp: 0.01"), "metrics.accuracy.max_dorp"),
+    "not yaml": (POLICY + "metrics: [\n", "not valid YAML"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(PR_POLICY_MISTAKES))
+def test_a_pr_that_breaks_the_policy_fails_naming_the_exact_key(
+    case: str, policy_repo: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, sha = policy_repo
+    text, key = PR_POLICY_MISTAKES[case]
+    (repo / "mlops-ci.yaml").write_text(text)
+    git_commit_all(repo, f"Policy with a {case}")
+    write_comparison(repo, (0.9561, 0.9649), baseline_sha=sha)  # the metrics themselves pass
+    assert main(["gate", "-C", str(repo)]) == 1
+    verdict = read_verdict(repo)
+    (failed,) = [r for r in verdict["rules"] if r["outcome"] == "fail"]
+    assert failed["rule"] == "policy"
+    assert key in failed["reason"]
+    assert "mlops-ci.yaml in this change" in failed["reason"]
+    assert key in capsys.readouterr().out

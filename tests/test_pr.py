@@ -66,3 +66,61 @@ def test_pr_on_the_local_forge_writes_every_document_and_posts_once(
         head, "failure", "mlops-ci/classifier",
     )  # fmt: skip
     assert "gate: fail — accuracy" in out
+
+
+def test_a_pr_that_exits_2_leaves_no_stale_verdict_to_show(
+    trained_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git = Git(trained_repo)
+    git.run("checkout", "--quiet", "-b", "feature")
+    set_param(trained_repo, "train.logistic_regression.C", 2.0)
+    git_commit_all(trained_repo, "A stronger model")
+    assert main(["pr", "-C", str(trained_repo)]) in (0, 1)
+    run_dir = trained_repo / ".mlops-ci"
+    assert (run_dir / "verdict.json").is_file()
+    # main gets a policy that cannot be read; the pull request merges main, so the gate cannot
+    # decide (exit 2): nothing of the earlier run's verdict may be shown.
+    git.run("checkout", "--quiet", "main")
+    policy = trained_repo / "mlops-ci.yaml"
+    policy.write_text(policy.read_text().replace("max_drop:", "max_dorp:", 1))
+    git_commit_all(trained_repo, "A broken policy")
+    git.run("checkout", "--quiet", "feature")
+    git.run("merge", "--quiet", "--no-edit", "main")
+    capsys.readouterr()
+
+    assert main(["pr", "-C", str(trained_repo)]) == 2
+
+    assert "max_dorp" in capsys.readouterr().err
+    assert not (run_dir / "verdict.json").exists()
+    assert not (run_dir / "report.md").exists()
+    # Nor can a later `report` show the earlier run's verdict.
+    assert main(["report", "-C", str(trained_repo)]) == 2
+    assert "comparison.json does not exist" in capsys.readouterr().err
+
+
+def test_a_pr_whose_gate_cannot_decide_reports_why_instead_of_a_verdict(
+    trained_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # main's policy cannot be read (a key typo merged before policies were checked); the pull
+    # request fixes it in its own tree, but the baseline's policy is the one that applies.
+    git = Git(trained_repo)
+    policy = trained_repo / "mlops-ci.yaml"
+    good = policy.read_text()
+    policy.write_text(good.replace("max_drop:", "max_dorp:", 1))
+    git_commit_all(trained_repo, "A broken policy")
+    git.run("push", "--quiet", "origin", "main")
+    git.run("checkout", "--quiet", "-b", "fix-policy")
+    policy.write_text(good)
+    head = git_commit_all(trained_repo, "Fix the policy")
+
+    assert main(["pr", "-C", str(trained_repo)]) == 2
+
+    assert "metrics.accuracy.max_dorp" in capsys.readouterr().err
+    run_dir = trained_repo / ".mlops-ci"
+    assert not (run_dir / "verdict.json").exists()
+    report = (run_dir / "report.md").read_text()
+    assert "**pass**" not in report and "**fail**" not in report
+    assert "Gate: ⚠️ no verdict: The gate could not decide" in report
+    assert "max\\_dorp" in report
+    comparison = documents.read(run_dir, "comparison.json", kind="comparison")
+    assert comparison["candidate"]["sha"] == head

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci import documents
 from mlops_ci.cli import main
 from mlops_ci.errors import EXIT_SERVICE
 from mlops_ci.git import Git
@@ -162,7 +163,9 @@ def test_report_command_writes_every_destination(
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "comparison.json").write_text(json.dumps(make_comparison()))
-    (run_dir / "verdict.json").write_text(json.dumps(make_verdict()))
+    # The verdict names the comparison it judged (documents name their inputs).
+    judged = {"comparison.json": documents.file_digest(run_dir / "comparison.json")}
+    (run_dir / "verdict.json").write_text(json.dumps(make_verdict() | {"inputs": judged}))
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))

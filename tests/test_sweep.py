@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,44 @@ def test_six_candidates_on_separate_clones_give_one_ranked_comment(
     verdict = json.loads((trained_repo / ".mlops-ci" / "verdict.json").read_text())
     assert verdict["verdict"] == board["rows"][0]["verdict"]
     assert code == (1 if verdict["verdict"] == "fail" else 0)
-    statuses = [s for s in repo["statuses"] if s["context"] == "mlops-ci/classifier"]
+    statuses = [s for s in repo["statuses"] if s["context"] == "mlops-ci/classifier/sweep"]
     assert len(statuses) == 1
     assert statuses[0]["sha"] == head
+
+
+
+def test_a_huge_grid_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    # The mistake: 9 keys of 9 values is 387,420,489 candidates; building them first grew past
+    # 10 GB. Run in a child capped at 2 GiB of address space, so a regression fails, not the host.
+    grid = "".join(f"    k{i}: [{', '.join(str(v) for v in range(9))}]\n" for i in range(9))
+    (tmp_path / "mlops-ci.yaml").write_text("sweep:\n  grid:\n" + grid)
+    proc = subprocess.run(
+        [MLOPS_CI, "sweep", "plan", "-C", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "387420489 candidates, more than sweep.max_candidates (64)" in proc.stderr
+
+
+def test_a_sweep_posts_under_its_own_status_context(
+    trained_repo: Path, tmp_path: Path, fake_github, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mistake: a sweep's verdict set the PR gate's own status `mlops-ci/<artifact>`, so a
+    # sweep's best candidate could turn a required check green or red.
+    git = Git(trained_repo)
+    git.run("checkout", "--quiet", "-b", "sweep")
+    with (trained_repo / "mlops-ci.yaml").open("a") as fh:
+        fh.write("sweep:\n  grid:\n    train.logistic_regression.C: [1.0]\n")
+    head = git.commit_all("Sweep main's own params")
+    git.run("push", "--quiet", "origin", "sweep")
+    run_dir = _run_candidate(
+        trained_repo.parent / "origin.git", trained_repo.parent / "dvc-remote", tmp_path, "c01"
+    )
+    for key, value in fake_github.ci_env(tmp_path / "job", head_sha=head).items():
+        monkeypatch.setenv(key, value)
+    main(["sweep", "collect", "-C", str(trained_repo), "--post", "--from", str(run_dir)])
+    state = fake_github.state()
+    assert state["violations"] == []
+    contexts = [s["context"] for s in state["repos"]["octo/demo"]["statuses"]]
+    assert contexts == ["mlops-ci/classifier/sweep"]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +117,55 @@ def test_broken_dvc_yaml(trained_repo: Path, capfd: pytest.CaptureFixture[str]) 
     err = capfd.readouterr().err
     assert "dvc.yaml" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "symlink"])
+def test_set_refuses_a_params_file_outside_the_repository(
+    trained_repo: Path, where: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The attack: `-S FILE:KEY=VALUE` naming a file beside (or behind a symlink out of) the repo.
+    outside = trained_repo.parent / "outside.yaml"
+    outside.write_text("key: 0\n")
+    if where == "parent":
+        spec = "../outside.yaml:key=1"
+    elif where == "absolute":
+        spec = f"{outside}:key=1"
+    else:
+        (trained_repo / "link.yaml").symlink_to(outside)
+        spec = "link.yaml:key=1"
+    assert main(["train", "-C", str(trained_repo), "-S", spec]) == 2
+    assert "outside the repository" in capfd.readouterr().err
+    assert outside.read_text() == "key: 0\n"
+
+
+def test_ctrl_c_during_a_stage_exits_130(trained_repo: Path) -> None:
+    # A stage that waits; Ctrl-C in a terminal sends SIGINT to the whole foreground group.
+    started = trained_repo / "started"
+    pipeline = yaml.safe_load((trained_repo / "dvc.yaml").read_text())
+    pipeline["stages"]["wait"] = {
+        "cmd": "python -c \"import time; open('started', 'w').close(); time.sleep(120)\""
+    }
+    (trained_repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
+    mlops_ci = Path(sys.executable).with_name("mlops-ci")
+    proc = subprocess.Popen(
+        [str(mlops_ci), "train", "-C", str(trained_repo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(600):
+            if started.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert started.exists(), proc.communicate()[1][-2000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    assert "fix the stage" not in err

@@ -455,3 +455,60 @@ def test_ci_json_cannot_choose_the_commit_that_gets_the_status(
     assert "pass --sha" in capsys.readouterr().err
     assert fake_github.repo(REPO).statuses == []
     assert posted(fake_github) == ([], [])
+
+
+# --- fail closed, and names from trusted settings only (issue 13) ---------------------------------
+
+
+def test_publish_without_the_repository_policy_never_posts_success(
+    fake_github, trusted_env, tmp_path, capsys
+):
+    # The trusted job forgot to check out the repository: there is no policy to judge by.
+    (tmp_path / "trusted" / "mlops-ci.yaml").unlink()
+    doc = comparison_doc()
+    doc["metrics"][0].update(candidate=0.5, delta=-0.45, status="regressed")
+    run_dir = write_run_dir(tmp_path / "run", doc)
+
+    assert publish(run_dir) == EXIT_BAD_INPUT
+
+    _, statuses = posted(fake_github)
+    assert [s["state"] for s in statuses] == ["failure"]
+    assert "no mlops-ci.yaml" in statuses[0]["description"]
+    err = capsys.readouterr().err
+    assert "no mlops-ci.yaml in the trusted checkout" in err
+    assert "check out the base repository" in err
+
+
+def test_1e400_in_a_forks_comparison_fails_the_gate(fake_github, trusted_env, tmp_path):
+    # 1e400 is valid JSON; Python reads it as infinity, which is "at least min 0.9".
+    text = json.dumps(comparison_doc()).replace('"candidate": 0.96', '"candidate": 1e400')
+    assert "1e400" in text
+    run_dir = write_run_dir(tmp_path / "run", text)
+
+    assert publish(run_dir) == EXIT_OK
+
+    _, statuses = posted(fake_github)
+    assert [s["state"] for s in statuses] == ["failure"]
+    assert "accuracy is inf at the candidate" in statuses[0]["description"]
+
+
+def test_a_fork_cannot_name_the_status_context_check_run_or_comment_marker(
+    fake_github, trusted_env, tmp_path
+):
+    for artifact in ("@everyone", "other-artifact"):
+        doc = comparison_doc(artifact=artifact)
+        assert publish(write_run_dir(tmp_path / artifact, doc)) == EXIT_OK
+
+    comments, statuses = posted(fake_github)
+    assert {s["context"] for s in statuses} == {"mlops-ci/classifier"}  # the trusted settings'
+    assert {c["name"] for c in fake_github.repo(REPO).check_runs} <= {"mlops-ci/classifier"}
+    assert len(comments) == 1  # one marker, whatever the fork writes
+    assert "mlops-ci-report:classifier:pr -->" in comments[0]["body"]
+
+
+def test_a_forks_verdict_is_posted_as_advisory(fake_github, trusted_env, tmp_path):
+    assert publish(write_run_dir(tmp_path / "run")) == EXIT_OK
+    comments, statuses = posted(fake_github)
+    assert statuses[0]["description"].startswith("advisory (fork): pass: ")
+    assert "Advisory" in comments[0]["body"]
+    assert "numbers come from the fork's own job" in comments[0]["body"]

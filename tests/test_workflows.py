@@ -8,6 +8,7 @@ the shapes the issue asks for hold: minimal permissions, concurrency groups, a f
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def test_no_expression_inside_scripts_and_a_concurrency_group(path: Path):
             assert "${{" not in step.get("run", ""), f"{path.name}: expression inside run:"
 
 
-def test_pr_permissions_are_minimal_and_runs_train_report_gate():
+def test_pr_permissions_are_minimal_and_runs_the_pr_action():
     wf = workflow("pr.yml")
     assert list(wf["on"]) == ["pull_request"]
     assert wf["permissions"] == {
@@ -76,20 +77,32 @@ def test_pr_permissions_are_minimal_and_runs_train_report_gate():
     assert "github.event.pull_request.number" in wf["concurrency"]["group"]
     used = [s.get("uses", "") for s in steps(wf, "mlops-ci")]
     local = [u for u in used if u.startswith("./actions/")]
-    assert local == [
-        "./actions/setup",
-        "./actions/train",
-        "./actions/compare",
-        "./actions/report",
-        "./actions/gate",
-    ]
-    # A fork's token is read-only: post only for same-repo PRs; always upload the run directory.
-    for step in steps(wf, "mlops-ci"):
-        if step.get("uses") in ("./actions/report", "./actions/gate"):
-            assert "head.repo.full_name == github.repository" in step["with"]["post"]
+    # `mlops-ci pr`: the gate runs before the report (the comment's headline is the verdict) and
+    # it writes ci.json, which the fork-safe pr-report.yml needs to find the pull request.
+    assert local == ["./actions/setup", "./actions/pr"]
+    pr = next(s for s in steps(wf, "mlops-ci") if s.get("uses") == "./actions/pr")
+    # A fork's token is read-only: post only for same-repo PRs; a fork never pushes.
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    assert same_repo in pr["with"]["post"]
+    assert same_repo in pr["with"]["push"]
+    assert "env.MLOPS_CI_DVC_REMOTE_URL" in pr["with"]["pull"]
     upload = next(s for s in steps(wf, "mlops-ci") if "upload-artifact" in s.get("uses", ""))
     assert upload["if"] == "always()"
     assert upload["with"]["include-hidden-files"] is True
+
+
+def test_reusable_pr_pulls_and_pushes_only_from_the_same_repository():
+    wf = workflow("reusable-pr.yml")
+    inputs = wf["on"]["workflow_call"]["inputs"]
+    assert inputs["pull"]["default"] is True
+    assert inputs["push"]["default"] is False
+    assert inputs["extras"]["default"] == ""
+    pr = next(s for s in steps(wf, "mlops-ci") if "actions/pr@" in s.get("uses", ""))
+    assert pr["with"]["push"] == (
+        "${{ inputs.push && github.event.pull_request.head.repo.full_name == github.repository }}"
+    )
+    # A fork's run has no secrets: it pulls only when the caller says the remote is public.
+    assert "inputs.pull-from-forks ||" in pr["with"]["pull"]
 
 
 def test_pr_report_runs_no_code_from_the_pull_request():
@@ -114,21 +127,52 @@ def test_pr_report_runs_no_code_from_the_pull_request():
     assert "workflow_run.id" in text
 
 
-def test_main_promotes_staging_then_production_behind_an_environment():
-    wf = workflow("main.yml")
-    assert wf["on"]["push"] == {"branches": ["main"]}
+@pytest.mark.parametrize("name", ["main.yml", "reusable-main.yml"])
+def test_main_pushes_after_the_gate_and_production_restores_the_model(name: str):
+    wf = workflow(name)
     assert wf["concurrency"]["cancel-in-progress"] is False  # never cancel a release midway
     assert wf["permissions"]["contents"] == "write"  # push GTO tags
     assert wf["permissions"]["deployments"] == "write"
-    staging = [s.get("uses") for s in steps(wf, "staging")]
-    assert staging.index("./actions/train") < staging.index("./actions/gate")
-    assert staging.index("./actions/gate") < staging.index("./actions/promote")
-    assert staging.index("./actions/promote") < staging.index("./actions/deploy")
-    compare = next(s for s in steps(wf, "staging") if s.get("uses") == "./actions/compare")
+    prefix = "./actions/" if name == "main.yml" else "mlops-ci/mlops-ci/actions/"
+
+    def kinds(job: str) -> list[str]:
+        found = []
+        for step in steps(wf, job):
+            uses = step.get("uses", "")
+            if uses.startswith(prefix):
+                kind = uses.removeprefix(prefix).split("@")[0]
+                if kind == "train" and str((step.get("with") or {}).get("push")) == "true":
+                    kind = "push"
+                found.append(kind)
+        return found
+
+    assert kinds("staging") == ["setup", "train", "compare", "gate", "push", "promote", "deploy"]
+    compare = next(s for s in steps(wf, "staging") if "compare" in s.get("uses", ""))
     assert compare["with"]["baseline"] == "stage:production"
+    # A fresh runner has no DVC outputs: restore the model before deploying it.
+    assert kinds("production") == ["setup", "train", "promote", "deploy"]
     production = wf["jobs"]["production"]
-    assert production["environment"] == "production"
     assert production["needs"] == "staging"
+    if name == "main.yml":
+        assert wf["on"]["push"] == {"branches": ["main"]}
+        assert production["environment"] == "production"
+    else:
+        inputs = wf["on"]["workflow_call"]["inputs"]
+        assert inputs["pull"]["default"] is True and inputs["push"]["default"] is True
+
+
+def test_reusable_pr_report_judges_under_the_default_branch():
+    # Issue 13 (1): without a checkout, publish judged in an empty workspace (empty policy).
+    wf = workflow("reusable-pr-report.yml")
+    job = wf["jobs"]["publish"]
+    uses = [s.get("uses", "") or s.get("run", "") for s in job["steps"]]
+    checkout = next(i for i, u in enumerate(uses) if u.startswith("actions/checkout@"))
+    publish = next(i for i, u in enumerate(uses) if u.startswith("mlops-ci publish"))
+    assert checkout < publish
+    with_ = job["steps"][checkout]["with"]
+    assert with_["ref"] == "${{ github.event.repository.default_branch }}"
+    assert with_["persist-credentials"] is False
+    assert job["steps"][publish]["working-directory"] == "${{ inputs.working-directory }}"
 
 
 def test_reusable_workflows_use_the_published_actions():
@@ -151,10 +195,52 @@ def test_gitlab_template_jobs_for_merge_requests_and_the_default_branch():
     mr = data["mlops-ci:merge-request"]
     assert mr["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
     assert any("mlops-ci" in line and '"${args[@]}"' in line for line in mr["script"])
-    staging = data["mlops-ci:staging"]
-    assert "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in staging["rules"][0]["if"]
+    assert any("--no-post" in line for line in mr["script"])
+    post = data["mlops-ci:merge-request:post"]
+    assert post["needs"] == [{"job": "mlops-ci:merge-request", "artifacts": True}]
+    main = data["mlops-ci:main"]
+    assert "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in main["rules"][0]["if"]
+    script = "\n".join(main["script"])
+    assert script.index("mlops-ci gate") < script.index("train --push")
     assert data["mlops-ci:production"]["rules"][0]["when"] == "manual"
     assert data["mlops-ci:production"]["environment"]["name"] == "production"
+    assert data["mlops-ci:production:deploy"]["environment"]["name"] == "production"
+
+
+def _resolve(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """A job with its `extends` chain applied (keys of the job win, as in GitLab)."""
+    job = dict(data[name])
+    parent = job.pop("extends", None)
+    return {**_resolve(data, parent), **job} if parent else job
+
+
+def test_gitlab_tokens_never_reach_a_job_that_trains():
+    # Issue 13 (8): the api token never reaches a process that runs the repository's code; the
+    # push token only the promote jobs, which run no stage.
+    data = yaml.safe_load(GITLAB_TEMPLATE.read_text())
+    for name in [k for k in data if k.startswith("mlops-ci:")]:
+        job = _resolve(data, name)
+        before = "\n".join(_flatten(job["before_script"]))
+        script = "\n".join(_flatten(job["script"]))
+        trains = re.search(r"args=\((pr|train)\b", script)
+        deploys = "mlops-ci deploy" in script
+        if trains or deploys:
+            assert before.startswith("unset ") and "MLOPS_CI_PUSH_TOKEN" in before.split("\n")[0]
+        if trains and deploys:
+            assert 'env -u MLOPS_CI_TOKEN -u GITLAB_TOKEN mlops-ci "${args[@]}"' in script
+        elif trains:
+            assert before.startswith("unset MLOPS_CI_TOKEN GITLAB_TOKEN MLOPS_CI_PUSH_TOKEN"), name
+        uses_push_token = "password=$MLOPS_CI_PUSH_TOKEN" in before
+        assert uses_push_token == (name in ("mlops-ci:promote", "mlops-ci:production")), name
+        if uses_push_token:
+            assert not trains and not deploys
+
+
+def _flatten(lines: list[Any]) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        out.extend(_flatten(line) if isinstance(line, list) else [line])
+    return out
 
 
 def test_gitlab_ci_local_accepts_the_template(tmp_path: Path):
@@ -176,5 +262,13 @@ def test_gitlab_ci_local_accepts_the_template(tmp_path: Path):
         env={**os.environ, "HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for job in ("mlops-ci:merge-request", "mlops-ci:staging", "mlops-ci:production"):
+    for job in (
+        "mlops-ci:merge-request",
+        "mlops-ci:merge-request:post",
+        "mlops-ci:main",
+        "mlops-ci:promote",
+        "mlops-ci:staging",
+        "mlops-ci:production",
+        "mlops-ci:production:deploy",
+    ):
         assert job in proc.stdout

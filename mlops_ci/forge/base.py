@@ -26,6 +26,7 @@ class PostedComment:
     id: int | str
     url: str | None
     created: bool
+    author: str | None = None  # who the forge says wrote it (our login, seen from outside)
 
 
 def hidden_marker(marker: str) -> str:

@@ -52,6 +52,7 @@ class GitHubForge(RemoteForge):
     name = "github"
     comment_limit = GITHUB_COMMENT_LIMIT
     truncated_note = TRUNCATED_NOTE
+    fallback_author = ACTIONS_BOT
 
     def __init__(
         self,
@@ -99,7 +100,9 @@ class GitHubForge(RemoteForge):
 
         def create(text: str) -> PostedComment:
             data = self.session.request_json("POST", path, json={"body": text}, require=("id",))
-            return PostedComment(data["id"], data.get("html_url"), created=True)
+            return PostedComment(
+                data["id"], data.get("html_url"), created=True, author=self._author(data)
+            )
 
         def update(comment_id: int, text: str) -> PostedComment:
             data = self.session.request_json(
@@ -122,8 +125,13 @@ class GitHubForge(RemoteForge):
         payload: dict[str, Any] = {"state": state, "description": description, "context": context}
         if link:
             payload["target_url"] = link
+        # Sent again after a timeout: a second status of the same context is harmless.
         data = self.session.request_json(
-            "POST", f"repos/{self.repository}/statuses/{sha}", json=payload, require=("id",)
+            "POST",
+            f"repos/{self.repository}/statuses/{sha}",
+            json=payload,
+            require=("id",),
+            repeatable=True,
         )
         return data["id"]
 
@@ -147,8 +155,13 @@ class GitHubForge(RemoteForge):
         if self.run_url:
             payload["details_url"] = self.run_url
         try:
+            # Repeatable like a status: the newest check run of a name is the one a PR shows.
             data = self.session.request_json(
-                "POST", f"repos/{self.repository}/check-runs", json=payload, require=("html_url",)
+                "POST",
+                f"repos/{self.repository}/check-runs",
+                json=payload,
+                require=("html_url",),
+                repeatable=True,
             )
         except ForgeAuthFailed as exc:
             # Only GitHub Apps (GITHUB_TOKEN included) may create check runs; a PAT may not.

@@ -91,7 +91,12 @@ class GitLabForge(RemoteForge):
 
         def create(text: str) -> PostedComment:
             data = self.session.request_json("POST", notes, json={"body": text}, require=("id",))
-            return PostedComment(data["id"], self._note_url(iid, data["id"]), created=True)
+            return PostedComment(
+                data["id"],
+                self._note_url(iid, data["id"]),
+                created=True,
+                author=self._author(data),
+            )
 
         def update(note_id: int, text: str) -> PostedComment:
             data = self.session.request_json(
@@ -125,7 +130,11 @@ class GitLabForge(RemoteForge):
         if link:
             payload["target_url"] = link
         data = self.session.request_json(
-            "POST", f"projects/{self.project}/statuses/{sha}", json=payload, require=("id",)
+            "POST",
+            f"projects/{self.project}/statuses/{sha}",
+            json=payload,
+            require=("id",),
+            repeatable=True,  # a second status of the same name after a timeout is harmless
         )
         return data["id"]
 

@@ -5,13 +5,21 @@ or 429 with `retry-after`, `x-ratelimit-reset` or GitLab's `ratelimit-reset`): w
 unless that is longer than MLOPS_CI_MAX_WAIT, in which case fail at once with a message rather
 than sleep through the job's time limit. Any other 4xx is final. The token lives only in the
 request headers: never in URLs, reprs, logs or error messages.
+
+Timeouts: MLOPS_CI_HTTP_TIMEOUT bounds a whole answer, status line to last byte. requests' own
+timeout is per socket read, so an answer trickling one byte a second never trips it; a watchdog
+shuts the request's socket down at the deadline instead. A request that timed out is sent again
+only when sending it twice is harmless (GET, PUT, PATCH... and POSTs the caller marks so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import random
+import socket
+import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +27,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from mlops_ci.errors import ConfigError
 from mlops_ci.forge.errors import (
@@ -42,7 +53,7 @@ class RetryPolicy:
     attempts: int = 7  # 1 try + 6 retries: rides out a burst of 5 bad gateways
     base: float = 1.0  # seconds; the n-th retry waits up to base * 2**n (full jitter)
     max_wait: float = 60.0  # the longest single wait, backoff or rate limit
-    timeout: float = 30.0  # connect and read timeout of one request
+    timeout: float = 30.0  # the whole of one request: connect, send, every byte of the answer
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
@@ -118,6 +129,108 @@ def _is_rate_limit(response: requests.Response, message: str) -> bool:
     )
 
 
+# --- the whole-answer deadline ---------------------------------------------------------------
+
+_current = threading.local()
+
+
+class _Deadline:
+    """Shuts down the sockets of the request running in this thread once `seconds` have passed:
+    a blocked read then returns at once, and `expired` tells a timeout from a real disconnect."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _current.deadline = None
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # The plain socket's shutdown: SSLSocket.shutdown would also drop its SSL object under the
+    # reading thread's feet. OSError: already closed.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _Watched:
+    """A connection that hands its sockets to this thread's deadline: the plain one as soon as
+    it exists (a TLS handshake can trickle too), the one in use before an answer is read."""
+
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        _watch(sock)
+        return sock
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _watch(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter with connections a `_Deadline` can cut (direct and HTTP proxies)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS pools keep their own connections
+            manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+        return manager
+
+
 class ForgeSession:
     """Requests against one forge API base URL with one token."""
 
@@ -145,6 +258,9 @@ class ForgeSession:
             self._headers[auth_header] = auth_prefix + token
         self._hints = dict(hints or {})
         self._origin = urlsplit(self.base_url)[:2]
+        adapter = _DeadlineAdapter()
+        for prefix in ("http://", "https://"):
+            self.session.mount(prefix, adapter)
 
     def __repr__(self) -> str:
         return f"ForgeSession(forge={self.forge!r}, base_url={self.base_url!r}, token=<hidden>)"
@@ -172,8 +288,13 @@ class ForgeSession:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        repeatable: bool = False,
     ) -> requests.Response:
-        """Send with retries; return the 2xx response or raise a ForgeError subclass."""
+        """Send with retries; return the 2xx response or raise a ForgeError subclass.
+
+        `repeatable`: a POST that may be sent again after a timeout because applying it twice
+        is harmless (a commit status: the newest of a context is the one shown).
+        """
         method = method.upper()
         url = self.url(path)
         where = f"{method} {urlsplit(url).path}"
@@ -181,26 +302,36 @@ class ForgeSession:
         last = ""
         for attempt in range(policy.attempts):
             self.calls += 1
+            deadline = _Deadline(policy.timeout)
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    headers=self._headers,
-                    timeout=policy.timeout,
-                )
-            except requests.ConnectionError as exc:
-                last = f"could not connect ({type(exc).__name__})"
-            except requests.Timeout as exc:
-                if method not in IDEMPOTENT:
+                with deadline:
+                    response = self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=json,
+                        headers=self._headers,
+                        timeout=policy.timeout,
+                    )
+            except requests.RequestException as exc:
+                # An answer cut off midway (ChunkedEncodingError) was applied like a timed-out
+                # one; a connect timeout never reached the forge.
+                cut_off = isinstance(
+                    exc, (requests.Timeout, requests.exceptions.ChunkedEncodingError)
+                ) and not isinstance(exc, requests.ConnectTimeout)
+                if not (deadline.expired or cut_off or isinstance(exc, requests.ConnectionError)):
+                    raise
+                if not (deadline.expired or cut_off):
+                    last = f"could not connect ({type(exc).__name__})"
+                elif method not in IDEMPOTENT and not repeatable:
                     # The forge may have applied it: the caller decides (upsert looks again).
                     raise ForgeUnavailable(
                         f"{self.forge} API: {where} timed out after {policy.timeout:g} s; it may "
                         "or may not have been applied",
                         forge_message="timeout",
                     ) from exc
-                last = f"timed out ({type(exc).__name__})"
+                else:
+                    last = f"timed out after {policy.timeout:g} s"
             else:
                 if response.status_code < 400:
                     return response
@@ -266,9 +397,11 @@ class ForgeSession:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         require: Collection[str] = (),
+        repeatable: bool = False,
     ) -> Any:
         """`request`, then the body as JSON: an object holding every key in `require`."""
-        return self.decode(self.request(method, path, params=params, json=json), require)
+        response = self.request(method, path, params=params, json=json, repeatable=repeatable)
+        return self.decode(response, require)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request_json("GET", path, params=params)

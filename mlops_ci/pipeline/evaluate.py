@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import time
 
@@ -18,7 +17,6 @@ from .common import (
     PREDICTIONS_FILE,
     TARGET,
     TEST_CSV,
-    TRAIN_META,
     feature_columns,
     load_params,
     write_json,
@@ -58,7 +56,6 @@ def main() -> None:
     y_score = model.predict_proba(features)[:, 1]
     y_pred = (y_score >= threshold).astype(int)
 
-    train_meta = json.loads(TRAIN_META.read_text())
     scores = {
         "accuracy": metrics.accuracy_score(y_true, y_pred),
         "precision": metrics.precision_score(y_true, y_pred, zero_division=0),
@@ -66,7 +63,6 @@ def main() -> None:
         "f1": metrics.f1_score(y_true, y_pred, zero_division=0),
         "roc_auc": metrics.roc_auc_score(y_true, y_score),
         "log_loss": metrics.log_loss(y_true, y_score, labels=[0, 1]),
-        "train_time_s": train_meta["train_time_s"],
         "predict_latency_ms": predict_latency_ms(
             model, features, int(params.get("latency_samples", 50))
         ),

@@ -17,6 +17,7 @@ from .common import (
     TARGET,
     TRAIN_CSV,
     TRAIN_META,
+    TRAIN_METRICS,
     feature_columns,
     load_params,
     write_json,
@@ -48,7 +49,8 @@ def main() -> None:
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
     with MODEL_FILE.open("wb") as fh:
         pickle.dump(model, fh)
-    write_json(TRAIN_META, {"train_time_s": round(elapsed, 4), "model": params.get("model")})
+    write_json(TRAIN_META, {"model": params.get("model")})
+    write_json(TRAIN_METRICS, {"train_time_s": round(elapsed, 4)})
     print(f"train: {params.get('model')} fitted on {len(frame)} rows in {elapsed:.2f} s")
 
 

@@ -25,7 +25,9 @@ _MD_PUNCT = re.compile(r"([\\`*_\[\]<>|~&$!])")
 # references, and the `www.` / `scheme:` triggers of the GFM autolink extension.
 _AT_HASH = re.compile(r"([@#])")
 _GH_REF = re.compile(r"(?i)\b(gh)-(?=\d)")
-_WWW = re.compile(r"(?i)\b(www)\.")
+# No `\b`: GFM also links `www.` right after `_`, `*`, `~` or `(` (`acc_www.evil.example`), and
+# `_` is a word character, so `\b` would miss exactly that case.
+_WWW = re.compile(r"(?i)(www)\.")
 _SCHEME = re.compile(r":")
 # Most names are plain (`per_class.0.f1` minus the underscore): skip the substitutions for them,
 # which keeps a 10,000-row report fast.

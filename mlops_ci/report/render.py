@@ -8,7 +8,7 @@ can be fitted again without rendering anything twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlops_ci import __version__
@@ -32,6 +32,7 @@ from mlops_ci.report.sections import (
 from mlops_ci.report.trend import Trend, trend_charts
 
 MAX_CHARTS = 8
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 # The forge's marker alphabet (letters, digits, _.:/@#+=-, no "--"), less the separator.
 _MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9_./@+=-]+")
 MARKER_PREFIX = "mlops-ci-report"
@@ -91,10 +92,27 @@ def report_marker(artifact: str, workflow: str) -> str:
     return hidden_marker(report_marker_id(artifact, workflow))
 
 
-def _check(comparison: object, verdict: object) -> None:
-    check(comparison, "comparison", "comparison.json", ReportInputError)
+_LISTS = ("metrics", "params", "plots", "stages", "errors", "warnings")
+
+
+def check_documents(comparison: object, verdict: object) -> None:
+    """ReportInputError unless these are a comparison (+ verdict) of the shape reported on."""
+    data = check(comparison, "comparison", "comparison.json", ReportInputError)
     if verdict is not None:
         check(verdict, "verdict", "verdict.json", ReportInputError)
+    # The shapes the sections rely on (docs/documents.md); anything else is not a comparison.
+    for key in ("baseline", "candidate"):
+        if not isinstance(data.get(key), dict):
+            raise ReportInputError(
+                f"comparison.json: {key} must be an object, not {type(data.get(key)).__name__}; "
+                "rerun `mlops-ci compare`"
+            )
+    for key in _LISTS:
+        if data.get(key) is not None and not isinstance(data[key], list):
+            raise ReportInputError(
+                f"comparison.json: {key} must be a list, not {type(data[key]).__name__}; "
+                "rerun `mlops-ci compare`"
+            )
 
 
 def _plots_section(comparison: dict, plots: list[dict], labels: tuple[str, str]) -> Section | None:
@@ -133,13 +151,17 @@ def build_report(
     trend: Trend | None = None,
     full_report_hint: str = ".mlops-ci/report.md",
     marker_id: str | None = None,
+    verdict_note: str | None = None,
+    inputs: Mapping[str, str | None] | None = None,
 ) -> Report:
     """The report for `comparison` (+ `verdict`), fitted to `limit` characters (None: no limit).
 
     `marker_id`: an id from `report_marker_id`, or a workflow name (the artifact then comes
-    from the comparison); default: workflow `mlops-ci`.
+    from the comparison); default: workflow `mlops-ci`. `verdict_note`: why no verdict is shown
+    (stale, or the gate could not decide). `inputs`: digests of the documents rendered, kept in
+    a hidden comment so a reader can tell which run the report belongs to.
     """
-    _check(comparison, verdict)
+    check_documents(comparison, verdict)
     links = links or ReportLinks()
     if not (marker_id and _REPORT_MARKER_ID.fullmatch(marker_id)):
         artifact = str(comparison.get("artifact") or "model")
@@ -163,6 +185,7 @@ def build_report(
             marker=marker,
             commit_url=links.commit_url,
             has_changes=has_changes,
+            verdict_note=verdict_note,
         ),
         metrics_main,
         params,
@@ -178,6 +201,9 @@ def build_report(
     if links.run_url:
         where = f"{where} ({md_link('artifacts of this run', links.run_url)})"
 
+    # Digests are ours (sha256:hex), never text from the repository; no "--" can end the comment.
+    recorded = " ".join(f"{k} {v}" for k, v in (inputs or {}).items() if v and _DIGEST.match(v))
+
     def footer(dropped: list[str], at: int | None) -> str:
         return render(
             "footer",
@@ -185,6 +211,7 @@ def build_report(
             limit=f"{at or 0:,}",
             where=where,
             version=__version__,
+            inputs=recorded,
         )
 
     full = "".join(s.text for s in kept) + footer([], None)
@@ -214,6 +241,8 @@ def _terminal(
         return clip(one_line(value), n)
 
     lines = [f"mlops-ci report: {plain(comparison.get('artifact') or 'model')}"]
+    if verdict and verdict.get("advisory") is True:
+        lines.append("advisory: the numbers come from the fork's own job")
     if verdict:
         lines.append(
             f"gate: {plain(verdict.get('verdict'), 10)}: {plain(verdict.get('summary'), 200)}"

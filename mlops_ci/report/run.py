@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import documents
-from mlops_ci.errors import GitError, NotAGitRepo, ServiceError
+from mlops_ci.errors import ConfigError, GitError, NotAGitRepo, ServiceError
 from mlops_ci.forge import NoPullRequest, detect_forge
 from mlops_ci.forge.base import SUMMARY_LIMIT_BYTES
 from mlops_ci.git import Git
-from mlops_ci.report.render import Report, ReportLinks, build_report
+from mlops_ci.report.render import Report, ReportLinks, build_report, check_documents
 from mlops_ci.report.trend import DEFAULT_COMMITS, Trend, key_metrics, read_trend
 from mlops_ci.report.write import FULL_NAME, write_report
-from mlops_ci.settings import load_settings
+from mlops_ci.settings import Settings, load_settings
 
 
 class ReportNotPosted(ServiceError):
@@ -56,7 +56,12 @@ def load_trend(
     if commits <= 0:
         return None
     target = str(comparison.get("target_branch") or "main")
-    names = [str(r.get("metric")) for r in (verdict or {}).get("rules") or [] if r.get("metric")]
+    rules = (verdict or {}).get("rules")
+    names = [
+        str(r["metric"])
+        for r in (rules if isinstance(rules, list) else [])
+        if isinstance(r, dict) and r.get("metric")
+    ]
     metrics = key_metrics(comparison, names or None)
     if not metrics:
         return None
@@ -86,16 +91,44 @@ def run_report(
     workflow: str | None = None,
     out: TextIO | None = None,
     forge: Any = None,
+    gate_error: str | None = None,
 ) -> ReportRun:
     """Render `<run_dir>/comparison.json` (+ `verdict.json`) and write it everywhere.
 
     `out` takes the local forge's one-line notices (stderr when stdout carries JSON); `forge`
-    is the caller's, when it already has one (one HTTP session per command).
+    is the caller's, when it already has one (one HTTP session per command). `gate_error`: why
+    the gate could not decide (`pr` after a bad policy); the report says so instead of a verdict.
+
+    A verdict.json judged on another comparison.json (its recorded digest differs) is not
+    shown: the report says it is stale and what to rerun.
     """
     env = os.environ if env is None else env
-    comparison = documents.read(run_dir, "comparison.json", kind="comparison")
-    verdict = documents.read(run_dir, "verdict.json", kind="verdict", required=False)
-    settings = load_settings(repo_dir)
+    comparison, comparison_digest = documents.read_digested(
+        run_dir, "comparison.json", kind="comparison"
+    )
+    verdict, verdict_digest = documents.read_digested(
+        run_dir, "verdict.json", kind="verdict", required=False
+    )
+    notes: list[str] = []
+    verdict_note = None
+    if gate_error is not None:
+        verdict, verdict_digest = None, None
+        verdict_note = f"The gate could not decide: {gate_error}"
+    elif verdict is not None:
+        stale = documents.stale_input(verdict, "comparison.json", comparison_digest)
+        if stale is not None:
+            verdict, verdict_digest = None, None
+            verdict_note = (
+                f"verdict.json was judged on another comparison.json ({stale}), so it is not "
+                "shown; run `mlops-ci gate` to judge this one"
+            )
+            notes.append(verdict_note)
+    check_documents(comparison, verdict)  # before the trend reads the rows
+    try:
+        settings = load_settings(repo_dir)
+    except ConfigError as exc:  # the report only needs trend_commits: show it all the same
+        settings = Settings()
+        notes.append(f"settings unreadable, the report uses defaults: {exc}")
     forge = forge or detect_forge(env, run_dir, out=out)
     links = ReportLinks(commit_url=forge.commit_url, run_url=forge.run_url)
     try:
@@ -110,10 +143,15 @@ def run_report(
         trend=load_trend(repo_dir, comparison, verdict, commits=settings.trend_commits),
         full_report_hint=hint,
         marker_id=workflow or env.get("GITHUB_WORKFLOW") or "mlops-ci",
+        verdict_note=verdict_note,
+        inputs={"comparison.json": comparison_digest, "verdict.json": verdict_digest},
     )
     path = write_report(run_dir, report, output=output)
     result = ReportRun(
-        report=report, path=path, summary=forge.write_summary(summary_markdown(report))
+        report=report,
+        path=path,
+        summary=forge.write_summary(summary_markdown(report)),
+        notes=notes,
     )
     if post:
         try:

@@ -24,6 +24,7 @@ from mlops_ci.report.markdown import (
 )
 
 STATUS_MARKS = {
+    "unknown": "⚠️ unknown (unreadable)",
     "regressed": "🔴 regressed",
     "removed": "⚠️ removed",
     "inconclusive": "⚪ inconclusive",
@@ -93,15 +94,26 @@ def headline(
     marker: str,
     commit_url: Callable[[str], str | None] | None,
     has_changes: bool,
+    verdict_note: str | None = None,
 ) -> Section:
     counts: dict[str, int] = {}
     for m in metrics:
         counts[str(m.get("status"))] = counts.get(str(m.get("status")), 0) + 1
     parts = [f"{counts.get(s, 0)} {s}" for s in ("improved", "regressed", "inconclusive")]
     parts += [
-        f"{counts[s]} {s}" for s in ("added", "removed", "changed", "unchanged") if counts.get(s)
+        f"{counts[s]} {s}"
+        for s in ("unknown", "added", "removed", "changed", "unchanged")
+        if counts.get(s)
     ]
-    verdict_line = failed = None
+    verdict_line = failed = advisory = None
+    if verdict_note is not None:
+        verdict_line = f"Gate: ⚠️ no verdict: {md_text(verdict_note, 600)}"
+    if isinstance(verdict, dict) and verdict.get("advisory") is True:
+        advisory = (
+            "Advisory: this pull request comes from a fork, and its numbers come from the "
+            "fork's own job, which the fork controls. The verdict applies this repository's "
+            "policy to them; it cannot prove them."
+        )
     if isinstance(verdict, dict):
         mark = VERDICT_MARKS.get(str(verdict.get("verdict")), md_text(verdict.get("verdict"), 20))
         summary = verdict.get("summary")
@@ -140,6 +152,7 @@ def headline(
         revisions_line=revisions,
         situation=situation,
         failed_rules=failed,
+        advisory=advisory,
     )
     return Section("headline", text)
 

@@ -80,6 +80,18 @@ def _start_fake(kind: str, *args: str) -> FakeServer:
     return FakeServer(proc, url)
 
 
+def post_json(fake: FakeServer, path: str, body: dict[str, Any], token: str = DEFAULT_TOKEN) -> Any:
+    """What another workflow would have posted to the fake forge before the run under test."""
+    request = urllib.request.Request(
+        f"{fake.url}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)
+
+
 def commit_all(repo: Path, message: str) -> str:
     return Git(repo).commit_all(message)
 
@@ -100,6 +112,13 @@ def make_ci_repo(trained_template: Path, dest: Path, workflows: list[str]) -> Pa
     commit_all(repo, "Add mlops-ci workflows")
     git.run("push", "--quiet", "origin", "main")
     return repo
+
+
+def forget_dvc_state(repo: Path) -> None:
+    """Leave the repository as a fresh clone has it: no DVC cache, no outputs, nothing ignored.
+    (act copies only what git does not ignore anyway; this makes it hold whatever act does.)"""
+    Git(repo).run("clean", "-fdXq")
+    assert not (repo / ".dvc" / "cache").exists()
 
 
 def runner_env(work: Path) -> dict[str, str]:

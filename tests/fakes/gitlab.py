@@ -154,6 +154,8 @@ class FakeGitLab(GitLabState):
     # --- endpoints ---------------------------------------------------------------------------
 
     def op_user(self, args, query, body, login) -> Reply:
+        if login in self.hidden_users:
+            return 403, {}, {"error": "insufficient_scope"}
         return 200, {}, self._user(login)
 
     def op_list_notes(self, args, query, body, login) -> Reply:

@@ -23,6 +23,7 @@ class GitLabState(FakeForge):
         super().__init__(*args, **kwargs)
         self.tokens: dict[str, str] = {DEFAULT_TOKEN: DEFAULT_LOGIN}
         self.readonly_tokens: set[str] = set()
+        self.hidden_users: set[str] = set()  # logins whose token may not read GET /user
         self.projects: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(501)
 
@@ -32,6 +33,11 @@ class GitLabState(FakeForge):
         self.tokens[token] = login
         if readonly:
             self.readonly_tokens.add(token)
+
+    def hide_user(self, login: str) -> None:
+        """GET /user answers 403 for `login`'s tokens (a token without the read_user scope)."""
+        with self.lock:
+            self.hidden_users.add(login)
 
     def project(self, pid: str) -> dict[str, Any]:
         with self.lock:

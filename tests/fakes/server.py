@@ -4,7 +4,8 @@ slow answers. GitHub and GitLab subclasses add routes and state.
 Control endpoints under `/_fake/` (never part of a forge's API) let a process that did not start
 the server (act, gitlab-ci-local) read the state or turn the knobs:
 `GET /_fake/state`, `POST /_fake/dump`, `POST /_fake/knobs` with JSON
-`{"fail_next": 3, "status": 502}` / `{"rate_limit_next": 1, "retry_after": 2}` / `{"delay": 0.5}`.
+`{"fail_next": 3, "status": 502}` / `{"rate_limit_next": 1, "retry_after": 2}` / `{"delay": 0.5}`
+/ `{"trickle": 0.5, "count": 1}` / `{"apply_late": 2, "count": 1}`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class FakeForge:
         self.delay = 0.0
         self.delay_next = 0
         self.delay_method: str | None = None
+        # (only this method, seconds, requests left; -1: all) for trickled and late-applied answers
+        self._trickle: list[tuple[str | None, float, int]] = []
+        self._late: list[tuple[str | None, float, int]] = []
+        self.in_flight = 0  # requests being handled (a late-applied one is still in flight)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -128,9 +133,44 @@ class FakeForge:
             self.delay_next = -1 if count is None else count
             self.delay_method = method
 
+    def trickle(
+        self, seconds_per_byte: float, count: int | None = None, *, method: str | None = None
+    ) -> None:
+        """Send the next `count` answers (of `method`; all when count is None) one byte at a
+        time, status line and headers included: a client whose timeout is per read never
+        times out on such an answer. The request is applied first."""
+        with self.lock:
+            self._trickle.append((method, seconds_per_byte, -1 if count is None else count))
+
+    def apply_late(self, seconds: float, count: int = 1, *, method: str | None = None) -> None:
+        """Apply the next `count` requests (of `method`) only after `seconds`, then answer: a
+        client that timed out meanwhile sees no trace of the request until it lands."""
+        with self.lock:
+            self._late.append((method, seconds, count))
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Until no request is being handled (a late-applied one has landed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.in_flight:
+                    return
+            time.sleep(0.02)
+        raise TimeoutError(f"fake {self.name} still handling {self.in_flight} request(s)")
+
+    def _take(self, knobs: list[tuple[str | None, float, int]], method: str) -> float:
+        for index, (only, seconds, left) in enumerate(knobs):
+            if only in (None, method) and left:
+                if left > 0:
+                    knobs[index] = (only, seconds, left - 1)
+                return seconds
+        return 0.0
+
     def reset_knobs(self) -> None:
         with self.lock:
             self._faults.clear()
+            self._trickle.clear()
+            self._late.clear()
             self.delay, self.delay_next, self.delay_method = 0.0, 0, None
 
     def rate_limit_body(self) -> dict[str, Any]:
@@ -182,12 +222,25 @@ class FakeForge:
                 )
             if "delay" in body:
                 self.slow(float(body["delay"]), body.get("count"))
+            if "trickle" in body:
+                self.trickle(float(body["trickle"]), body.get("count"))
+            if "apply_late" in body:
+                self.apply_late(float(body["apply_late"]), int(body.get("count", 1)))
             if body.get("reset"):
                 self.reset_knobs()
             return 200, {}, {"ok": True}
         return 404, {}, {"message": "unknown control endpoint"}
 
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.in_flight += 1
+        try:
+            self._handle(handler)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         length = int(handler.headers.get("Content-Length") or 0)
@@ -202,7 +255,7 @@ class FakeForge:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
         record = Recorded(handler.command, parts.path, query, body)
-        delay = 0.0
+        delay = trickle = late = 0.0
         if parts.path.startswith("/_fake/"):
             status, reply_headers, payload = self._control(handler.command, parts.path, body)
         else:
@@ -218,6 +271,10 @@ class FakeForge:
                     delay = self.delay
                     if self.delay_next > 0:
                         self.delay_next -= 1
+                trickle = self._take(self._trickle, handler.command)
+                late = self._take(self._late, handler.command)
+            if late:
+                time.sleep(late)
             if fault is not None:
                 status, reply_headers, payload = fault
             else:
@@ -235,6 +292,9 @@ class FakeForge:
             time.sleep(delay)
         record.status = status
         data = b"" if payload is None else json.dumps(payload).encode()
+        if trickle:
+            self._trickle_out(handler, status, reply_headers, data, trickle)
+            return
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json; charset=utf-8")
@@ -245,6 +305,28 @@ class FakeForge:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (a timeout test)
+
+    def _trickle_out(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        headers: dict[str, str],
+        data: bytes,
+        seconds_per_byte: float,
+    ) -> None:
+        lines = [f"HTTP/1.1 {status} {handler.responses.get(status, ('',))[0]}"]
+        lines += ["Content-Type: application/json; charset=utf-8", f"Content-Length: {len(data)}"]
+        lines += ["Connection: close"]  # this handler hangs up after the last byte
+        lines += [f"{key}: {value}" for key, value in headers.items()]
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
+        handler.close_connection = True
+        try:
+            for index in range(len(raw)):
+                handler.wfile.write(raw[index : index + 1])
+                handler.wfile.flush()
+                time.sleep(seconds_per_byte)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
 
 
 def serve_main(cls: type[FakeForge], argv: list[str] | None = None) -> int:
