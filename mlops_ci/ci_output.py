@@ -298,7 +298,12 @@ def outputs_from_run_dir(run_dir: Path) -> dict[str, str]:
     # promote/deploy documents are optional (registry.py and deploy.py write them).
     promotion = _load(run_dir / "promotion.json") or {}
     deployment = _load(run_dir / "deployment.json") or {}
-    outputs["version"] = str(promotion.get("version") or deployment.get("version") or "")
+    # The step that ran last speaks: after a deploy (or a rollback's redeploy) the version that
+    # is live, after a promote the version just registered.
+    latest = deployment if _newer(run_dir / "deployment.json", run_dir / "promotion.json") else {}
+    outputs["version"] = str(
+        latest.get("version") or promotion.get("version") or deployment.get("version") or ""
+    )
     outputs["stage"] = str(promotion.get("stage") or deployment.get("environment") or "")
     outputs["deploy-url"] = str(deployment.get("location") or deployment.get("target") or "")
     # sweep documents (sweep.py): the plan's matrix, and the collected leaderboard's best.
@@ -353,6 +358,17 @@ def setup_job(out: IO[str] | None = None) -> dict[str, str]:
     if names:
         stream.write(f"exported DVC remote credentials: {', '.join(names)}\n")
     return values
+
+
+def _newer(path: Path, than: Path) -> bool:
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return False
+    try:
+        return mtime >= than.stat().st_mtime_ns
+    except OSError:
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,7 +44,7 @@ def _display(value: Any) -> Any:
     if isinstance(value, float):
         return str(value)
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return value  # as DVC reports it
     return value if isinstance(value, str) else str(value)
 
 

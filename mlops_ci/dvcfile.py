@@ -56,8 +56,10 @@ def parse_structured(path: str, data: bytes) -> Any:
         import tomllib  # Python 3.11+; on 3.10 a TOML file is reported as unreadable
 
         return tomllib.loads(text)
-    if suffix == ".py":
-        raise ValueError("Python params files are read by DVC only; use YAML, JSON or TOML")
+    if suffix == ".py":  # constants and class attributes, by DVC's own AST reader
+        from dvc.utils.serialize import parse_py
+
+        return parse_py(text, path)
     from ruamel.yaml import YAML
 
     return YAML(typ="safe", pure=True).load(text) or {}
@@ -161,12 +163,13 @@ def declare(decl: Declarations, dvcfile: str, data: Any) -> None:
         wdir = norm(base, str(stage.get("wdir", ".")))
         for path, _opts in _entries(stage.get("metrics")):
             decl.metrics.append(norm(wdir, path))
-        for key, opts in _entries(stage.get("params")):
-            if opts is None:  # a key of the stage's default params file
-                decl.add_params(norm(wdir, DEFAULT_PARAMS_FILE), [key])
-            else:
-                keys = [str(k) for k in opts] if isinstance(opts, list) else []
-                decl.add_params(norm(wdir, key), keys)
+        for item in stage.get("params") or []:
+            if isinstance(item, str):  # a key of the stage's default params file
+                decl.add_params(norm(wdir, DEFAULT_PARAMS_FILE), [item])
+            elif isinstance(item, dict):  # {file: [keys]}; no keys: the whole file
+                for file, keys in item.items():
+                    named = [str(k) for k in keys] if isinstance(keys, list) else []
+                    decl.add_params(norm(wdir, str(file)), named)
         for path, opts in _entries(stage.get("plots")):
             props = _props(opts)
             decl.plots.append(("", norm(wdir, path), props, True))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_ci import dvcfile
+from mlops_ci.documents import parse_bounded
 from mlops_ci.dvcfile import Declarations, LockEntry, PlotDef, parse_structured
 from mlops_ci.errors import ConfigError
 from mlops_ci.git import Git
@@ -358,7 +359,9 @@ def take_snapshot(
             fail(path, f"declared metrics file cannot be read: {reader.why.get(path, 'unknown')}")
             continue
         try:
-            snap.metrics[path] = flatten(extract_metrics(parse_structured(path, data)))
+            snap.metrics[path] = flatten(
+                extract_metrics(parse_bounded(path, data, parse_structured))
+            )
         except (ValueError, UnicodeDecodeError, ImportError, RecursionError) as exc:
             fail(path, f"not valid metrics: {_short(exc)}")
         except Exception as exc:  # ruamel's own errors: the file is not valid YAML
@@ -370,7 +373,7 @@ def take_snapshot(
                 fail(path, f"params file cannot be read: {reader.why.get(path, 'unknown')}")
             continue
         try:
-            snap.params[path] = flatten(select(parse_structured(path, data), keys))
+            snap.params[path] = flatten(select(parse_bounded(path, data, parse_structured), keys))
         except Exception as exc:  # any parser's error: the file is not valid
             fail(path, f"not valid params: {_short(exc)}")
     if predictions_path:

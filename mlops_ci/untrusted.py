@@ -223,7 +223,13 @@ def judge_with_trusted_policy(repo_dir: Path, comparison: dict[str, Any]) -> Ver
     policy in the trusted checkout there is nothing to judge by: the verdict fails (never a
     pass on an empty policy), with the reason naming the missing file.
     """
-    from mlops_ci.gate import PolicySource, RuleResult, Verdict, evaluate_gate
+    from mlops_ci.gate import (
+        PolicySource,
+        RuleResult,
+        Verdict,
+        evaluate_gate,
+        unknown_policy_metrics,
+    )
     from mlops_ci.policy import load_policy
     from mlops_ci.settings import Settings
 
@@ -243,7 +249,16 @@ def judge_with_trusted_policy(repo_dir: Path, comparison: dict[str, Any]) -> Ver
             policy=PolicySource(None, "missing", SETTINGS_FILE),
             advisory=True,
         )
-    verdict = evaluate_gate(comparison, policy.settings, policy=policy.source)
+    # A policy metric the fork's comparison lacks is the fork's omission, not a typo on the
+    # default branch: it fails (whatever on_missing_metric says), so dropping a row never passes.
+    verdict = evaluate_gate(comparison, policy.settings, policy=policy.source, check_names=False)
+    rows = [r for r in comparison.get("metrics") or [] if isinstance(r, dict)]
+    for name in unknown_policy_metrics(policy.settings, rows):
+        if policy.settings.metrics[name].has_thresholds():
+            reason = f"{name} is missing from the fork's comparison.json, and the policy gates it"
+            verdict.rules.append(RuleResult(name, "on_missing_metric", None, None, "fail", reason))
+    if verdict.failed and verdict.verdict != "fail":
+        verdict.verdict, verdict.summary = "fail", verdict.failed[0].reason
     verdict.advisory = True
     return verdict
 

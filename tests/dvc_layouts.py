@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Replaced by the interpreter running the tests: stages need dvclive, PyYAML and scikit-learn.
 PY = "@PY@"
@@ -92,7 +94,7 @@ def _dvc_init(project: Path, *, subdir: bool) -> None:
 
     # In-process: `dvc init` as a process costs a second of imports per call, per layout.
     # DVC resolves stage paths against the working directory, so it must be the project.
-    with contextlib.chdir(project), _quiet_dvc():
+    with _inside(project):
         Repo.init(project, subdir=subdir).close()
 
 
@@ -103,19 +105,22 @@ def _reproduce(project: Path, script: str | None) -> None:
     from dvc.repo import Repo
 
     # `dvc repro --all-pipelines`, in-process for the same reasons as `_dvc_init`.
-    with contextlib.chdir(project), _quiet_dvc(), Repo(project) as repo:
+    with _inside(project), Repo(project) as repo:
         repo.reproduce(all_pipelines=True)
 
 
 @contextlib.contextmanager
-def _quiet_dvc() -> Iterator[None]:
-    """No "git add dvc.lock" advice and stage banners in a benchmark's or a test's output."""
-    logger = logging.getLogger("dvc")
+def _inside(project: Path) -> Iterator[None]:
+    """In the project (contextlib.chdir is 3.11+), without DVC's "git add dvc.lock" advice
+    and stage banners in a test's or a benchmark's output."""
+    logger, cwd = logging.getLogger("dvc"), Path.cwd()
     level = logger.level
     logger.setLevel(logging.WARNING)
+    os.chdir(project)
     try:
         yield
     finally:
+        os.chdir(cwd)
         logger.setLevel(level)
 
 
@@ -136,8 +141,8 @@ def png(path, shade):
 _LAYOUTS: list[Layout] = []
 
 
-def _layout(**kwargs: object) -> None:
-    _LAYOUTS.append(Layout(**kwargs))  # type: ignore[arg-type]
+def _layout(**fields: Any) -> None:
+    _LAYOUTS.append(Layout(**fields))
 
 
 _layout(
@@ -278,7 +283,7 @@ _layout(
 _layout(
     name="plots-dir",
     about="directories of plots: top-level on a cached directory output (nested files) and "
-    "stage-level with cache: false",
+    "stage-level with cache: false; a file in each hidden by .dvcignore",
     files={
         "params.yaml": "scale: 1\n",
         "train.py": (
@@ -290,12 +295,15 @@ _layout(
             "open('curves/b.csv', 'w').write('x,y\\n0,%d\\n' % s)\n"
             "open('curves/nested/c.tsv', 'w').write('x\\ty\\n0\\t%d\\n' % s)\n"
             "open('reports/r.csv', 'w').write('x,y\\n1,%d\\n' % s)\n"
+            "open('curves/skip.csv', 'w').write('x,y\\n0,0\\n')\n"
+            "open('reports/skip.csv', 'w').write('x,y\\n0,%d\\n' % s)\n"
         ),
         "dvc.yaml": (
             "stages:\n  train:\n    cmd: @PY@ train.py\n    deps: [train.py]\n    params: [scale]\n"
             "    outs: [curves]\n    plots:\n      - reports: {cache: false}\n"
             "plots:\n  - curves: {x: x, y: y}\n"
         ),
+        ".dvcignore": "skip.csv\n",  # DVC sees neither skip.csv
     },
     candidate={"params.yaml": "scale: 3\n"},
 )
@@ -441,7 +449,7 @@ _layout(
 _layout(
     name="templating",
     about="vars (file and inline), ${...}, foreach over a params dict and matrix; a new "
-    "foreach item adds a metrics file",
+    "foreach item adds a metrics file, a dropped one leaves its file undeclared",
     files={
         "params.yaml": "models:\n  small: {lr: 0.1}\n  large: {lr: 0.01}\neval_dir: eval\n",
         "train.py": (
@@ -472,7 +480,7 @@ _layout(
     },
     candidate={
         "params.yaml": (
-            "models:\n  small: {lr: 0.15}\n  large: {lr: 0.01}\n  medium: {lr: 0.05}\n"
+            "models:\n  small: {lr: 0.15}\n  medium: {lr: 0.05}\n"  # large's file stays, undeclared
             "eval_dir: eval\n"
         )
     },
@@ -481,13 +489,15 @@ _layout(
 _layout(
     name="multi-dvcyaml-wdir",
     about="dvc.yaml files in subdirectories, a stage with wdir: (its params.yaml and metrics "
-    "relative to it) and top-level metrics/plots of a sub dvc.yaml",
+    "relative to it), top-level metrics and plots (a file and a plot id) of a sub dvc.yaml, "
+    "a root plot id on a file of the sub project",
     files={
         "params.yaml": "root_only: 1\n",
         "prepare.py": "open('data.txt', 'w').write('rows: 3\\n')\n",
         "dvc.yaml": (
             "stages:\n  prepare:\n    cmd: @PY@ prepare.py\n    deps: [prepare.py]\n"
             "    outs: [data.txt]\n"
+            "plots:\n  - root_view:\n      x: a\n      y: {sub/curve.csv: b}\n"
         ),
         "sub/fit.py": (
             "import json, os, yaml\n"
@@ -509,6 +519,8 @@ _layout(
             "  summarize:\n    cmd: @PY@ summarize.py\n    deps: [summarize.py, work/out/m.json]\n"
             "    outs:\n      - summary.json: {cache: false}\n      - curve.csv: {cache: false}\n"
             "metrics: [summary.json]\nplots:\n  - curve.csv: {x: a, y: b}\n"
+            # a plot id in a sub dvc.yaml: its files are relative to that dvc.yaml
+            "  - r2_curve:\n      x: a\n      y: {curve.csv: b}\n"
         ),
         "other/dvc.yaml": (
             "stages:\n  count:\n    cmd: @PY@ count.py\n    deps: [count.py]\n"

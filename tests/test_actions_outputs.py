@@ -124,3 +124,16 @@ def test_setup_exports_the_interpreter(tmp_path: Path, monkeypatch: pytest.Monke
     assert env["DVC_NO_ANALYTICS"] == "1"
     assert Path(env["MLOPS_CI_PYTHON"]).exists()
     assert parse_runner_file((tmp_path / "out").read_text())["mlops-ci-version"]
+
+
+def test_deploy_version_output_is_the_version_deployed_not_the_one_promoted(tmp_path: Path):
+    """A rollback (or `deploy --version`) after a promote in the same run directory: the deploy
+    step's `version` output names what is live."""
+    import os
+
+    (tmp_path / "promotion.json").write_text(json.dumps({"version": "v0.3.0", "stage": "staging"}))
+    (tmp_path / "deployment.json").write_text(json.dumps({"version": "v0.2.0"}))
+    os.utime(tmp_path / "promotion.json", ns=(1_000_000_000, 1_000_000_000))
+    assert outputs_from_run_dir(tmp_path)["version"] == "v0.2.0"
+    os.utime(tmp_path / "deployment.json", ns=(500_000_000, 500_000_000))
+    assert outputs_from_run_dir(tmp_path)["version"] == "v0.3.0"  # a promote ran after it

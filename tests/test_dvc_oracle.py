@@ -204,6 +204,13 @@ def ours_unreadable(doc: Mapping[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+def test_dvc_sees_the_layout(observed: dict) -> None:
+    """No vacuous layout: DVC reports a changed param and metrics or plots for each one."""
+    assert "error" not in observed, observed["error"]
+    assert observed["params"], "dvc params diff reports no change"
+    assert observed["metrics"] or observed["plots"].get("data"), "DVC sees no metrics or plots"
+
+
 def test_metrics_equal_dvc_metrics_diff(observed: dict) -> None:
     diffs = differences(as_pairs(document(observed)["metrics"]), as_pairs(observed["metrics"]))
     assert not diffs, "metrics differ from `dvc metrics diff --all`:\n" + "\n".join(diffs)
@@ -232,7 +239,9 @@ def test_metric_status_follows_what_dvc_read(observed: dict) -> None:
 
 def test_unreadable_revisions_are_named_as_dvc_names_them(observed: dict) -> None:
     dvc, ours = dvc_unreadable(observed), ours_unreadable(document(observed))
-    assert {rev for rev, _ in ours} == {rev for rev, _ in dvc}, (dvc, ours)
+    assert {rev for rev, _ in ours} == {rev for rev, _ in dvc}, (
+        f"DVC could not read {sorted(dvc, key=str)}; comparison.json errors: {sorted(ours)}"
+    )
     missing = {(rev, path) for rev, path in dvc if path is not None} - ours
     assert not missing, f"DVC could not read {missing}; comparison.json errors: {ours}"
 

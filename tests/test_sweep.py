@@ -156,7 +156,6 @@ def test_six_candidates_on_separate_clones_give_one_ranked_comment(
     assert statuses[0]["sha"] == head
 
 
-
 def test_a_huge_grid_is_refused_before_it_is_built(tmp_path: Path) -> None:
     # The mistake: 9 keys of 9 values is 387,420,489 candidates; building them first grew past
     # 10 GB. Run in a child capped at 2 GiB of address space, so a regression fails, not the host.

@@ -512,3 +512,15 @@ def test_a_forks_verdict_is_posted_as_advisory(fake_github, trusted_env, tmp_pat
     assert statuses[0]["description"].startswith("advisory (fork): pass: ")
     assert "Advisory" in comments[0]["body"]
     assert "numbers come from the fork's own job" in comments[0]["body"]
+
+
+def test_a_fork_that_drops_a_gated_metric_fails(fake_github, trusted_env, tmp_path):
+    # The fork renames the gated row away; the trusted policy still gates accuracy.
+    (tmp_path / "trusted" / "mlops-ci.yaml").write_text(POLICY + "on_missing_metric: ignore\n")
+    doc = comparison_doc()
+    doc["metrics"][0].update(name="acc", key="acc")
+    assert publish(write_run_dir(tmp_path / "run", doc)) == EXIT_OK
+
+    _, statuses = posted(fake_github)
+    assert [s["state"] for s in statuses] == ["failure"]
+    assert "accuracy is missing from the fork's comparison.json" in statuses[0]["description"]

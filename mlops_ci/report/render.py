@@ -115,7 +115,26 @@ def check_documents(comparison: object, verdict: object) -> None:
             )
 
 
-def _plots_section(comparison: dict, plots: list[dict], labels: tuple[str, str]) -> Section | None:
+_IMAGE_STATUS = {"changed": "🔄 changed", "unchanged": "unchanged", "added": "➕ added",
+                 "removed": "➖ removed"}  # fmt: skip
+
+
+def _image_rows(plots: list[dict]) -> list[dict[str, str]]:
+    """Image plots (DVC draws `*.png` and the like as they are): compared by content digest;
+    the files of both revisions are in the run directory, never on a public image host."""
+    return [
+        {"id_md": md_text(str(p.get("id") or ""), 120),
+         "status_md": md_text(_IMAGE_STATUS.get(str(p.get("status")), str(p.get("status"))), 40)}
+        for p in plots
+        if p.get("kind") == "image"
+    ]  # fmt: skip
+
+
+def _plots_section(
+    comparison: dict, plots: list[dict], labels: tuple[str, str], run_url: str | None = None
+) -> Section | None:
+    images = _image_rows(plots)
+    plots = [p for p in plots if p.get("kind") != "image"]
     charts = []
     for plot in plots[:MAX_CHARTS]:
         chart = mermaid.plot_chart(plot, *labels)
@@ -125,9 +144,12 @@ def _plots_section(comparison: dict, plots: list[dict], labels: tuple[str, str])
     if plots and png.png_available():
         names = ", ".join(png.plot_names(plots))
         png_line = f"PNG files in the run directory under plots/: {md_text(names, 600)}"
-    if not charts and not png_line:
+    if not charts and not png_line and not images:
         return None
-    text = render("plots", charts=charts, png_line=png_line)
+    where = "the run directory under `images/`"
+    if run_url:
+        where += f" ({md_link('artifacts of this run', run_url)})"
+    text = render("plots", charts=charts, png_line=png_line, images=images, images_where=where)
     return Section("plots", text, label=f"plots ({len(charts)} charts)")
 
 
@@ -191,7 +213,7 @@ def build_report(
         params,
         policy_section(comparison),
         stages_section(comparison),
-        _plots_section(comparison, plots, labels),  # type: ignore[arg-type]
+        _plots_section(comparison, plots, labels, links.run_url),  # type: ignore[arg-type]
         _trend_section(trend, comparison),
         unchanged,
         notes_section(comparison, notes),
@@ -224,7 +246,7 @@ def build_report(
         marker_id=marker_id,
         limit=limit,
         sections=kept,
-        plots=plots,
+        plots=[p for p in plots if p.get("kind") != "image"],  # drawn as PNG; images are files
         revisions=labels,  # type: ignore[arg-type]
         footer=footer,
     )
