@@ -369,11 +369,13 @@ class RollbackResult:
 
     def summary(self) -> str:
         r = self.rollback
-        tags = f"tags {', '.join(r.tags)}{', pushed' if r.pushed else ''}" if r.tags else "tags"
+        if r.tags:
+            how = f"tags {', '.join(r.tags)}{', pushed' if r.pushed else ''}"
+        else:
+            how = "its tags were written by an earlier run that was interrupted"
         return (
             f"{r.artifact} {r.stage}: rolled back from {r.from_version} to {r.to_version} "
-            f"({tags if r.tags else 'tags written by an earlier, interrupted run'})\n"
-            + self.deployment.summary()
+            f"({how})\n" + self.deployment.summary()
         )
 
 

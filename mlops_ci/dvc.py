@@ -142,8 +142,12 @@ class RemoteFetcher:
                     return found, dict.fromkeys(
                         md5s, "not in the local DVC cache, and no DVC remote is configured"
                     )
-                url = repo.cloud.get_remote(command="fetch").path
+                name = repo.config["core"].get("remote")
+                url = repo.config["remote"].get(name, {}).get("url") or name
                 for md5 in md5s:
+                    if self.failures:  # unreachable: no point waiting out each retry again
+                        why[md5] = self.failures[-1]
+                        continue
                     found[md5], reason = _read_object(odbs, md5)
                     if reason == "missing":
                         why[md5] = f"neither in the local DVC cache nor on the DVC remote {url}"
@@ -164,7 +168,7 @@ def _read_object(odbs: list[Any], md5: str) -> tuple[bytes | None, str | None]:
             return odb.fs.cat_file(odb.oid_to_path(md5)), None
         except FileNotFoundError:
             continue
-        except OSError as exc:
+        except Exception as exc:  # each filesystem has its own errors (botocore, fsspec, OS)
             return None, str(exc) or type(exc).__name__
     return None, "missing"
 

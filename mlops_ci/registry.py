@@ -240,6 +240,7 @@ def _rollback_plan(repo_dir: Path, artifact: str, stage: str) -> RollbackPlan:
 
 
 def rollback_stage(settings: Settings, stage: str | None) -> str:
+    """The stage a rollback acts on: `stage`, else `promote.auto`, else the first stage."""
     return stage or settings.promote.auto or settings.promote.stages[0]
 
 

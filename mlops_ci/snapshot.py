@@ -88,6 +88,7 @@ class RevisionFiles:
         top_files = self.git.list_files(rev, project.prefix)
         cut = len(project.prefix) + 1 if project.prefix else 0
         files = [p[cut:] for p in top_files]
+        self._ignores: list[tuple[str, Any]] = []  # (directory, its .dvcignore patterns)
         nested = {p[: -len("/.dvc/config")] for p in files if p.endswith("/.dvc/config")}
         files = [p for p in files if not any(p.startswith(n + "/") for n in nested)]
         self.files = self._not_ignored(files)
@@ -109,7 +110,11 @@ class RevisionFiles:
         for path in ignores:
             text = (texts.get(path) or b"").decode("utf-8", "replace")
             spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
-            base = posixpath.dirname(path)
+            self._ignores.append((posixpath.dirname(path), spec))
+        return self._visible(files)
+
+    def _visible(self, files: list[str]) -> list[str]:
+        for base, spec in self._ignores:
             files = [
                 f
                 for f in files
@@ -141,7 +146,7 @@ class RevisionFiles:
                     for d, _dirs, names in os.walk(full)
                     for name in names
                 ]
-                return sorted(found)
+                return sorted(self._visible(found))
             return [path]
         inside = sorted(p for p in self.tracked if p.startswith(path + "/"))
         md5 = self.outs.get(path)

@@ -143,7 +143,8 @@ class FsspecTarget(Target):
     def upload(self, bundle_dir: Path, artifact: str, environment: str, version: str) -> None:
         dest = self._path(artifact, environment, "versions", version)
         with self._errors("upload the bundle"):
-            for path in sorted(bundle_dir.rglob("*")):
+            # SHA256SUMS last: `has` looks for it, so a copy cut short is not taken as whole.
+            for path in sorted(bundle_dir.rglob("*"), key=lambda p: (p.name == CHECKSUMS, p)):
                 if path.is_file():
                     rel = path.relative_to(bundle_dir).as_posix()
                     self.fs.pipe_file(f"{dest}/{rel}", path.read_bytes())

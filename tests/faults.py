@@ -48,6 +48,7 @@ class KillPoints:
         self.kill_at = kill_at
         self.seen: list[str] = []
         self.busy = False
+        self.copying: str | None = None  # the destination of the copyfile in progress
 
     def _rel(self, path: Any) -> str | None:
         try:
@@ -95,7 +96,13 @@ class KillPoints:
             if found is None:
                 return
             what, opens = found
-            for phase in ("before", "after") if opens else ("before",):
+            phases = ["before", "after"] if opens else ["before"]
+            if event == "shutil.copyfile":
+                self.copying = self._rel(args[1])
+            elif opens and what == f"open {self.copying}":
+                # Nothing changed since the copyfile's own point: only "after" is a new state.
+                phases, self.copying = ["after"], None
+            for phase in phases:
                 self.seen.append(f"{what} ({phase})")
                 if len(self.seen) == self.kill_at:
                     if phase == "after":

@@ -130,3 +130,24 @@ def test_with_the_remote_gone_the_metric_is_unknown_and_the_gate_does_not_pass(
         assert code == 1 and verdict["verdict"] == "fail", verdict
     finally:
         shutil.move(saved, remote)
+
+
+def test_an_unreachable_remote_exits_3_after_saving_the_comparison(
+    dir_output_project: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Remote failures are the outside service's (exit 3), not a missing file: the comparison
+    is still written, naming the file, and nothing passes on it."""
+    origin, _remote = dir_output_project
+    repo = _fresh_candidate(origin, tmp_path / "clone", 0.95)
+    # An S3 remote whose endpoint refuses connections (a closed loopback port).
+    monkeypatch.setenv("MLOPS_CI_REMOTE_URL", "s3://bucket/dvc")
+    monkeypatch.setenv("MLOPS_CI_REMOTE_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    run_dir = repo / ".mlops-ci"
+    assert main(["compare", "-C", str(repo), "--run-dir", str(run_dir)]) == 3
+    doc = json.loads((run_dir / "comparison.json").read_text())
+    rows = {r["name"]: r for r in doc["metrics"]}
+    assert rows["accuracy"]["status"] == "unknown"
+    (error,) = [e for e in doc["errors"] if e["file"] == "eval/metrics.json"]
+    assert "could not be read" in error["message"] and "s3://bucket/dvc" in error["message"]

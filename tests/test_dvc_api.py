@@ -21,7 +21,7 @@ def test_reproduction_hooks() -> None:
     from dvc.repo.reproduce import _reproduce_stage, get_active_graph
 
     # mlops-ci wraps each stage's reproduction to time it and classify how it was satisfied.
-    assert list(inspect.signature(_reproduce_stage).parameters)[0] == "stage"
+    assert next(iter(inspect.signature(_reproduce_stage).parameters)) == "stage"
     assert callable(get_active_graph)
     from dvc.repo import Repo
 

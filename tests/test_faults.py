@@ -144,6 +144,11 @@ def commits(repo: Path) -> dict[str, str]:
     return {v["version"]: v["commit"] for v in registry.show(repo, "classifier")["versions"]}
 
 
+def runner_count() -> int:
+    # Under pytest-xdist the scenarios already run side by side: one fork server each.
+    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+
+
 def recorded(repo: Path) -> str | None:
     """The version the deployment record says is live in staging (the last success)."""
     path = repo / ".mlops-ci" / "deployments.json"
@@ -152,12 +157,14 @@ def recorded(repo: Path) -> str | None:
     return done[-1]["version"] if done else None
 
 
-def check_after_kill(repo: Path, scenario: Scenario, tags_before: list[str]) -> str:
+def check_after_kill(
+    repo: Path, scenario: Scenario, tags_before: list[str], shas: dict[str, str]
+) -> str:
     live = live_version(repo)
     assert live in (scenario.old, scenario.new)
     assert intact(env_dir(repo) / "versions" / live) == []
     meta = json.loads((env_dir(repo) / "versions" / live / "metadata.json").read_text())
-    assert meta["git_sha"] == commits(repo)[live]
+    assert meta["git_sha"] == shas[live]
     in_registry = holder(repo)
     assert in_registry in (scenario.old, scenario.new)
     if scenario.argv[0] == "deploy":
@@ -229,10 +236,11 @@ def test_sigkill_anywhere_leaves_old_or_new_live_and_a_rerun_converges(
     def fresh(label: str) -> Path:
         return copy_project(start, tmp_path / label / "reference")
 
-    runners = [Runner(), Runner()]
+    runners = [Runner() for _ in range(runner_count())]
     try:
         counted = fresh("count")
         tags_before = sorted(Git(counted).tags())
+        shas = commits(counted)
         result, points, output = runners[0].run(counted, scenario.argv, 0)
         assert result == {"signal": None, "code": 0}, output[-3000:]
         check_converged(counted, scenario)
@@ -243,14 +251,14 @@ def test_sigkill_anywhere_leaves_old_or_new_live_and_a_rerun_converges(
             repo = fresh(f"kill-{index}")
             result, _, output = runner.run(repo, scenario.argv, index)
             assert result["signal"] == 9, (points[index - 1], result, output[-3000:])
-            return repo, check_after_kill(repo, scenario, tags_before), state_of(repo)
+            return repo, check_after_kill(repo, scenario, tags_before, shas), state_of(repo)
 
         def rerun(repo: Path, runner: Runner) -> None:
             again, _, output = runner.run(repo, scenario.argv, 0)
             assert again == {"signal": None, "code": 0}, output[-3000:]
             check_converged(repo, scenario)
 
-        pick = [runners[i % 2] for i in range(len(indexes))]
+        pick = [runners[i % len(runners)] for i in range(len(indexes))]
         with ThreadPoolExecutor(max_workers=len(runners)) as pool:
             killed = list(pool.map(kill, indexes, pick))
             first = {}  # one rerun per distinct state after a kill
