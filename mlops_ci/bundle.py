@@ -30,6 +30,7 @@ from mlops_ci.errors import ConfigError, ServiceError, VerificationFailed
 from mlops_ci.registry import read_verdict
 from mlops_ci.settings import Settings, load_settings
 from mlops_ci.snapshot import flatten
+from mlops_ci.tokens import without_write_tokens
 
 CHECKSUMS = "SHA256SUMS"
 METADATA = "metadata.json"
@@ -361,6 +362,7 @@ def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
         proc = subprocess.run(
             [sys.executable, "-m", "mlops_ci.bundle", "check-predictions", str(bundle_dir)],
             cwd=bundle_dir,
+            env=without_write_tokens(os.environ),  # unpickling the model runs its code
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -38,6 +38,7 @@ from mlops_ci.errors import (
 from mlops_ci.git import Git
 from mlops_ci.settings import PromoteSettings, Settings, load_settings
 from mlops_ci.targets import COMMAND_PREFIX, Target, open_target
+from mlops_ci.tokens import without_write_tokens
 
 
 @dataclass
@@ -129,7 +130,10 @@ def run_command(
         args.append(str(bundle_dir))
     base = os.environ if env is None else env
     limit = command_timeout(base)
-    child_env = {**base, **{f"MLOPS_CI_{k.upper()}": v for k, v in values.items()}}
+    child_env = {
+        **without_write_tokens(base),
+        **{f"MLOPS_CI_{k.upper()}": v for k, v in values.items()},
+    }
     try:
         # A session of its own, so a timeout (or Ctrl-C) stops whatever the program started too.
         proc = subprocess.Popen(

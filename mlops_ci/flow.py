@@ -265,7 +265,7 @@ def run_pr(
     posted before the status, so a reviewer who follows the red status finds the reasons.
     """
     from mlops_ci.compare import compare
-    from mlops_ci.forge import detect_forge, forge_kind, read_ci_event, write_ci_metadata
+    from mlops_ci.forge import detect_forge
     from mlops_ci.report.run import ReportNotPosted, run_report
     from mlops_ci.report.write import FITTED_NAME, FULL_NAME
     from mlops_ci.train import run_train
@@ -276,9 +276,6 @@ def run_pr(
     # comparison, verdict or report to be read as this one's.
     for name in (COMPARISON_FILE, VERDICT_FILE, FULL_NAME, FITTED_NAME):
         (run_dir / name).unlink(missing_ok=True)
-    if forge_kind(env) != "local":
-        # The trusted half of a fork PR posts from this record (DESIGN.md, fork PRs).
-        write_ci_metadata(run_dir, read_ci_event(env, run_dir))
     trained = run_train(
         repo_dir, run_dir, pull=pull, push=push, overrides=overrides, stage_output=out, env=env
     )

@@ -172,6 +172,15 @@ def promote(
             f"the gate failed for {sha[:12]} ({verdict.get('summary') or 'see verdict.json'}); "
             "fix the regression (or the policy on the target branch) and run the gate again"
         )
+    # A passing verdict judged on another comparison than the one in the run directory proves
+    # nothing about this run: fail closed, never promote on it.
+    stale = verdict and documents.stale_input(
+        verdict, "comparison.json", documents.file_digest(run_dir / "comparison.json")
+    )
+    if stale:
+        raise PromotionRefused(
+            f"{run_dir / 'verdict.json'} cannot be trusted: {stale}; run `mlops-ci gate` again"
+        )
 
     def decide(writer: tags.TagWriter) -> tuple[str, bool, bool]:
         art = read_artifact(repo_dir, artifact)

@@ -140,7 +140,14 @@ def write_tags(
         if push:
             sync_tags(git, remote)
         writer = TagWriter(git, artifact, tagger)
-        value = decide(writer)
+        try:
+            value = decide(writer)
+        except BaseException:
+            # All of a round's tags or none: an unassignment without its assignment would
+            # move the stage on its own (Ctrl-C or a failing `git tag` half-way).
+            if writer.created:
+                git.run("tag", "--delete", *writer.created, check=False)
+            raise
         created = writer.created
         if not push or not created:
             return TagRound(value, created, attempt, pushed=False)

@@ -190,6 +190,12 @@ def run_train(
             "refusing --push from a pull request of a fork: its code is untrusted and must not "
             "fill the shared run-cache; push from the base repository's own runs only"
         )
+    from mlops_ci.forge import forge_kind, read_ci_event, write_ci_metadata
+
+    if forge_kind(env) != "local":
+        # The trusted half of a fork PR posts from this record, whichever path trained: `pr`
+        # or the separate actions (written first, so a failing stage still leaves it).
+        write_ci_metadata(run_dir, read_ci_event(env, run_dir))
     if overrides:
         apply_overrides(repo_dir, overrides)
     start = time.perf_counter()

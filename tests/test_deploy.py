@@ -156,7 +156,8 @@ def test_a_command_target_gets_the_verified_bundle(repo: Path, tmp_path: Path) -
     script.write_text(
         "import json, os, sys\n"
         "out = {'argv': sys.argv[1:], 'version': os.environ['MLOPS_CI_VERSION'],\n"
-        "       'files': sorted(os.listdir(sys.argv[-1]))}\n"
+        "       'files': sorted(os.listdir(sys.argv[-1])),\n"
+        "       'tokens': sorted(k for k in os.environ if k.endswith('TOKEN'))}\n"
         "open(os.environ['SHIP_LOG'], 'w').write(json.dumps(out))\n"
     )
     log = tmp_path / "ship.json"
@@ -165,9 +166,13 @@ def test_a_command_target_gets_the_verified_bundle(repo: Path, tmp_path: Path) -
         + shlex.quote('{"dry_run": true}')
     )
     result = deploy.deploy(
-        repo, repo / ".mlops-ci", target=target, env={**os.environ, "SHIP_LOG": str(log)}
+        repo,
+        repo / ".mlops-ci",
+        target=target,
+        env={**os.environ, "SHIP_LOG": str(log), "GITHUB_TOKEN": "t", "MLOPS_CI_TOKEN": "t"},
     )
     shipped = json.loads(log.read_text())
+    assert shipped["tokens"] == []  # the target is the repository's program: no write token
     assert shipped["argv"][:3] == ["--env", "staging", '{"dry_run": true}']
     assert shipped["version"] == "v0.2.0"
     assert set(shipped["files"]) == {
@@ -314,3 +319,21 @@ def test_a_command_target_that_hangs_is_stopped(repo: Path, tmp_path: Path) -> N
     for pid in map(int, pids.read_text().split()):  # the program and what it started
         assert not alive(pid)
     assert json.loads((repo / ".mlops-ci" / "deployment.json").read_text())["state"] == "failure"
+
+
+def test_a_rollback_whose_second_tag_fails_leaves_no_tag_and_the_old_version_live(
+    repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # git cannot write the assignment (its ref is locked by another git process): the
+    # unassignment alone would already move the stage, so it must not stay either.
+    run_dir = repo / ".mlops-ci"
+    deploy.deploy(repo, run_dir, version="v0.1.0")
+    deploy.deploy(repo, run_dir)
+    tags_before = sorted(Git(repo).tags())
+    (repo / ".git" / "refs" / "tags" / "classifier#staging#4.lock").write_text("")
+    capfd.readouterr()
+    assert main(["rollback", "-C", str(repo)]) == 2
+    assert sorted(Git(repo).tags()) == tags_before
+    assert (gto_stage(repo), current(repo)) == ("v0.2.0", "versions/v0.2.0")
+    err = capfd.readouterr().err
+    assert "cannot create tag classifier#staging#4" in err and "switched back to v0.2.0" in err

@@ -465,7 +465,7 @@ def test_the_docs_name_the_commands_that_write_ci_json():
                 for call in ast.walk(node)
             ):
                 writers.add(f"{path.stem}.{node.name}")
-    commands = {"flow.run_pr": "mlops-ci pr"}
+    commands = {"train.run_train": "mlops-ci train"}
     assert writers <= set(commands), f"update this test: ci.json is also written by {writers}"
     row = next(
         line

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci import deploy, registry
+from mlops_ci import deploy, documents, registry
 from mlops_ci.cli import main
 from mlops_ci.errors import ConfigError, PromotionRefused, RegistryError
 from mlops_ci.git import Git
@@ -49,6 +49,8 @@ def write_verdict(repo: Path, verdict: str, summary: str, sha: str | None = None
         "policy": {"revision": None, "path": "mlops-ci.yaml"},
         "rules": [],
     }
+    (run_dir / "comparison.json").write_text('{"kind": "comparison"}')
+    doc["inputs"] = {"comparison.json": documents.file_digest(run_dir / "comparison.json")}
     (run_dir / "verdict.json").write_text(json.dumps(doc))
 
 
@@ -158,6 +160,18 @@ def test_a_failed_verdict_refuses_to_register(
     # A verdict about another commit does not speak for this one.
     write_verdict(trained_repo, "fail", "old news", sha="0" * 40)
     assert registry.promote(trained_repo, trained_repo / ".mlops-ci").verdict is None
+
+
+def test_a_passing_verdict_judged_on_another_comparison_does_not_promote(
+    trained_repo: Path,
+) -> None:
+    """The run directory's comparison changed after the gate (a rerun of compare, a copied
+    verdict): the pass speaks for numbers nobody judged."""
+    write_verdict(trained_repo, "pass", "all rules passed")
+    (trained_repo / ".mlops-ci" / "comparison.json").write_text('{"kind": "comparison", "x": 1}')
+    with pytest.raises(PromotionRefused, match="cannot be trusted"):
+        registry.promote(trained_repo, trained_repo / ".mlops-ci")
+    assert tags(trained_repo) == []
 
 
 def test_unknown_stage_and_empty_rollback_say_what_to_do(trained_repo: Path) -> None:

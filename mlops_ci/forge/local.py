@@ -5,7 +5,9 @@ to the terminal."""
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,7 +40,7 @@ class LocalForge(Forge):
         path = self.run_dir / name
         items = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
         items.append(item)
-        path.write_text(json.dumps(items, indent=2) + "\n", encoding="utf-8")
+        _replace(path, json.dumps(items, indent=2) + "\n")
 
     def upsert_comment(self, body: str, marker: str) -> PostedComment:
         """`comment.md` shows every living comment, one per marker, each updated in place.
@@ -54,9 +56,9 @@ class LocalForge(Forge):
         )
         created = marker not in comments
         comments[marker] = text
-        store.write_text(json.dumps(comments, indent=2) + "\n", encoding="utf-8")
+        _replace(store, json.dumps(comments, indent=2) + "\n")
         path = self.run_dir / COMMENT_FILE
-        path.write_text("\n---\n\n".join(comments.values()), encoding="utf-8")
+        _replace(path, "\n---\n\n".join(comments.values()))
         self._say(f"comment {'written' if created else 'updated'}: {path} ({marker})")
         return PostedComment(marker, path.as_uri(), created=created)
 
@@ -98,3 +100,12 @@ class LocalForge(Forge):
 
     def find_pr(self, sha: str) -> int | None:
         return None
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a process killed mid-write must not leave a truncated
+    record that every later run then fails to read."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
