@@ -148,5 +148,7 @@ def test_gitlab_main_then_merge_request_on_fresh_jobs(trained_template: Path, tm
     assert len(statuses) == 1
     assert statuses[0]["name"] == "mlops-ci/classifier"
     # Nothing re-runs on a fresh runner: main pushed what the unchanged pipeline needs.
-    summary = [line for line in proc.stdout.splitlines() if " in " in line and " s (mlops-ci" in line]
+    summary = [
+        line for line in proc.stdout.splitlines() if " in " in line and " s (mlops-ci" in line
+    ]
     assert summary and all(" ran" not in line for line in summary), summary
