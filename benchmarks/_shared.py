@@ -29,7 +29,7 @@ def sh(cmd: list[str], cwd: Path, **env: str) -> str:
 def trained_repo(base: Path, *overrides: str) -> Path:
     """The reference project at `base/repo`, trained (with `-S` overrides) and committed."""
     repo = base / "repo"
-    code = f"from pathlib import Path; from mlops_ci.scaffold import init_repo; init_repo(Path({str(repo)!r}))"
+    code = f"from pathlib import Path; from mlops_ci.project.scaffold import init_repo; init_repo(Path({str(repo)!r}))"
     sh([sys.executable, "-c", code], base)
     sh([MLOPS_CI, "train", *[arg for o in overrides for arg in ("-S", o)]], repo)
     sh(["git", "add", "-A"], repo)

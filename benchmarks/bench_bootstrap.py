@@ -18,7 +18,7 @@ import numpy as np
 from sklearn import metrics as skm
 from threadpoolctl import threadpool_limits
 
-from mlops_ci.stats import Predictions, bootstrap_deltas
+from mlops_ci.compare.stats import Predictions, bootstrap_deltas
 
 CLASSIFICATION = {
     "accuracy": lambda y, p, s: skm.accuracy_score(y, p),

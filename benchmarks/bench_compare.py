@@ -82,7 +82,7 @@ def same_numbers(repo: Path) -> bool:
 
 def bench_many_metrics(base: Path) -> float:
     """`run_compare` in-process on a 10,000-metric file changed on a branch (warm imports)."""
-    from mlops_ci.compare import run_compare
+    from mlops_ci.commands.compare import run_compare
 
     repo = base / "many"
     repo.mkdir()

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mlops_ci.report import GITHUB_COMMENT_LIMIT, build_report
-from tests.test_report_inputs import make_comparison, make_verdict, many_metrics
+from tests.report.test_report_inputs import make_comparison, make_verdict, many_metrics
 
 BUDGET_S = 0.5
 

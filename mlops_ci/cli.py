@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import __version__
-from mlops_ci.ci_output import guard_streams, json_for_log
-from mlops_ci.errors import (
+from mlops_ci.project.ci_output import guard_streams, json_for_log
+from mlops_ci.project.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SERVICE,
@@ -80,7 +80,7 @@ def progress_stream(args: argparse.Namespace) -> TextIO:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlops_ci import train
+    from mlops_ci.commands import train
 
     result = train.run_train(
         repo_dir(args),
@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from mlops_ci import compare
+    from mlops_ci.commands import compare
 
     document = compare.run_compare(
         repo_dir(args), run_dir(args), baseline=args.baseline, target_branch=args.target_branch
@@ -105,8 +105,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from mlops_ci.commands.report import run_report
     from mlops_ci.report import format_terminal
-    from mlops_ci.report.run import run_report
 
     result = run_report(
         repo_dir(args),
@@ -120,17 +120,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from mlops_ci import flow
+    from mlops_ci.commands import gate
 
-    result = flow.run_gate(repo_dir(args), run_dir(args), post=args.post, out=progress_stream(args))
+    result = gate.run_gate(repo_dir(args), run_dir(args), post=args.post, out=progress_stream(args))
     emit(args, result.verdict.to_dict(), result.summary())
     return result.exit_code
 
 
 def cmd_pr(args: argparse.Namespace) -> int:
-    from mlops_ci import flow
+    from mlops_ci.commands import pr
 
-    result = flow.run_pr(
+    result = pr.run_pr(
         repo_dir(args),
         run_dir(args),
         pull=args.pull,
@@ -146,15 +146,15 @@ def cmd_pr(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from mlops_ci import registry
+    from mlops_ci.commands import promote
 
-    result = registry.promote(repo_dir(args), run_dir(args), stage=args.stage, push=args.push)
+    result = promote.promote(repo_dir(args), run_dir(args), stage=args.stage, push=args.push)
     emit(args, result.to_dict(), result.summary())
     return EXIT_OK
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from mlops_ci import deploy
+    from mlops_ci.commands import deploy
 
     result = deploy.deploy(
         repo_dir(args),
@@ -168,9 +168,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from mlops_ci import deploy
+    from mlops_ci.commands import rollback
 
-    result = deploy.rollback(
+    result = rollback.rollback(
         repo_dir(args),
         run_dir(args),
         stage=args.stage,
@@ -183,9 +183,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from mlops_ci import untrusted
+    from mlops_ci.commands import publish
 
-    result = untrusted.publish_run(
+    result = publish.publish_run(
         run_dir(args),
         repo_dir=repo_dir(args),
         sha=args.sha,
@@ -197,7 +197,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mlops_ci import sweep
+    from mlops_ci.commands import sweep
 
     if args.action == "plan":
         document = sweep.run_plan(repo_dir(args), run_dir(args))
@@ -224,9 +224,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mlops_ci import demo
+    from mlops_ci.commands import demo
 
-    return demo.run_demo(Path(args.workdir) if args.workdir else None, out=sys.stdout)
+    return demo.run_demo(Path(args.workdir) if args.workdir else None, out=sys.stdout, main=main)
 
 
 def _train_options(p: argparse.ArgumentParser) -> None:
@@ -374,7 +374,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-# name, help, handler, options: one row per public command (DESIGN.md keeps the names).
+# name, help, handler, options: one row per public command (the names are public: keep them).
 COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None]]] = [
     ("train", "reproduce the pipeline, reusing DVC's run-cache", cmd_train, _train_options),
     (

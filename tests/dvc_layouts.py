@@ -8,7 +8,7 @@ and uncommitted (what `mlops-ci compare` sees in CI after `train`), unless the l
 
     project = build_layout(LAYOUTS["dir-output"], tmp_path)   # the DVC project root
 
-The differential tests (`tests/test_dvc_oracle.py`) and `benchmarks/bench_compare.py --layout`
+The differential tests (`tests/compare/test_dvc_oracle.py`) and `benchmarks/bench_compare.py --layout`
 use them.
 """
 

@@ -155,7 +155,6 @@ def serve() -> None:
     import pandas  # noqa: F401
 
     import mlops_ci.cli
-    import mlops_ci.deploy
     import mlops_ci.forge  # noqa: F401
 
     for line in sys.stdin:

@@ -1,4 +1,4 @@
-"""`mlops_ci.ci_output`: how the package hands outputs, env and masks back to the runner."""
+"""`mlops_ci.project.ci_output`: how the package hands outputs, env and masks back to the runner."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci.ci_output import (
+from mlops_ci.project.ci_output import (
     export_credentials,
     format_heredoc,
     input_env_name,
@@ -18,7 +18,7 @@ from mlops_ci.ci_output import (
     read_input,
     write_outputs,
 )
-from mlops_ci.errors import ConfigError
+from mlops_ci.project.errors import ConfigError
 
 
 def parse_runner_file(text: str) -> dict[str, str]:

@@ -29,8 +29,8 @@ import pytest
 import yaml
 
 from mlops_ci.cli import build_parser
-from mlops_ci.errors import ConfigError
-from mlops_ci.settings import parse_settings
+from mlops_ci.project.errors import ConfigError
+from mlops_ci.project.settings import parse_settings
 from tests.lint import tools
 
 ROOT = Path(__file__).parents[1]

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci import deploy, registry
-from mlops_ci.git import Git
+from mlops_ci.commands import deploy as deploy_command
+from mlops_ci.commands import promote
+from mlops_ci.project import gto
+from mlops_ci.project.git import Git
 from tests.conftest import copy_project
-from tests.test_deploy import two_versions_template  # noqa: F401 - the shared fixture
+from tests.registry.test_deploy import two_versions_template  # noqa: F401 - the shared fixture
 
 FAULTS = Path(__file__).with_name("faults.py")
 ENV = "staging"
@@ -93,11 +95,11 @@ def start_state(
     base = tmp_path_factory.mktemp("fault-start") / "reference"
     repo = copy_project(two_versions_template, base)
     run_dir = repo / ".mlops-ci"
-    registry.promote(repo, run_dir, rev="HEAD~1")
-    registry.promote(repo, run_dir)
-    deploy.deploy(repo, run_dir, version="v0.1.0")
+    promote.promote(repo, run_dir, rev="HEAD~1")
+    promote.promote(repo, run_dir)
+    deploy_command.deploy(repo, run_dir, version="v0.1.0")
     if scenario.old == "v0.2.0":
-        deploy.deploy(repo, run_dir, version="v0.2.0")
+        deploy_command.deploy(repo, run_dir, version="v0.2.0")
     shutil.rmtree(run_dir / "bundles")  # a new runner's run directory: bundles are rebuilt
     return base
 
@@ -134,12 +136,12 @@ def intact(bundle_dir: Path) -> list[str]:
 
 
 def holder(repo: Path) -> str | None:
-    versions = registry.show(repo, "classifier")["versions"]
+    versions = gto.show(repo, "classifier")["versions"]
     return next((v["version"] for v in versions if ENV in v["stages"]), None)
 
 
 def commits(repo: Path) -> dict[str, str]:
-    return {v["version"]: v["commit"] for v in registry.show(repo, "classifier")["versions"]}
+    return {v["version"]: v["commit"] for v in gto.show(repo, "classifier")["versions"]}
 
 
 def runner_count() -> int:

@@ -33,9 +33,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_ci import documents
 from mlops_ci.cli import main
-from mlops_ci.git import Git
+from mlops_ci.project import documents
+from mlops_ci.project.git import Git
 
 SEED = 13
 ALLOWED = {0, 1, 2, 3}

@@ -1,6 +1,6 @@
-"""Forges: GitHub, GitLab and local behind one small interface.
+"""Forges: GitHub, GitLab and local behind one small interface, over one retrying HTTP session.
 
-    event = read_ci_event(os.environ, run_dir)      # no HTTP
+    event = read_ci_event(os.environ, run_dir)      # mlops_ci.project.ci_event; no HTTP
     forge = detect_forge(os.environ, run_dir)
     forge.upsert_comment(report.markdown, report.marker_id)  # mlops_ci.report.report_marker_id
 
@@ -9,13 +9,7 @@ Importing this package stays cheap: `requests` loads only when a remote forge is
 
 from __future__ import annotations
 
-from mlops_ci.forge.base import (
-    STATUS_DESCRIPTION_LIMIT,
-    Forge,
-    PostedComment,
-    fit,
-    hidden_marker,
-)
+from mlops_ci.forge.base import Forge, PostedComment
 from mlops_ci.forge.detect import detect_forge
 from mlops_ci.forge.errors import (
     ForgeAuthFailed,
@@ -24,22 +18,10 @@ from mlops_ci.forge.errors import (
     ForgeRateLimited,
     ForgeRejected,
     ForgeUnavailable,
-    InvalidCiMetadata,
-)
-from mlops_ci.forge.event import (
-    CI_METADATA,
-    CiEvent,
-    forge_kind,
-    read_ci_event,
-    read_ci_metadata,
-    write_ci_metadata,
 )
 from mlops_ci.forge.summary import NoPullRequest
 
 __all__ = [
-    "CI_METADATA",
-    "STATUS_DESCRIPTION_LIMIT",
-    "CiEvent",
     "Forge",
     "ForgeAuthFailed",
     "ForgeError",
@@ -47,17 +29,10 @@ __all__ = [
     "ForgeRateLimited",
     "ForgeRejected",
     "ForgeUnavailable",
-    "InvalidCiMetadata",
     "NoPullRequest",
     "PostedComment",
     "detect_forge",
-    "fit",
-    "forge_kind",
-    "hidden_marker",
-    "read_ci_event",
-    "read_ci_metadata",
     "status_context",
-    "write_ci_metadata",
 ]
 
 

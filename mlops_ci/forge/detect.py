@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from mlops_ci.errors import ConfigError
 from mlops_ci.forge.base import Forge
-from mlops_ci.forge.event import forge_kind, read_ci_event
+from mlops_ci.project.ci_event import forge_kind, read_ci_event
+from mlops_ci.project.errors import ConfigError
 
 if TYPE_CHECKING:
     import requests

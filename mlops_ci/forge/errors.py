@@ -1,9 +1,8 @@
-"""Forge failures, each named for the condition. All are outside-service errors (exit 3) except
-bad CI metadata, which is bad input (exit 2)."""
+"""Forge failures, each named for the condition. All are outside-service errors (exit 3)."""
 
 from __future__ import annotations
 
-from mlops_ci.errors import MlopsCiError, ServiceError
+from mlops_ci.project.errors import ServiceError
 
 
 class ForgeError(ServiceError):
@@ -33,7 +32,3 @@ class ForgeNotFound(ForgeError):
 
 class ForgeRejected(ForgeError):
     """Any other 4xx: the forge refused the request as sent (validation, conflict)."""
-
-
-class InvalidCiMetadata(MlopsCiError):
-    """`ci.json` (written by an untrusted job) or the CI event payload is malformed."""

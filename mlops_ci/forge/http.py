@@ -31,7 +31,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from mlops_ci.errors import ConfigError
 from mlops_ci.forge.errors import (
     ForgeAuthFailed,
     ForgeError,
@@ -40,6 +39,7 @@ from mlops_ci.forge.errors import (
     ForgeRejected,
     ForgeUnavailable,
 )
+from mlops_ci.project.errors import ConfigError
 
 log = logging.getLogger("mlops_ci.forge")
 

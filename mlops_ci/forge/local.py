@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlops_ci.documents import now
-from mlops_ci.forge.base import Forge, PostedComment, with_marker
+from mlops_ci.forge.base import Forge, PostedComment
+from mlops_ci.project.documents import now
+from mlops_ci.project.limits import with_marker
 
 COMMENT_FILE = "comment.md"
 COMMENTS_STORE = "comments.json"

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlops_ci import __version__
-from mlops_ci.documents import check
-from mlops_ci.errors import MlopsCiError
-from mlops_ci.forge.base import hidden_marker
+from mlops_ci.project.documents import check
+from mlops_ci.project.errors import MlopsCiError
+from mlops_ci.project.limits import hidden_marker
 from mlops_ci.report import mermaid, png
 from mlops_ci.report.fit import fit_sections, size
 from mlops_ci.report.markdown import clip, md_link, md_text, one_line

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlops_ci import templating
+from mlops_ci.report import templating
 from mlops_ci.report.markdown import (
     fmt_number,
     fmt_percent,

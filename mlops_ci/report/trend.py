@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from mlops_ci.compare import is_number
-from mlops_ci.git import Git
+from mlops_ci.compare.diff import is_number
+from mlops_ci.compare.snapshot import parse_structured
+from mlops_ci.project.git import Git
 from mlops_ci.report.mermaid import CANDIDATE_COLOUR, Chart, chart_text, xychart
-from mlops_ci.snapshot import parse_structured
 
 DEFAULT_COMMITS = 10
 KEY_METRICS = 3

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mlops_ci.demo import set_param
-from mlops_ci.git import Git
+from mlops_ci.commands.demo import set_param
+from mlops_ci.project.git import Git
 from tests.e2e import harness
 from tests.lint import tools
 
@@ -190,7 +190,7 @@ def test_fork_pr_through_pr_and_pr_report_fails_under_the_default_branch_policy(
 def fork_run_dir(store: Path, head_sha: str, *, tamper: bool) -> None:
     """What a fork's `pr` run would upload: here with HTML in names and a forged report.md,
     or (tamper) a schema-invalid comparison.json."""
-    from tests.test_untrusted import ci_doc, comparison_doc
+    from tests.commands.test_untrusted import ci_doc, comparison_doc
 
     doc = comparison_doc(candidate={"ref": "workspace", "sha": head_sha, "dirty": False})
     names = ["accuracy", "f1", "roc_auc", "log_loss", "predict_latency_ms", "train_time_s"]

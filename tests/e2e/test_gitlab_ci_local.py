@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci.git import Git
+from mlops_ci.project.git import Git
 from tests.e2e import harness
 from tests.fakes.gitlab import DEFAULT_TOKEN
 from tests.lint import tools

@@ -1,0 +1,64 @@
+"""`mlops-ci compare`: write comparison.json and print the terminal table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_ci.compare.diff import compare
+
+
+def run_compare(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    baseline: str | None = None,
+    target_branch: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Compare the workspace with the baseline and write `<run_dir>/comparison.json`."""
+    document, _ = compare(
+        repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
+    )
+    return document
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)[:40]
+
+
+def format_comparison(document: Mapping[str, Any]) -> str:
+    """The terminal table of `mlops-ci compare`."""
+    base = document["baseline"]
+    lines = [
+        f"baseline:  {base['how']} {str(base.get('sha') or '-')[:12]} {base.get('subject') or ''}".rstrip(),
+        f"candidate: {str(document['candidate'].get('sha') or '-')[:12]} ({document['candidate'].get('branch') or 'detached'})",
+        "",
+    ]
+    rows = document["metrics"]
+    width = max([6, *(min(len(r["name"]), 40) for r in rows)])
+    lines.append(
+        f"{'metric':<{width}}  {'baseline':>10}  {'candidate':>10}  {'delta':>10}  {'95% CI':>21}  status"
+    )
+    for r in rows:
+        ci = f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if r["ci_low"] is not None else "-"
+        delta = f"{r['delta']:+.4g}" if r["delta"] is not None else "-"
+        lines.append(
+            f"{r['name'][:40]:<{width}}  {_fmt(r['baseline']):>10}  {_fmt(r['candidate']):>10}  "
+            f"{delta:>10}  {ci:>21}  {r['status']}"
+        )
+    if document["params"]:
+        lines += ["", "params changed:"]
+        lines += [f"  {p['name']}: {_fmt(p['baseline'])} -> {_fmt(p['candidate'])} ({p['change']})"
+                  for p in document["params"]]  # fmt: skip
+    for problem in document["errors"]:
+        lines.append(
+            f"error: {problem['file']} at {problem['revision'][:12]}: {problem['message']}"
+        )
+    lines += [f"warning: {w}" for w in document["warnings"]]
+    return "\n".join(lines)

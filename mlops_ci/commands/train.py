@@ -1,0 +1,278 @@
+"""`mlops-ci train`: reproduce the pipeline, say per stage whether it ran, was restored or unchanged."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from mlops_ci import __version__
+from mlops_ci.project import documents
+from mlops_ci.project.dvc import StageRun, configure_remote, open_repo, pipeline_stages, reproduce
+from mlops_ci.project.dvc import push as dvc_push
+from mlops_ci.project.dvcfile import DEFAULT_PARAMS_FILE
+from mlops_ci.project.errors import ConfigError, StageFailed
+from mlops_ci.project.git import Git
+from mlops_ci.project.settings import load_settings
+
+TAIL_LINES = 30
+
+
+@dataclass
+class TrainResult:
+    stages: list[StageRun]
+    duration_s: float
+    repo_sha: str | None
+    pulled: bool = False
+    pushed: bool = False
+    error: str | None = None
+    tail: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = documents.header("train") | {
+            "repo_sha": self.repo_sha,
+            "pulled": self.pulled,
+            "pushed": self.pushed,
+            "duration_s": round(self.duration_s, 3),
+            "stages": [s.to_dict() for s in self.stages],
+        }
+        if self.error:
+            data["error"] = self.error
+            data["output_tail"] = self.tail
+        return data
+
+    def counts(self) -> dict[str, int]:
+        return dict(collections.Counter(s.status for s in self.stages))
+
+
+class _Tail:
+    """The last lines written to stdout/stderr since the current stage started."""
+
+    def __init__(self, keep: int) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._partial + chunk
+        *complete, self._partial = data.split(b"\n")
+        for raw in complete:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def reset(self) -> None:
+        self.lines.clear()
+        self._partial = b""
+
+    def snapshot(self) -> list[str]:
+        extra = [self._partial.decode("utf-8", "replace")] if self._partial else []
+        return [*self.lines, *extra]
+
+
+@contextmanager
+def _tee_output(echo: TextIO, keep: int = TAIL_LINES) -> Iterator[_Tail]:
+    """Route fds 1 and 2 (ours and the stage subprocesses') through a pipe.
+
+    Everything is echoed live to `echo` and the tail is kept, so a failing stage's message can
+    quote what the stage printed. With --json, `echo` is stderr and stdout stays clean.
+    """
+    tail = _Tail(keep)
+    try:
+        echo_fd = os.dup(echo.fileno())
+    except (AttributeError, OSError, ValueError):
+        # No real file behind `echo` (an embedding without fds): no capture, no tail.
+        yield tail
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    read_fd, write_fd = os.pipe()
+    saved = [os.dup(1), os.dup(2)]
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "rb", buffering=0) as reader:
+            while chunk := reader.read(65536):
+                tail.feed(chunk)
+                os.write(echo_fd, chunk)
+
+    thread = threading.Thread(target=pump, name="mlops-ci-tee", daemon=True)
+    thread.start()
+    try:
+        yield tail
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        thread.join(timeout=10)
+        os.close(echo_fd)
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, list[str]]:
+    """`[file:]key=value` (as `dvc exp run -S`) grouped by params file (default params.yaml)."""
+    by_file: dict[str, list[str]] = {}
+    for item in overrides:
+        target, sep, value = item.partition("=")
+        if not sep or not target.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. train.seed=7")
+        path, colon, key = target.rpartition(":")
+        if not colon:
+            path, key = DEFAULT_PARAMS_FILE, target
+        by_file.setdefault(path, []).append(f"{key.strip()}={value}")
+    return by_file
+
+
+def _params_file(repo_dir: Path, path: str) -> Path:
+    """`path` as a params file inside the repository; nothing outside it is ever edited
+    (`../x.yaml`, an absolute path, or a symlink out of the repository)."""
+    if Path(path).is_absolute():
+        raise ConfigError(
+            f"--set {path}:...: the params file must be a path inside the repository, relative "
+            "to its root, not an absolute path outside the repository"
+        )
+    root = repo_dir.resolve()
+    file = (root / path).resolve()
+    if not file.is_relative_to(root):
+        raise ConfigError(
+            f"--set {path}:...: {path} is outside the repository ({root}); name a params file "
+            "inside it, relative to its root"
+        )
+    if not file.is_file():
+        raise ConfigError(f"--set: the params file {path} does not exist")
+    return file
+
+
+def apply_overrides(repo_dir: Path, overrides: Sequence[str]) -> None:
+    """Change params files the way `dvc exp run -S` does (DVC's own code: comments survive)."""
+    from dvc.exceptions import DvcException
+    from dvc.utils.hydra import apply_overrides as dvc_apply
+
+    for path, items in parse_overrides(overrides).items():
+        file = _params_file(repo_dir, path)
+        try:
+            dvc_apply(file, items)
+        except DvcException as exc:
+            raise ConfigError(
+                f"--set {', '.join(items)}: {exc}; a key {path} does not have yet needs a "
+                "leading + (e.g. +train.new_option=1)"
+            ) from exc
+
+
+def run_train(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    pull: bool = False,
+    push: bool = False,
+    overrides: Sequence[str] = (),
+    stage_output: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TrainResult:
+    """Reproduce the pipeline at `repo_dir` and write `<run_dir>/train.json`.
+
+    `overrides` change params first (a sweep candidate); with `remote:` in mlops-ci.yaml (or
+    MLOPS_CI_REMOTE_URL) the clone is pointed at that shared remote for --pull and --push.
+    """
+    env = os.environ if env is None else env
+    git = Git(repo_dir)
+    git.toplevel()  # a clear error outside a git repository, before DVC says anything
+    if push and _is_fork(env):
+        raise ConfigError(
+            "refusing --push from a pull request of a fork: its code is untrusted and must not "
+            "fill the shared run-cache; push from the base repository's own runs only"
+        )
+    from mlops_ci.project.ci_event import forge_kind, read_ci_event, write_ci_metadata
+
+    if forge_kind(env) != "local":
+        # The trusted half of a fork PR posts from this record, whichever path trained: `pr`
+        # or the separate actions (written first, so a failing stage still leaves it).
+        write_ci_metadata(run_dir, read_ci_event(env, run_dir))
+    if overrides:
+        apply_overrides(repo_dir, overrides)
+    start = time.perf_counter()
+    result = TrainResult(stages=[], duration_s=0.0, repo_sha=git.head_sha(), pulled=pull)
+    with open_repo(repo_dir) as repo:
+        if pull or push:
+            configure_remote(repo, load_settings(repo_dir).remote, env)
+        planned = pipeline_stages(repo)
+        try:
+            with _tee_output(stage_output or sys.stdout) as tail:
+                runs = reproduce(repo, pull=pull, on_stage_start=lambda _name: tail.reset())
+        except StageFailed as exc:
+            result.stages = _with_skipped(exc.runs, planned)
+            result.duration_s = time.perf_counter() - start
+            result.error = str(exc)
+            result.tail = tail.snapshot()
+            documents.write(run_dir, "train.json", result.to_dict())
+            if _interrupted(exc):
+                # Ctrl-C reached the stage too (one process group): DVC ignores SIGINT while
+                # a stage runs and reports only the stage's exit, so this is the user's stop.
+                raise KeyboardInterrupt from exc
+            shown = "\n".join(f"  | {line}" for line in result.tail[-TAIL_LINES:])
+            raise StageFailed(
+                f"{exc}\nlast lines of its output:\n{shown}\n"
+                f"Stages that finished keep their outputs; fix the stage and rerun `mlops-ci train`."
+            ) from exc
+        result.stages = _with_skipped(runs, planned)
+        if push:
+            dvc_push(repo)
+            result.pushed = True
+    result.duration_s = time.perf_counter() - start
+    documents.write(run_dir, "train.json", result.to_dict())
+    return result
+
+
+# How a stage killed by SIGINT exits: -2 when DVC sees the signal, 130 through a shell.
+_SIGINT_EXITS = (f"exited with {-signal.SIGINT}", f"exited with {128 + signal.SIGINT}")
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether the failing stage was stopped by SIGINT (Ctrl-C), from DVC's own error."""
+    from dvc.stage.exceptions import StageCmdFailedError
+
+    seen: BaseException | None = exc
+    for _ in range(16):  # a chain is short; the bound guards against a cycle
+        if seen is None:
+            break
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        if isinstance(seen, StageCmdFailedError) and str(seen).endswith(_SIGINT_EXITS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _is_fork(env: Mapping[str, str]) -> bool:
+    from mlops_ci.project.ci_event import read_ci_event
+
+    return read_ci_event(env).is_fork
+
+
+def _with_skipped(runs: list[StageRun], planned: list[str]) -> list[StageRun]:
+    seen = {r.name for r in runs}
+    return runs + [StageRun(name, "skipped") for name in planned if name not in seen]
+
+
+def format_stage_table(result: TrainResult) -> str:
+    """The stage table printed by `mlops-ci train`."""
+    width = max([len("stage"), *(len(s.name) for s in result.stages)])
+    lines = [f"{'stage':<{width}}  {'status':<24}  duration"]
+    for stage in result.stages:
+        status = stage.status + (f" ({stage.source})" if stage.source else "")
+        lines.append(f"{stage.name:<{width}}  {status:<24}  {stage.duration_s:7.2f} s")
+    counts = result.counts()
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("ran", "restored", "unchanged") if k in counts)
+    lines.append(f"{summary or 'no stages'} in {result.duration_s:.2f} s (mlops-ci {__version__})")
+    if result.pushed:
+        lines.append("pushed outputs and run-cache to the DVC remote")
+    return "\n".join(lines)

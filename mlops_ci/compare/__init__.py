@@ -1,0 +1,1 @@
+"""Compare: resolve the baseline, snapshot both revisions and diff metrics, params and plots."""

@@ -1,0 +1,190 @@
+"""Resolve the baseline revision, in the clones CI really has.
+
+`actions/checkout` gives a depth-1 clone without the target branch. Instead of asking users for
+`fetch-depth: 0`, fetch the target branch and deepen both sides a bounded number of times until
+git can see the merge-base.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_ci.project.errors import BaselineNotFound, ConfigError
+from mlops_ci.project.git import Git
+
+REMOTE = "origin"
+# Deepen by these steps (commits), then give up with a message: bounded work on huge histories.
+DEEPEN_STEPS = (50, 200, 1000, 5000)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    how: str  # merge-base | base | previous | ref | stage:NAME | none
+    ref: str | None
+    sha: str | None
+    subject: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"how": self.how, "ref": self.ref, "sha": self.sha, "subject": self.subject,
+                "note": self.note}  # fmt: skip
+
+
+def _has_remote(git: Git) -> bool:
+    return REMOTE in git.remote_names
+
+
+def target_ref(git: Git, branch: str) -> str | None:
+    """A local name for the tip of the target branch, fetching it when the clone lacks it."""
+    remote_ref = f"refs/remotes/{REMOTE}/{branch}"
+    if _has_remote(git):
+        shallow = git.is_shallow()
+        if shallow or not git.rev_parse(remote_ref):
+            # Fetching with --depth would make a full clone shallow: only in shallow ones.
+            depth = DEEPEN_STEPS[0] if shallow else None
+            git.fetch(REMOTE, f"+refs/heads/{branch}:{remote_ref}", depth=depth)
+        if git.rev_parse(remote_ref):
+            return remote_ref
+    if git.rev_parse(f"refs/heads/{branch}"):
+        return f"refs/heads/{branch}"
+    return None
+
+
+def find_merge_base(git: Git, head: str, other: str, branch: str) -> str | None:
+    """merge-base of `head` and `other`, deepening a shallow clone step by step."""
+    found = git.merge_base(head, other)
+    if found or not git.is_shallow() or not _has_remote(git):
+        return found
+    for step in DEEPEN_STEPS:
+        git.deepen(REMOTE, step, f"+refs/heads/{branch}:refs/remotes/{REMOTE}/{branch}")
+        if _is_sha(head):
+            git.deepen(REMOTE, step, head)
+        found = git.merge_base(head, other)
+        if found or not git.is_shallow():
+            return found
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f]{40}", text))
+
+
+def _ensure_commit(git: Git, sha: str) -> bool:
+    if git.rev_parse(sha):
+        return True
+    if _has_remote(git):
+        git.fetch(REMOTE, sha, depth=1)
+    return git.rev_parse(sha) is not None
+
+
+def stage_commit(git: Git, artifact: str, stage: str) -> str | None:
+    """The commit of the version currently in `stage`, by the registry's (gto's) own rule."""
+    from mlops_ci.project.gto import show
+
+    if _has_remote(git):
+        git.run("fetch", "--quiet", "--tags", REMOTE, check=False)
+    versions = show(git.repo_dir, artifact)["versions"]
+    return next((v["commit"] for v in versions if stage in v["stages"]), None)
+
+
+def resolve_baseline(
+    git: Git,
+    spec: str,
+    *,
+    target_branch: str,
+    artifact: str,
+    event_base_sha: str | None = None,
+    event_before_sha: str | None = None,
+    branch: str | None = None,
+    stages: tuple[str, ...] = (),
+) -> Baseline:
+    """The baseline for `spec`: merge-base | base | stage:NAME | a git ref.
+
+    `branch` is the candidate's branch (None when detached and the CI event does not say):
+    only on the target branch itself does a merge-base equal to HEAD mean "compare with the
+    previous commit"; a new branch still at the target's tip compares with that tip.
+    `stages` are the registry stages the settings declare: a stage outside them that holds
+    no version is a typo, not a first deployment.
+
+    Returns a Baseline with `sha=None` (and a note) when there is legitimately nothing to
+    compare against, e.g. the first commit; raises BaselineNotFound when it should exist.
+    """
+    head = git.head_sha()
+    if head is None:
+        raise ConfigError("the repository has no commits yet; commit the pipeline first")
+    if not spec.strip():
+        raise ConfigError("the baseline is empty; use merge-base, base, stage:NAME or a git ref")
+    if spec.startswith("stage:"):
+        stage = spec.split(":", 1)[1]
+        sha = stage_commit(git, artifact, stage)
+        if sha is None and stage not in stages:
+            known = ", ".join(stages) or "none"
+            raise BaselineNotFound(
+                f"no version of {artifact} has ever been in stage {stage!r}, and it is not one "
+                f"of the stages mlops-ci.yaml declares (promote.stages: {known}); check the name"
+            )
+        if sha is None:
+            return Baseline(f"stage:{stage}", stage, None,
+                            note=f"no version of {artifact} is in stage {stage!r} yet")  # fmt: skip
+        return _with_subject(git, Baseline(f"stage:{stage}", stage, sha))
+    if spec not in ("merge-base", "base"):
+        sha = git.rev_parse(spec) or (_ensure_commit(git, spec) and git.rev_parse(spec))
+        if not sha and _has_remote(git):
+            git.fetch(REMOTE, spec, depth=DEEPEN_STEPS[0])
+            sha = git.rev_parse("FETCH_HEAD")
+        if not sha:
+            raise BaselineNotFound(f"baseline {spec!r} does not name a commit here or on {REMOTE}")
+        return _with_subject(git, Baseline("ref", spec, sha))
+
+    # A pull request: the event names the base; otherwise the target branch.
+    if event_base_sha and _ensure_commit(git, event_base_sha):
+        other, other_name = event_base_sha, target_branch
+    else:
+        ref = target_ref(git, target_branch)
+        if ref is None:
+            raise BaselineNotFound(
+                f"the target branch {target_branch!r} is neither local nor on {REMOTE}; set "
+                f"`target_branch:` in mlops-ci.yaml or pass --target-branch"
+            )
+        other, other_name = ref, target_branch
+    if spec == "base":
+        return _with_subject(git, Baseline("base", other_name, git.rev_parse(other)))
+
+    merge_base = find_merge_base(git, head, other, target_branch)
+    if merge_base is None:
+        raise BaselineNotFound(
+            f"no merge-base between HEAD and {other_name!r} within the last "
+            f"{sum(DEEPEN_STEPS)} commits; the branches may share no history. Use "
+            "--baseline base (the tip of the target branch) or a ref"
+        )
+    if merge_base != head or not _on_target(git, head, other, branch, target_branch):
+        return _with_subject(git, Baseline("merge-base", other_name, merge_base))
+    # HEAD is on the target branch (a push to main): compare with what it was before.
+    previous = (
+        event_before_sha if event_before_sha and _ensure_commit(git, event_before_sha) else None
+    )
+    if previous is None:
+        if git.is_shallow() and _has_remote(git):
+            git.deepen(REMOTE, 1, head)
+        previous = git.rev_parse(f"{head}^")
+    if previous is None:
+        return Baseline(
+            "previous", f"{target_branch}^", None, note="the first commit has no baseline"
+        )
+    return _with_subject(git, Baseline("previous", f"{target_branch}^", previous))
+
+
+def _on_target(git: Git, head: str, other: str, branch: str | None, target: str) -> bool:
+    """Is the candidate the target branch itself (a push to it), not a branch cut from it?"""
+    if branch:
+        return branch == target
+    return git.rev_parse(other) == head  # detached, no event: only at the target's very tip
+
+
+def _with_subject(git: Git, baseline: Baseline) -> Baseline:
+    if not baseline.sha:
+        return baseline
+    info = git.commit_info(baseline.sha)
+    return Baseline(baseline.how, baseline.ref, baseline.sha, info.subject, baseline.note)

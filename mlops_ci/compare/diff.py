@@ -1,0 +1,317 @@
+"""The diff of `mlops-ci compare`: the candidate's metrics, params and plots beside the baseline's.
+
+Rows follow docs/documents.md. A metric whose delta has a bootstrap confidence interval is
+improved/regressed only when the interval excludes zero; otherwise inconclusive.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_ci.compare.baseline import Baseline, resolve_baseline
+from mlops_ci.compare.snapshot import Project, Snapshot, take_snapshot
+from mlops_ci.gate.policy import Policy, load_policy
+from mlops_ci.project import documents
+from mlops_ci.project.dvc import RemoteFetcher
+from mlops_ci.project.errors import ConfigError, ServiceError
+from mlops_ci.project.git import Git
+from mlops_ci.project.settings import Settings, load_settings
+
+# Names that mean "lower is better" when mlops-ci.yaml does not say (documented in README).
+LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "latency", "time", "duration")
+# Below this, a numeric change is float noise from rounding, not a change.
+_EPSILON = 1e-12
+
+
+def default_direction(name: str) -> str:
+    leaf = name.rsplit(":", 1)[-1].lower()
+    return "lower" if any(word in leaf for word in LOWER_IS_BETTER) else "higher"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _display(value: Any) -> Any:
+    """Numbers stay numbers; NaN, inf and other scalars become strings; JSON has no NaN."""
+    if value is None or is_number(value):
+        return value
+    if isinstance(value, float):
+        return str(value)
+    if isinstance(value, bool):
+        return value  # as DVC reports it
+    return value if isinstance(value, str) else str(value)
+
+
+def metric_names(snapshots: list[Snapshot]) -> dict[tuple[str, str], str]:
+    """(file, key) -> display name: `key` where unique across files, else `file:key` (a file
+    that holds one bare value is named by its path)."""
+    owners: dict[str, set[str]] = {}
+    for snap in snapshots:
+        for path, flat in snap.metrics.items():
+            for key in flat:
+                owners.setdefault(key, set()).add(path)
+    return {
+        (path, key): (key if len(paths) == 1 else f"{path}:{key}") if key else path
+        for key, paths in owners.items()
+        for path in paths
+    }
+
+
+def metric_rows(
+    baseline: Snapshot, candidate: Snapshot, settings: Settings, cis: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    names = metric_names([baseline, candidate])
+    rows = []
+    for (path, key), name in sorted(names.items(), key=lambda item: item[1]):
+        base = baseline.metrics.get(path, {}).get(key)
+        cand = candidate.metrics.get(path, {}).get(key)
+        rule = settings.rule_for(name, key)
+        direction = (rule.direction if rule and rule.direction else None) or default_direction(key)
+        row: dict[str, Any] = {
+            "name": name, "file": path, "key": key,
+            "baseline": _display(base), "candidate": _display(cand),
+            "delta": None, "rel_delta": None, "direction": direction,
+            "ci_low": None, "ci_high": None, "ci_method": None,
+        }  # fmt: skip
+        if base is None and cand is None:
+            continue
+        # Unreadable is not absent: a file DVC declares but nobody can read is "unknown",
+        # never "added"/"removed" (an added metric would slip past max_drop).
+        if baseline.unreadable(path) or candidate.unreadable(path):
+            row["status"] = "unknown"
+        elif base is None:
+            row["status"] = "added"
+        elif cand is None:
+            row["status"] = "removed"
+        elif is_number(base) and is_number(cand):
+            delta = float(cand) - float(base)
+            row["delta"] = delta
+            row["rel_delta"] = delta / abs(base) if base else None
+            ci = cis.get(key.rsplit(".", 1)[-1])
+            row["status"] = _numeric_status(delta, direction, ci)
+            if ci is not None:
+                row.update(ci_low=ci.low, ci_high=ci.high, ci_method=ci.method)
+        else:
+            row["status"] = "unchanged" if _display(base) == _display(cand) else "changed"
+        rows.append(row)
+    return rows
+
+
+def _numeric_status(delta: float, direction: str, ci: Any) -> str:
+    if ci is not None:  # the interval decides (stats.DeltaCI knows each metric's direction)
+        if ci.regressed():
+            return "regressed"
+        if ci.improved():
+            return "improved"
+        return "unchanged" if abs(delta) <= _EPSILON else "inconclusive"
+    if abs(delta) <= _EPSILON:
+        return "unchanged"
+    better = delta > 0 if direction == "higher" else delta < 0
+    return "improved" if better else "regressed"
+
+
+def _param_value(value: Any) -> Any:
+    """A param as JSON keeps its type (booleans, lists, null); what JSON lacks becomes text."""
+    if value is None or isinstance(value, bool | str) or is_number(value):
+        return value
+    if isinstance(value, list):
+        return [_param_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _param_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def params_changes(baseline: Snapshot, candidate: Snapshot) -> list[dict[str, Any]]:
+    """What `dvc params diff` reports: a key missing and a key set to null are alike."""
+    changes = []
+    for path in sorted(set(baseline.params) | set(candidate.params)):
+        old, new = baseline.params.get(path, {}), candidate.params.get(path, {})
+        for key in sorted(set(old) | set(new)):
+            before, after = old.get(key), new.get(key)
+            if before == after:
+                continue
+            change = "added" if before is None else "removed" if after is None else "changed"
+            changes.append({"name": key, "file": path, "baseline": _param_value(before),
+                            "candidate": _param_value(after), "change": change})  # fmt: skip
+    return changes
+
+
+IMAGES_DIR = "images"  # image plots of both revisions, in the run directory (never a public host)
+
+
+def _save_images(
+    run_dir: Path, pid: str, base: Mapping[str, Any] | None, cand: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """Write an image plot of each revision under `<run_dir>/images/`; names of the files."""
+    import re
+
+    stem, ext = os.path.splitext(pid)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.")[:80] or "plot"
+    saved = {}
+    for side, entry in (("baseline", base), ("candidate", cand)):
+        data = (entry or {}).get("bytes")
+        if data is not None:
+            name = f"{safe}.{side}{ext.lower()}"
+            (run_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+            (run_dir / IMAGES_DIR / name).write_bytes(data)
+            saved[f"{side}_file"] = f"{IMAGES_DIR}/{name}"
+    return saved
+
+
+def plots(
+    baseline: Snapshot, candidate: Snapshot, run_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """Every plot `dvc plots diff` shows, with its status between the revisions; image plots
+    are compared by digest and copied into `run_dir`."""
+    out = []
+    for pid in [*candidate.plots, *(p for p in baseline.plots if p not in candidate.plots)]:
+        base, cand = baseline.plots.get(pid), candidate.plots.get(pid)
+        either = cand or base or {}
+        item: dict[str, Any] = {
+            "id": pid, "title": either.get("title"), "template": either.get("template"),
+            "kind": either.get("kind"),
+        }  # fmt: skip
+        if either.get("kind") == "image":
+            old, new = (base or {}).get("digest"), (cand or {}).get("digest")
+            item.update(baseline_digest=old, candidate_digest=new)
+            if run_dir is not None:
+                item.update(_save_images(run_dir, pid, base, cand))
+        else:
+            old, new = (base or {}).get("rows") or [], (cand or {}).get("rows") or []
+            x = (cand or {}).get("x") or (base or {}).get("x")
+            y = (cand or {}).get("y") or (base or {}).get("y")
+            item.update(x=x, y=y, baseline=old, candidate=new)
+        item["status"] = (
+            "added" if base is None else "removed" if cand is None
+            else "unchanged" if old == new else "changed"
+        )  # fmt: skip
+        out.append(item)
+    return out
+
+
+def confidence_intervals(
+    baseline: Snapshot, candidate: Snapshot, settings: Settings, warnings: list[str]
+) -> dict[str, Any]:
+    """Bootstrap CIs of metric deltas from per-sample predictions, when both sides have them."""
+    if not settings.predictions:
+        return {}
+    if baseline.predictions is None or candidate.predictions is None:
+        if baseline.rev != "none":
+            side = baseline if baseline.predictions is None else candidate
+            name = "baseline" if side is baseline else "candidate"
+            warnings.append(
+                f"no confidence intervals: {settings.predictions} cannot be read at the {name}"
+                f" ({side.predictions_missing or 'missing'})"
+            )
+        return {}
+    from mlops_ci.compare.predictions import load_predictions
+    from mlops_ci.compare.stats import bootstrap_deltas
+
+    base = load_predictions(
+        io.BytesIO(baseline.predictions), source=f"{settings.predictions}@baseline"
+    )
+    cand = load_predictions(
+        io.BytesIO(candidate.predictions), source=f"{settings.predictions}@candidate"
+    )
+    deltas = bootstrap_deltas(
+        base, cand, confidence=settings.confidence, n_resamples=settings.bootstrap_resamples
+    )
+    warnings += [
+        f"no confidence interval for {name}: {why}" for name, why in deltas.skipped.items()
+    ]
+    return dict(deltas)
+
+
+def baseline_policy(repo_dir: Path, baseline_sha: str | None, warnings: list[str]) -> Policy | None:
+    """The policy the gate will apply: directions and the predictions path come from it.
+    None when it cannot be read: the gate reports that (exit 2); the comparison goes on."""
+    try:
+        return load_policy(repo_dir, baseline_sha)
+    except ConfigError as exc:
+        warnings.append(f"the baseline's policy is unreadable, using the working tree's: {exc}")
+        return None
+
+
+def compare(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    baseline: str | None = None,
+    target_branch: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], Policy | None]:
+    """Compare the workspace with the baseline and write `<run_dir>/comparison.json`; hand back
+    the document and the baseline's policy it read (for the gate)."""
+    env = os.environ if env is None else env
+    if baseline is not None and not baseline.strip():
+        raise ConfigError("--baseline is empty; use merge-base, base, stage:NAME or a git ref")
+    git = Git(repo_dir)
+    project = Project.find(Path(repo_dir), git.toplevel())
+    repo_dir = project.git_top
+    git = Git(repo_dir)
+    local = load_settings(repo_dir)
+    from mlops_ci.project.ci_event import read_ci_event
+
+    event = read_ci_event(env, run_dir)
+    target = target_branch or event.base_ref or local.target_branch
+    spec = baseline or local.baseline
+    before = event.base_sha if event.event_name == "push" else None
+    resolved: Baseline = resolve_baseline(
+        git, spec, target_branch=target, artifact=local.artifact,
+        event_base_sha=event.base_sha if event.is_pull_request else None,
+        event_before_sha=before, branch=event.head_ref or git.current_branch(),
+        stages=local.promote.stages,
+    )  # fmt: skip
+    warnings: list[str] = [resolved.note] if resolved.note else []
+    policy = baseline_policy(repo_dir, resolved.sha, warnings)
+    settings = policy.settings if policy else local
+    fetch = RemoteFetcher(project.root, local.remote, env)
+    cand = take_snapshot(project, None, predictions_path=settings.predictions, fetch=fetch)
+    if resolved.sha:
+        base = take_snapshot(
+            project, resolved.sha, predictions_path=settings.predictions, fetch=fetch
+        )
+        if not base.has_lock:
+            warnings.append(
+                f"the baseline {resolved.sha[:12]} has no dvc.lock: it was never reproduced"
+            )
+    else:
+        base = Snapshot(rev="none")
+    warnings += [
+        f"{path} is declared at the baseline but was never produced there (no dvc.lock entry)"
+        for path in base.absent
+    ]
+    if resolved.sha and not base.metrics and cand.metrics and not base.errors:
+        warnings.append("the baseline has no metrics: every metric is new")
+    cis = confidence_intervals(base, cand, settings, warnings)
+    train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
+    document = documents.header("comparison") | {
+        "created_at": documents.now(),
+        "artifact": settings.artifact,
+        "target_branch": target,
+        "confidence": settings.confidence,
+        "baseline": resolved.to_dict(),
+        "candidate": {
+            "ref": "workspace",
+            "sha": git.head_sha(),
+            "branch": event.head_ref or git.current_branch(),
+            "dirty": git.is_dirty(),
+        },
+        "metrics": metric_rows(base, cand, settings, cis),
+        "params": params_changes(base, cand),
+        "plots": plots(base, cand, run_dir),
+        "stages": train_doc["stages"] if train_doc else [],
+        "policy_change": policy.change() if policy else {"changed": False, "diff": ""},
+        "errors": base.errors + cand.errors,
+        "warnings": warnings,
+    }
+    documents.write(run_dir, "comparison.json", document)
+    if fetch.failures:
+        raise ServiceError(f"{fetch.failures[0]}; the comparison is saved in {run_dir}")
+    return document, policy

@@ -1,0 +1,236 @@
+"""Per-sample predictions of one revision: loading, validation and the task they belong to.
+
+A predictions file has one row per test sample and the columns
+
+- `id`: unique per row; rows of two revisions are matched by it;
+- `y_true`: the label (classification) or target (regression), a number;
+- `y_pred`: the predicted label or value, a number;
+- `y_score` (optional): for binary classification the score of the positive class (label 1),
+  needed by `roc_auc` (any real score) and `log_loss` (a probability in [0, 1]).
+
+Other columns are ignored. CSV is the format; `.json` (records) and `.jsonl` are read too.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import numpy as np
+
+from mlops_ci.project.errors import ConfigError
+
+Task = Literal["classification", "regression"]
+
+REQUIRED_COLUMNS = ("id", "y_true", "y_pred")
+SCORE_COLUMN = "y_score"
+
+# Above this many distinct labels whole numbers are taken for a regression target (counts,
+# ages, prices in cents), not for classes: see `task_of`.
+MAX_CLASSES = 100
+
+
+class InvalidPredictions(ConfigError):
+    """A predictions file (or the arrays given instead) cannot be used."""
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """Validated columns of one predictions file; build with `load_predictions` or `from_arrays`."""
+
+    ids: np.ndarray  # numpy str, unique
+    y_true: np.ndarray  # float64, finite
+    y_pred: np.ndarray  # float64, finite
+    y_score: np.ndarray | None  # float64, finite, or None when the file has no scores
+    source: str  # where the rows came from, for messages (file and revision)
+
+    def __len__(self) -> int:
+        return len(self.y_true)
+
+    def take(self, rows: np.ndarray) -> Predictions:
+        """These rows in this order (distinct row numbers: the result stays valid unchecked)."""
+        score = None if self.y_score is None else self.y_score[rows]
+        return Predictions(self.ids[rows], self.y_true[rows], self.y_pred[rows], score, self.source)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        y_true: Any,
+        y_pred: Any,
+        y_score: Any = None,
+        *,
+        ids: Any = None,
+        source: str = "predictions",
+    ) -> Predictions:
+        """Validate in-memory columns; `ids` default to the row numbers.
+
+        >>> Predictions.from_arrays([0, 1, 1], [0, 1, 0], [0.2, 0.9, 0.4]).y_pred
+        array([0., 1., 0.])
+        """
+        y_true_arr = np.asarray(y_true)
+        n = len(y_true_arr) if y_true_arr.ndim else 0
+        ids_arr = np.arange(n) if ids is None else np.asarray(ids)
+        columns: dict[str, np.ndarray] = {"id": ids_arr, "y_true": y_true_arr}
+        columns["y_pred"] = np.asarray(y_pred)
+        if y_score is not None:
+            columns[SCORE_COLUMN] = np.asarray(y_score)
+        return _validated(columns, source)
+
+
+def load_predictions(
+    path_or_buffer: str | os.PathLike[str] | IO[Any] | bytes, *, source: str
+) -> Predictions:
+    """Read and validate a predictions file; `source` names it (and its revision) in errors.
+
+    `bytes` (the file's content, as a snapshot holds it) are read as CSV, or as JSON when they
+    start with `[` (records) or `{` (one object per line).
+
+    >>> import io
+    >>> preds = load_predictions(io.StringIO("id,y_true,y_pred\\na,1,1\\nb,0,1\\n"), source="x.csv")
+    >>> len(preds), task_of(preds)
+    (2, 'classification')
+    """
+    import pandas as pd  # lazy: the CLI must start without pandas
+
+    suffix = ""
+    if isinstance(path_or_buffer, str | os.PathLike):
+        suffix = Path(path_or_buffer).suffix.lower()
+    elif isinstance(path_or_buffer, bytes):
+        suffix = {b"[": ".json", b"{": ".jsonl"}.get(path_or_buffer.lstrip()[:1], "")
+        path_or_buffer = io.BytesIO(path_or_buffer)
+    try:
+        if suffix in (".jsonl", ".ndjson"):
+            frame = pd.read_json(path_or_buffer, lines=True, dtype={"id": str})
+        elif suffix == ".json":
+            frame = pd.read_json(path_or_buffer, orient="records", dtype={"id": str})
+        else:
+            frame = pd.read_csv(path_or_buffer, dtype={"id": str}, skipinitialspace=True)
+    except FileNotFoundError as exc:
+        raise InvalidPredictions(
+            f"{source}: predictions file not found; check `predictions:` in mlops-ci.yaml "
+            "and that the pipeline writes it"
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidPredictions(
+            f"{source}: the predictions file is empty; it needs a header "
+            f"({', '.join(REQUIRED_COLUMNS)}, optional {SCORE_COLUMN}) and one row per sample"
+        ) from exc
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InvalidPredictions(
+            f"{source}: cannot be read as a predictions table ({exc}); write CSV with a header row"
+        ) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InvalidPredictions(
+            f"{source}: missing column(s) {', '.join(missing)}; found "
+            f"{', '.join(frame.columns) or 'none'}. A predictions file needs "
+            f"{', '.join(REQUIRED_COLUMNS)} (and {SCORE_COLUMN} for roc_auc and log_loss)"
+        )
+    columns = {c: frame[c].to_numpy() for c in (*REQUIRED_COLUMNS, SCORE_COLUMN) if c in frame}
+    # Missing ids as None whatever string dtype pandas chose (its NA is neither None nor NaN).
+    columns["id"] = frame["id"].to_numpy(dtype=object, na_value=None)
+    return _validated(columns, source)
+
+
+def task_of(preds: Predictions) -> Task:
+    """`"classification"` when every `y_true` and `y_pred` is a whole number and there are at
+    most `MAX_CLASSES` (100) distinct values among them; otherwise `"regression"`.
+
+    Regression models predict fractions almost always, so whole-number predictions mean labels;
+    a regression on a small integer target whose model rounds its output would be mistaken for
+    classification: pass `task="regression"` to `point_metrics`/`bootstrap_deltas` then.
+    """
+    if not whole_numbers(preds.y_true, preds.y_pred):
+        return "regression"
+    n_labels = len(np.unique(np.concatenate([preds.y_true, preds.y_pred])))
+    return "classification" if n_labels <= MAX_CLASSES else "regression"
+
+
+def whole_numbers(*columns: np.ndarray) -> bool:
+    """Every value of every column is a whole number (a class label)."""
+    return all(bool(np.all(c == np.round(c))) for c in columns)
+
+
+def _validated(columns: dict[str, np.ndarray], source: str) -> Predictions:
+    lengths = {name: len(col) if col.ndim == 1 else -1 for name, col in columns.items()}
+    if any(length < 0 for length in lengths.values()) or len(set(lengths.values())) > 1:
+        raise InvalidPredictions(
+            f"{source}: columns must be one-dimensional and of equal length, got {lengths}"
+        )
+    if lengths["y_true"] == 0:
+        raise InvalidPredictions(
+            f"{source}: no rows; the evaluation wrote an empty predictions file"
+        )
+    ids = _validated_ids(columns["id"], source)
+    y_true = _numeric(columns["y_true"], "y_true", source, ids)
+    y_pred = _numeric(columns["y_pred"], "y_pred", source, ids)
+    y_score = None
+    if SCORE_COLUMN in columns:
+        y_score = _numeric(columns[SCORE_COLUMN], SCORE_COLUMN, source, ids)
+    return Predictions(ids=ids, y_true=y_true, y_pred=y_pred, y_score=y_score, source=source)
+
+
+def _validated_ids(raw: np.ndarray, source: str) -> np.ndarray:
+    if raw.dtype.kind in "OfU":
+        # None or NaN (a NaN is the one value unequal to itself); elementwise, no Python loop.
+        missing = np.equal(raw, None) | (raw != raw) if raw.dtype.kind != "U" else raw == ""
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise InvalidPredictions(
+                f"{source}: row {row + 1} has no id; every row needs a unique id"
+            )
+    # Text ids: "7" in a CSV and 7 in JSON name the same sample.
+    ids = raw.astype(str)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if len(uniq) < len(ids):
+        dup = uniq[counts > 1]
+        shown = ", ".join(repr(str(d)) for d in dup[:5]) + (" ..." if len(dup) > 5 else "")
+        raise InvalidPredictions(
+            f"{source}: {len(dup)} id(s) appear more than once ({shown}); ids must be unique "
+            "so rows can be matched between baseline and candidate"
+        )
+    return ids
+
+
+def _numeric(raw: np.ndarray, name: str, source: str, ids: np.ndarray) -> np.ndarray:
+    if raw.dtype == bool:
+        return raw.astype(np.float64)
+    try:
+        values = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        values = None
+    if values is None:
+        # Find the first offending cell to name it.
+        for i, v in enumerate(raw):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise InvalidPredictions(
+                    f"{source}: column {name} has the non-numeric value {v!r} (id {ids[i]}); "
+                    "labels must be numbers: encode classes as 0..K-1 (binary: 1 = positive)"
+                ) from None
+        values = np.array([float(v) for v in raw])
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = "an empty cell" if np.isnan(values[i]) else f"the value {values[i]}"
+        raise InvalidPredictions(
+            f"{source}: column {name} has {what} (id {ids[i]}, {int(bad.sum())} such row(s)); "
+            "every row needs a finite number"
+        )
+    return values
+
+
+__all__ = [
+    "MAX_CLASSES",
+    "InvalidPredictions",
+    "Predictions",
+    "Task",
+    "load_predictions",
+    "task_of",
+    "whole_numbers",
+]

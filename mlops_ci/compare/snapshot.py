@@ -1,0 +1,566 @@
+"""A snapshot: metrics, params, plots and predictions of one revision (or the workspace).
+
+What is read equals what DVC's own commands read (`dvc metrics/params/plots diff`): the same
+declarations (`dvcfile`), the same parsers, directories expanded, files inside directory
+outputs found through their `.dir` manifest. The fast path: files tracked by git come from one
+`git cat-file --batch`, DVC outputs from the local cache by the hash the revision records;
+only what the cache lacks is fetched from the DVC remote (`dvc.fetch_objects`). A file declared
+but unreadable is an error naming the file, the revision and why, never silently absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_ci.project import dvcfile
+from mlops_ci.project.documents import parse_bounded
+from mlops_ci.project.dvcfile import Declarations, LockEntry, PlotDef, parse_structured
+from mlops_ci.project.errors import ConfigError
+from mlops_ci.project.git import Git
+
+MAX_PLOT_POINTS = 200
+# Neither in git nor recorded as an output at the revision: never produced there.
+NOT_PRODUCED = "not in git and no dvc.lock or .dvc file records it at this revision"
+
+
+@dataclass
+class Snapshot:
+    rev: str | None  # None: the workspace
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> flat key -> value
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plots: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> plot entry
+    predictions: bytes | None = None
+    has_lock: bool = False
+    declared_metrics: set[str] = field(default_factory=set)  # metrics files at this revision
+    predictions_missing: str | None = None  # why the predictions file could not be read
+    absent: list[str] = field(default_factory=list)  # declared metrics files never produced
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.rev or "workspace"
+
+    def unreadable(self, path: str) -> bool:
+        return any(e["file"] == path for e in self.errors)
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where the DVC project sits: its root directory and its path inside the git repository."""
+
+    git_top: Path
+    root: Path
+    prefix: str  # "" when the DVC project is the repository's top level
+
+    @classmethod
+    def find(cls, start: Path, git_top: Path) -> Project:
+        """The DVC project containing `start` (the nearest directory with `.dvc/`, as DVC finds
+        it), else the repository's top level."""
+        here = start.resolve()
+        top = git_top.resolve()
+        while True:
+            if (here / ".dvc").is_dir() or here == top or here.parent == here:
+                break
+            here = here.parent
+        root = here if (here / ".dvc").is_dir() else top
+        prefix = "" if root == top else root.relative_to(top).as_posix()
+        return cls(top, root, prefix)
+
+
+class RevisionFiles:
+    """Reads the files of one revision of the project: git objects, the DVC cache (directory
+    outputs through their manifests), the DVC remote, or the working tree."""
+
+    def __init__(self, project: Project, rev: str | None, fetch: Any = None) -> None:
+        self.project, self.rev = project, rev
+        self.git = Git(project.git_top)
+        self.fetch = fetch  # md5s -> {md5: bytes | None} and {md5: why}; None: no remote tried
+        top_files = self.git.list_files(rev, project.prefix)
+        cut = len(project.prefix) + 1 if project.prefix else 0
+        files = [p[cut:] for p in top_files]
+        self._ignores: list[tuple[str, Any]] = []  # (directory, its .dvcignore patterns)
+        nested = {p[: -len("/.dvc/config")] for p in files if p.endswith("/.dvc/config")}
+        files = [p for p in files if not any(p.startswith(n + "/") for n in nested)]
+        self.files = self._not_ignored(files)
+        self.tracked = set(self.files)
+        self.outs: dict[str, str] = {}  # output path -> md5 (`.dir` for directories)
+        self.manifests: dict[str, dict[str, str] | None] = {}
+        self.why: dict[str, str] = {}  # path -> why it could not be read
+        self._cache_dirs = _cache_dirs(project.root)
+
+    def _not_ignored(self, files: list[str]) -> list[str]:
+        """What `.dvcignore` files leave for DVC to see (gitignore patterns, each file for its
+        own directory, as dvc/ignore.py applies them)."""
+        ignores = sorted(p for p in files if posixpath.basename(p) == ".dvcignore")
+        if not ignores:
+            return files
+        import pathspec
+
+        texts = self._read_plain(ignores)
+        for path in ignores:
+            text = (texts.get(path) or b"").decode("utf-8", "replace")
+            spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+            self._ignores.append((posixpath.dirname(path), spec))
+        return self._visible(files)
+
+    def _visible(self, files: list[str]) -> list[str]:
+        for base, spec in self._ignores:
+            files = [
+                f
+                for f in files
+                if (base and not f.startswith(base + "/"))
+                or not spec.match_file(f[len(base) + 1 :] if base else f)
+            ]
+        return files
+
+    def _read_plain(self, paths: list[str]) -> dict[str, bytes | None]:
+        if self.rev is None:
+            return {p: _read_disk(self.project.root / p) for p in paths}
+        blobs = self.git.read_many([f"{self.rev}:{self._git_path(p)}" for p in paths])
+        return {p: blobs.get(f"{self.rev}:{self._git_path(p)}") for p in paths}
+
+    # --- listing ---------------------------------------------------------------------------
+
+    def exists(self, path: str) -> bool:
+        if self.rev is None:
+            return (self.project.root / path).is_file()
+        return path in self.tracked or self._md5(path) is not None
+
+    def expand(self, path: str) -> list[str]:
+        """A declared path as the files DVC would read: every file of a directory."""
+        if self.rev is None:
+            full = self.project.root / path
+            if full.is_dir():
+                found = [
+                    (Path(d) / name).relative_to(self.project.root).as_posix()
+                    for d, _dirs, names in os.walk(full)
+                    for name in names
+                ]
+                return sorted(self._visible(found))
+            return [path]
+        inside = sorted(p for p in self.tracked if p.startswith(path + "/"))
+        md5 = self.outs.get(path)
+        if md5 and md5.endswith(".dir"):
+            inside += [f"{path}/{rel}" for rel in sorted(self._manifest(md5) or {})]
+        else:
+            parent, manifest = self._parent_manifest(path)
+            if manifest is not None and parent is not None:
+                rel = path[len(parent) + 1 :]
+                inside += [f"{parent}/{r}" for r in sorted(manifest) if r.startswith(rel + "/")]
+        return sorted(set(inside)) or [path]
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read(self, paths: list[str]) -> dict[str, bytes | None]:
+        """The bytes of each path at this revision; None (and `why[path]`) when unreadable."""
+        paths = list(dict.fromkeys(paths))
+        if self.rev is None:
+            found = {p: _read_disk(self.project.root / p) for p in paths}
+            for p, data in found.items():
+                if data is None:
+                    self.why[p] = "missing in the workspace"
+            return found
+        in_git = [p for p in paths if p in self.tracked]
+        blobs = self.git.read_many([f"{self.rev}:{self._git_path(p)}" for p in in_git])
+        found: dict[str, bytes | None] = {
+            p: blobs.get(f"{self.rev}:{self._git_path(p)}") for p in in_git
+        }
+        wanted = {p: self._md5(p) for p in paths if p not in found}
+        for p, md5 in wanted.items():
+            if md5 is None:
+                found[p] = None
+                self.why[p] = self._why_absent(p)
+        objects = self._objects({md5 for md5 in wanted.values() if md5})
+        for p, md5 in wanted.items():
+            if md5:
+                found[p] = objects.get(md5)
+                if found[p] is None:
+                    self.why[p] = self.why.get(md5, "not in the local DVC cache")
+        return found
+
+    def _git_path(self, path: str) -> str:
+        return f"{self.project.prefix}/{path}" if self.project.prefix else path
+
+    def _md5(self, path: str) -> str | None:
+        md5 = self.outs.get(path)
+        if md5 and not md5.endswith(".dir"):
+            return md5
+        parent, manifest = self._parent_manifest(path)
+        if parent is None or manifest is None:
+            return None
+        return manifest.get(path[len(parent) + 1 :])
+
+    def _why_absent(self, path: str) -> str:
+        """Why a path has no object: never produced, or inside a directory output whose
+        manifest cannot be read (then the manifest's reason)."""
+        parent = posixpath.dirname(path)
+        while parent:
+            md5 = self.outs.get(parent)
+            if md5 and md5.endswith(".dir") and self.manifests.get(md5) is None:
+                return f"inside the directory output {parent}, which is " + self.why.get(
+                    md5, "unreadable"
+                )
+            parent = posixpath.dirname(parent)
+        return NOT_PRODUCED
+
+    def _parent_manifest(self, path: str) -> tuple[str | None, dict[str, str] | None]:
+        parent = posixpath.dirname(path)
+        while parent:
+            md5 = self.outs.get(parent)
+            if md5:
+                return parent, self._manifest(md5) if md5.endswith(".dir") else None
+            parent = posixpath.dirname(parent)
+        return None, None
+
+    def _manifest(self, md5: str) -> dict[str, str] | None:
+        """A directory output's file list (relpath -> md5), from its `.dir` object."""
+        if md5 not in self.manifests:
+            raw = self._objects({md5}).get(md5)
+            try:
+                entries = json.loads(raw) if raw is not None else None
+                self.manifests[md5] = (
+                    {str(e["relpath"]): str(e["md5"]) for e in entries}
+                    if entries is not None
+                    else None
+                )
+            except (ValueError, KeyError, TypeError):
+                self.manifests[md5] = None
+                self.why[md5] = "its directory manifest in the DVC cache is corrupt"
+        return self.manifests[md5]
+
+    def _objects(self, md5s: set[str]) -> dict[str, bytes | None]:
+        found = {md5: self._cached(md5) for md5 in md5s}
+        missing = sorted(m for m, data in found.items() if data is None)
+        if missing and self.fetch is not None:
+            fetched, why = self.fetch(missing)
+            found.update(fetched)
+            self.why.update(why)
+        elif missing:
+            self.why.update(dict.fromkeys(missing, "not in the local DVC cache"))
+        return found
+
+    def _cached(self, md5: str) -> bytes | None:
+        for cache in self._cache_dirs:
+            for path in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:]):
+                data = _read_disk(path)
+                if data is not None:
+                    return data
+        return None
+
+
+def _cache_dirs(root: Path) -> list[Path]:
+    """The local cache: `cache.dir` from the project's config (local config first), else
+    `.dvc/cache`, as DVC resolves it (relative to the config file's directory)."""
+    import configparser
+
+    dirs: list[Path] = []
+    for name in ("config.local", "config"):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read(root / ".dvc" / name)
+            value = parser.get("cache", "dir", fallback=None)
+        except configparser.Error:
+            value = None
+        if value:
+            path = Path(os.path.expanduser(value))
+            dirs.append(path if path.is_absolute() else (root / ".dvc" / path).resolve())
+    dirs.append(root / ".dvc" / "cache")
+    return dirs
+
+
+def _read_disk(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None
+
+
+# --- declarations at a revision --------------------------------------------------------------
+
+
+def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, bool]:
+    """Parse every `dvc.yaml`, `dvc.lock` and `.dvc` file of the revision; fills `reader.outs`.
+    Returns the declarations and whether any `dvc.lock` exists."""
+    pipelines = [p for p in reader.files if posixpath.basename(p) == "dvc.yaml"]
+    if reader.rev is None and (reader.project.root / "dvc.yaml").is_file():
+        pipelines = list(dict.fromkeys(["dvc.yaml", *pipelines]))
+    locks = [posixpath.join(posixpath.dirname(p), "dvc.lock") for p in pipelines]
+    dotdvc = [p for p in reader.files if p.endswith(".dvc") and not p.startswith(".dvc/")]
+    texts = reader.read([*pipelines, *locks, *dotdvc])
+    decl = Declarations()
+    has_lock = False
+    for path, lock in zip(pipelines, locks, strict=True):
+        text = texts.get(path)
+        if text is None:
+            continue
+        data = dvcfile.load_pipeline_yaml(text, path) or {}
+        if dvcfile.is_templated(data, text):
+            from mlops_ci.project.dvc import resolve_templated
+
+            data, tracked = resolve_templated(reader.project.root, reader.rev, path)
+            decl.templated = True
+            for file, keys in tracked.items():
+                if file not in decl.params:
+                    decl.add_params(file, keys)
+        dvcfile.declare(decl, path, data)
+        if texts.get(lock) is not None:
+            has_lock = True
+            wdirs = dvcfile.stage_wdirs(data, path)
+            for entry in dvcfile.lock_entries(texts[lock], posixpath.dirname(path), wdirs):
+                _add_out(reader, entry)
+    for path in dotdvc:
+        if texts.get(path) is not None:
+            for entry in dvcfile.dvcfile_entries(texts[path], path):
+                _add_out(reader, entry)
+    return dvcfile.finish(decl, reader.exists(dvcfile.DEFAULT_PARAMS_FILE)), has_lock
+
+
+def _add_out(reader: RevisionFiles, entry: LockEntry) -> None:
+    if entry.role == "out" and entry.md5:
+        reader.outs[entry.path] = entry.md5
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+def take_snapshot(
+    project: Project, rev: str | None, *, predictions_path: str | None, fetch: Any = None
+) -> Snapshot:
+    """Read everything `compare` needs from one revision; errors are recorded, not raised."""
+    snap = Snapshot(rev=rev)
+    reader = RevisionFiles(project, rev, fetch)
+    try:
+        decl, snap.has_lock = read_declarations(reader, snap.label)
+    except ConfigError as exc:
+        snap.errors.append({"file": "dvc.yaml", "revision": snap.label, "message": str(exc)})
+        return snap
+    metric_files = [f for path in decl.metrics for f in reader.expand(path)]
+    param_files = {f: keys for path, keys in decl.params.items() for f in reader.expand(path)}
+    plot_defs = _plot_defs(reader, decl)
+    plot_files = [f for plot in plot_defs for f in plot.files]
+    wanted = [*metric_files, *param_files, *plot_files]
+    contents = reader.read([*wanted, *([predictions_path] if predictions_path else [])])
+    snap.declared_metrics = set(metric_files)
+
+    def fail(path: str, message: str) -> None:
+        snap.errors.append({"file": path, "revision": snap.label, "message": message})
+
+    for path in metric_files:
+        data = contents.get(path)
+        if data is None and reader.why.get(path) == NOT_PRODUCED:
+            snap.absent.append(path)  # declared, never produced here: its metrics are new
+            continue
+        if data is None:
+            fail(path, f"declared metrics file cannot be read: {reader.why.get(path, 'unknown')}")
+            continue
+        try:
+            snap.metrics[path] = flatten(
+                extract_metrics(parse_bounded(path, data, parse_structured))
+            )
+        except (ValueError, UnicodeDecodeError, ImportError, RecursionError) as exc:
+            fail(path, f"not valid metrics: {_short(exc)}")
+        except Exception as exc:  # ruamel's own errors: the file is not valid YAML
+            fail(path, f"not valid metrics: {_short(exc)}")
+    for path, keys in param_files.items():
+        data = contents.get(path)
+        if data is None:
+            if reader.why.get(path) != NOT_PRODUCED or keys:
+                fail(path, f"params file cannot be read: {reader.why.get(path, 'unknown')}")
+            continue
+        try:
+            snap.params[path] = flatten(select(parse_bounded(path, data, parse_structured), keys))
+        except Exception as exc:  # any parser's error: the file is not valid
+            fail(path, f"not valid params: {_short(exc)}")
+    if predictions_path:
+        snap.predictions = contents.get(predictions_path)
+        if snap.predictions is None:
+            snap.predictions_missing = reader.why.get(predictions_path, "unknown")
+    for plot in plot_defs:
+        snap.plots[plot.id] = _plot_entry(plot, contents)
+    return snap
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def extract_metrics(data: Any) -> Any:
+    """DVC's `_extract_metrics`: numbers and strings (and booleans) stay, lists and other
+    values are dropped, and so is a mapping left empty."""
+    if isinstance(data, int | float | str):
+        return data
+    if not isinstance(data, dict):
+        return None
+    kept = {}
+    for key, value in data.items():
+        inner = extract_metrics(value)
+        if inner not in (None, {}):
+            kept[key] = inner
+    return kept
+
+
+def select(data: Any, keys: list[str]) -> Any:
+    """The tracked keys of a params file (`a.b` paths), whole when none are named (dpath, as
+    DVC's read_param_file)."""
+    if not keys or not isinstance(data, dict):
+        return data
+    import dpath
+
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(keys):
+        dpath.merge(out, dpath.search(data, key, separator="."), separator=".")
+    return out
+
+
+def flatten(data: Any) -> dict[str, Any]:
+    """Nested mappings to `a.b.c` keys, as DVC's `flatten` (lists stay whole); a file that is
+    one value has the key ""."""
+    if not isinstance(data, dict):
+        return {"": data} if data not in (None, {}) else {}
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict[Any, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                walk(value, name)  # an empty mapping has no leaves: dropped, as DVC does
+            else:
+                flat[name] = value
+
+    walk(data, "")
+    return flat
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def _plot_defs(reader: RevisionFiles, decl: Declarations) -> list[PlotDef]:
+    """The plots `dvc plots diff` would show: ids after directory expansion, `config::id`
+    where two definitions share an id (dvc.utils.plots.group_definitions_by_id)."""
+    by_config: dict[str, list[str]] = {}
+    for config, name, _props, path_id in decl.plots:
+        if path_id and config:
+            by_config.setdefault(config, []).append(name)
+    defs: list[PlotDef] = []
+    for config, name, props, path_id in decl.plots:
+        if not path_id:
+            defs.append(PlotDef(name, config, tuple(props.get("y") or {}), props, False))
+            continue
+        for file in reader.expand(name):
+            if config and _closest_parent(file, by_config[config]) != name:
+                continue  # a more specific definition in the same file owns it
+            defs.append(PlotDef(file, config, (file,), props, True))
+    counts: dict[str, set[str]] = {}
+    for plot in defs:
+        counts.setdefault(plot.id, set()).add(plot.config)
+    out: dict[str, PlotDef] = {}
+    for plot in defs:
+        pid = plot.id
+        if len(counts[pid]) > 1 and plot.config:
+            pid = f"{plot.config}::{plot.id}"
+        if pid not in out:
+            out[pid] = PlotDef(pid, plot.config, plot.files, plot.props, plot.path_id)
+    return list(out.values())
+
+
+def _closest_parent(path: str, parents: list[str]) -> str:
+    best = ""
+    for parent in parents:
+        common = posixpath.commonpath([path, parent]) if path and parent else ""
+        if len(common) > len(best):
+            best = common
+    return best
+
+
+def _plot_entry(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str, Any]:
+    entry = {"title": plot.title, "template": None if plot.image else plot.template}
+    return entry | _plot_data(plot, contents)
+
+
+def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str, Any]:
+    if plot.image:
+        data = contents.get(plot.files[0])
+        return {
+            "kind": "image",
+            "digest": hashlib.sha256(data).hexdigest() if data is not None else None,
+            "bytes": data,  # copied into the run directory by compare, never into a document
+        }
+    rows: list[dict[str, Any]] = []
+    x = y = None
+    for file in plot.files:
+        data = contents.get(file)
+        if data is None:
+            continue
+        try:
+            table = _table(file, data, plot.props)
+        except (ValueError, UnicodeDecodeError, csv.Error):
+            continue
+        if not table:
+            continue
+        fx, fields = plot.x_field(file), plot.y_fields(file)
+        if plot.template.startswith("confusion"):
+            if fx and fields:
+                x, y = "actual", "predicted"  # the rows _confusion makes
+                rows.extend(_confusion(table, fx, fields[0]))
+            continue
+        if fx is None:
+            fx = "step"
+            table = [{"step": i, **r} for i, r in enumerate(table)]
+        if not fields:
+            fields = [k for k in table[0] if k not in (fx, "step", "timestamp")][-1:]
+        if not fields:
+            continue
+        x, y = x or fx, y or fields[0]
+        keep = [fx, fields[0]]
+        rows.extend(
+            {x: _number(r.get(fx)), y: _number(r.get(fields[0])), "source": file}
+            for r in table
+            if all(k in r for k in keep)
+        )
+    return {"kind": "vega", "x": x, "y": y, "rows": thin(rows)}
+
+
+def _table(path: str, data: bytes, props: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if path.endswith((".csv", ".tsv")):
+        dialect = "excel-tab" if path.endswith(".tsv") else "excel"
+        return list(csv.DictReader(io.StringIO(data.decode("utf-8")), dialect=dialect))
+    parsed = parse_structured(path, data)
+    if isinstance(parsed, dict):
+        parsed = next((v for v in parsed.values() if isinstance(v, list)), [])
+    return [r for r in parsed if isinstance(r, dict)] if isinstance(parsed, list) else []
+
+
+def _confusion(rows: list[dict[str, Any]], actual: str, predicted: str) -> list[dict[str, Any]]:
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (str(row.get(actual)), str(row.get(predicted)))
+        counts[key] = counts.get(key, 0) + 1
+    return [{"actual": a, "predicted": p, "count": n} for (a, p), n in sorted(counts.items())]
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
+
+
+def thin(rows: list[dict[str, Any]], limit: int = MAX_PLOT_POINTS) -> list[dict[str, Any]]:
+    if len(rows) <= limit:
+        return rows
+    step = (len(rows) - 1) / (limit - 1)
+    return [rows[round(i * step)] for i in range(limit)]

@@ -1,0 +1,330 @@
+"""Metrics of per-sample predictions, and bootstrap confidence intervals for their deltas.
+
+>>> base = Predictions.from_arrays([0, 1, 1, 0] * 50, [0, 1, 0, 0] * 50)
+>>> cand = Predictions.from_arrays([0, 1, 1, 0] * 50, [0, 1, 1, 1] * 50)
+>>> ci = bootstrap_deltas(base, cand, ["accuracy"])["accuracy"]
+>>> ci.method, ci.delta, ci.low <= ci.delta <= ci.high
+('paired-bootstrap', 0.0, True)
+
+Definitions are scikit-learn's (tests hold them to 1e-12): accuracy; precision, recall and f1
+with `pos_label=1` when every label is 0 or 1, else macro-averaged over the labels present;
+roc_auc and log_loss (binary only, from `y_score`, log_loss clipped to [eps, 1 - eps]); rmse,
+mae and r2 for regression. A value undefined in scikit-learn (roc_auc with one class) is NaN.
+
+How the intervals are made (issue 3):
+
+- **Pairing.** When both files hold the same set of ids, with the same `y_true` for each id, the
+  rows are matched by id and every resample weighs a row equally on both sides
+  ("paired-bootstrap"): the shared noise of the test set cancels out of the delta. Otherwise the
+  test rows differ and each side is resampled on its own ("unpaired-bootstrap").
+- **Poisson(1) weights.** A resample gives each row an independent Poisson(1) weight instead of
+  drawing n rows with replacement; the two agree as n grows (the multinomial counts of a
+  with-replacement draw are Poisson(1) conditioned on their sum) and tests check the coverage.
+  Weights come from 16 random bits through a lookup table (each Poisson probability to within
+  2^-16), which is several times faster than drawing Poisson variates.
+- **Sufficient statistics.** accuracy, precision, recall and f1 depend only on how many rows
+  have each (y_true, y_pred...) combination, so those few combinations get Poisson(m) weights;
+  log_loss, rmse, mae and r2 are ratios of weighted sums (one matrix product per chunk); roc_auc
+  is the weighted Mann-Whitney statistic from rows sorted by score once, with one cumulative sum
+  over the smaller class per resample, in exact integer arithmetic (ties count one half).
+- **Percentile interval** of the resampled deltas at the chosen confidence. Every metric family
+  draws from its own seeded stream, so asking for more metrics does not move an interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+
+from mlops_ci.compare.predictions import (
+    InvalidPredictions,
+    Predictions,
+    Task,
+    load_predictions,
+    task_of,
+    whole_numbers,
+)
+from mlops_ci.compare.resample import Group, make_groups
+from mlops_ci.project.errors import ConfigError
+
+Direction = Literal["higher", "lower"]
+Method = Literal["paired-bootstrap", "unpaired-bootstrap"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    task: Task
+    direction: Direction
+    needs_score: bool = False  # binary only, from y_score
+
+
+METRICS: dict[str, MetricInfo] = {
+    "accuracy": MetricInfo("classification", "higher"),
+    "precision": MetricInfo("classification", "higher"),
+    "recall": MetricInfo("classification", "higher"),
+    "f1": MetricInfo("classification", "higher"),
+    "roc_auc": MetricInfo("classification", "higher", needs_score=True),
+    "log_loss": MetricInfo("classification", "lower", needs_score=True),
+    "rmse": MetricInfo("regression", "lower"),
+    "mae": MetricInfo("regression", "lower"),
+    "r2": MetricInfo("regression", "higher"),
+}
+_V = TypeVar("_V")
+
+
+class InvalidStatsOptions(ConfigError):
+    """A bootstrap option (confidence, resamples, task) is out of range."""
+
+
+@dataclass(frozen=True)
+class DeltaCI:
+    """candidate - baseline for one metric, with a bootstrap interval [low, high]."""
+
+    metric: str
+    baseline: float
+    candidate: float
+    delta: float
+    low: float
+    high: float
+    method: Method
+    n_baseline: int
+    n_candidate: int
+    confidence: float = 0.95
+    n_resamples: int = 0  # resamples in which the metric was defined on both sides
+
+    @property
+    def direction(self) -> Direction:
+        return METRICS[self.metric].direction
+
+    def regressed(self, tolerance: float = 0.0) -> bool:
+        """The whole interval is worse than `-tolerance` (in the metric's direction)."""
+        if self.direction == "higher":
+            return self.high < -tolerance
+        return self.low > tolerance
+
+    def improved(self, tolerance: float = 0.0) -> bool:
+        """The whole interval is better than `tolerance` (in the metric's direction)."""
+        if self.direction == "higher":
+            return self.low > tolerance
+        return self.high < -tolerance
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "direction": self.direction}
+
+
+class _WithSkipped(dict[str, _V], Generic[_V]):
+    """metric -> value; `skipped` says why each requested metric that is absent was left out."""
+
+    def __init__(self, values: dict[str, _V], skipped: dict[str, str]) -> None:
+        super().__init__(values)
+        self.skipped = skipped
+
+
+class PointMetrics(_WithSkipped[float]):
+    """metric -> value of one predictions set, with `.skipped`."""
+
+
+class Deltas(_WithSkipped[DeltaCI]):
+    """metric -> DeltaCI, with `.skipped`."""
+
+
+def point_metrics(
+    preds: Predictions,
+    metrics: Sequence[str] | None = None,
+    *,
+    task: Task | None = None,
+    weights: Any = None,
+) -> PointMetrics:
+    """Metric values of one predictions set (default: every metric of its task).
+
+    `weights` (non-negative integers, one per row) evaluates the sample in which row i appears
+    weights[i] times. Metrics that cannot be computed are left out, with the reason in `.skipped`.
+    """
+    plan = _Plan([preds], metrics, task)
+    w = None
+    if weights is not None:
+        w = np.asarray(weights)
+        if w.shape != (len(preds),) or w.dtype.kind not in "iub" or (w < 0).any():
+            raise InvalidStatsOptions(
+                f"weights must be {len(preds)} non-negative integers, one per row of {preds.source}"
+            )
+    values: dict[str, float] = {}
+    for _, group in plan.groups():
+        values.update(group.point(w)[0])
+    return PointMetrics({m: values[m] for m in plan.metrics}, plan.skipped)
+
+
+def bootstrap_deltas(
+    baseline: Predictions,
+    candidate: Predictions,
+    metrics: Sequence[str] | None = None,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    task: Task | None = None,
+) -> Deltas:
+    """Confidence intervals for candidate - baseline of each metric (default: all of the task).
+
+    Paired over rows matched by id when both sides hold the same ids with the same labels,
+    unpaired otherwise (see the module docstring). Reproducible for a given `seed`. Metrics
+    that cannot be computed (no y_score, one class only, a metric of the other task, an unknown
+    name) are left out, with the reason in `.skipped`.
+    """
+    if not 0 < confidence < 1:
+        raise InvalidStatsOptions(
+            f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}"
+        )
+    if int(n_resamples) != n_resamples or n_resamples < 10:
+        raise InvalidStatsOptions(
+            f"n_resamples must be an integer of at least 10, got {n_resamples}"
+        )
+    n_resamples = int(n_resamples)
+    orders = _paired_orders(baseline, candidate)
+    if orders is not None:
+        baseline, candidate = baseline.take(orders[0]), candidate.take(orders[1])
+    plan = _Plan([baseline, candidate], metrics, task, paired=orders is not None)
+    point: list[dict[str, float]] = [{}, {}]
+    draws: list[dict[str, np.ndarray]] = [{}, {}]
+    for stream, group in plan.groups():
+        rng = np.random.default_rng([seed, *stream])
+        resampled = group.resampled(rng, n_resamples)
+        for side, at_point, at_draws in zip(group.sides, group.point(), resampled, strict=True):
+            point[side].update(at_point)
+            draws[side].update(at_draws)
+    alpha = 1 - confidence
+    out: dict[str, DeltaCI] = {}
+    for name in plan.metrics:
+        delta = draws[1][name] - draws[0][name]
+        finite = delta[np.isfinite(delta)]
+        if len(finite) < n_resamples / 2:
+            plan.skipped[name] = (
+                f"undefined in {n_resamples - len(finite)} of {n_resamples} resamples "
+                "(too few rows of one class?)"
+            )
+            continue
+        low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+        out[name] = DeltaCI(
+            metric=name,
+            baseline=point[0][name],
+            candidate=point[1][name],
+            delta=point[1][name] - point[0][name],
+            low=float(low),
+            high=float(high),
+            method="paired-bootstrap" if plan.paired else "unpaired-bootstrap",
+            n_baseline=len(baseline),
+            n_candidate=len(candidate),
+            confidence=confidence,
+            n_resamples=len(finite),
+        )
+    return Deltas(out, plan.skipped)
+
+
+# --- planning: which rows pair up, which metrics are computable ---------------------------------
+
+
+def _paired_orders(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray] | None:
+    """Row orders of `a` and `b` that match them by id, when the pairing rule holds: the same
+    id set, and each id has the same y_true on both sides. None: the rows cannot be paired."""
+    if len(a) != len(b):
+        return None
+    ia, ib = np.argsort(a.ids), np.argsort(b.ids)  # ids are unique: one order, any sort kind
+    if np.array_equal(a.ids[ia], b.ids[ib]) and np.array_equal(a.y_true[ia], b.y_true[ib]):
+        return ia, ib
+    return None
+
+
+class _Plan:
+    """Metrics to compute for one or two sides and the groups of rows that share weights."""
+
+    def __init__(
+        self,
+        sides: list[Predictions],
+        metrics: Sequence[str] | None,
+        task: Task | None,
+        *,
+        paired: bool = False,
+    ) -> None:
+        self.sides, self.paired = sides, paired
+        self.task = task or _common_task(sides)
+        if self.task not in ("classification", "regression"):
+            raise InvalidStatsOptions(f"task must be classification or regression, got {task!r}")
+        self.skipped: dict[str, str] = {}
+        self.labels, self.binary = np.zeros(0), False
+        if self.task == "classification":
+            # task_of infers classification from whole numbers only; an explicit task is checked.
+            fractional = [p.source for p in sides if task and not whole_numbers(p.y_true, p.y_pred)]
+            if fractional:
+                raise InvalidPredictions(
+                    f"{fractional[0]}: classification labels must be whole numbers"
+                )
+            self.labels = np.unique(
+                np.concatenate([a for p in sides for a in (p.y_true, p.y_pred)])
+            )
+            self.binary = bool(np.isin(self.labels, (0, 1)).all())
+        names = (
+            list(metrics)
+            if metrics is not None
+            else [m for m, info in METRICS.items() if info.task == self.task]
+        )
+        self.metrics = [m for m in dict.fromkeys(names) if self._computable(m)]
+
+    def _computable(self, name: str) -> bool:
+        info = METRICS.get(name)
+        if info is None:
+            self.skipped[name] = (
+                f"not a metric computed from predictions (known: {', '.join(METRICS)})"
+            )
+        elif info.task != self.task:
+            self.skipped[name] = f"a {info.task} metric; these predictions are {self.task}"
+        elif info.needs_score and (reason := self._score_problem(name)):
+            self.skipped[name] = reason
+        return name not in self.skipped
+
+    def _score_problem(self, name: str) -> str | None:
+        if not self.binary:
+            return f"{name} needs binary labels 0/1 (per-class scores are not read)"
+        for p in self.sides:
+            if p.y_score is None:
+                return f"{p.source} has no y_score column"
+            if name == "roc_auc" and len(np.unique(p.y_true)) < 2:
+                return f"y_true of {p.source} has one class only; ROC AUC is undefined"
+            if name == "log_loss" and (p.y_score.min() < 0 or p.y_score.max() > 1):
+                return f"y_score of {p.source} is not a probability in [0, 1]"
+        return None
+
+    def groups(self) -> list[tuple[tuple[int, int], Group]]:
+        """(random stream, group) per metric family and set of rows sharing weights."""
+        return make_groups(
+            self.sides, self.metrics, paired=self.paired, labels=self.labels, binary=self.binary
+        )
+
+
+def _common_task(sides: list[Predictions]) -> Task:
+    tasks = {p.source: task_of(p) for p in sides}
+    if len(set(tasks.values())) > 1:
+        shown = "; ".join(f"{src} looks like {t}" for src, t in tasks.items())
+        raise InvalidPredictions(
+            f"baseline and candidate predictions disagree on the task ({shown}); "
+            "write whole-number labels for classification, or set the task explicitly"
+        )
+    return next(iter(tasks.values()))
+
+
+__all__ = [
+    "METRICS",
+    "DeltaCI",
+    "Deltas",
+    "InvalidPredictions",
+    "InvalidStatsOptions",
+    "MetricInfo",
+    "PointMetrics",
+    "Predictions",
+    "bootstrap_deltas",
+    "load_predictions",
+    "point_metrics",
+    "task_of",
+]

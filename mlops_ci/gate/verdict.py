@@ -1,0 +1,113 @@
+"""The gate's result: the verdict document (`verdict.json`, docs/documents.md) and its terminal
+form. `gate` computes it; `flow`, `untrusted` and `sweep` post it; this module only holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlops_ci.project import documents
+
+CHECK_CONCLUSION = {"pass": "success", "fail": "failure", "neutral": "neutral"}
+STATUS_STATE = {"pass": "success", "fail": "failure", "neutral": "success"}
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """Where the policy was read: `baseline` (the normal case), `working tree` (no baseline:
+    the first pull request) or `defaults` (no policy file at that revision)."""
+
+    revision: str | None
+    source: str
+    path: str = "mlops-ci.yaml"
+    changed: bool = False
+
+
+@dataclass
+class RuleResult:
+    metric: str
+    rule: str
+    threshold: float | None
+    observed: float | None
+    outcome: str
+    reason: str
+    baseline: float | None = None
+    candidate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    significant: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    summary: str
+    rules: list[RuleResult]
+    artifact: str | None = None
+    baseline_sha: str | None = None
+    candidate_sha: str | None = None
+    policy: PolicySource = field(default_factory=lambda: PolicySource(None, "defaults"))
+    # What it was computed from (docs/documents.md): the digest of comparison.json and the
+    # revisions; a consumer refuses a verdict whose comparison.json changed since.
+    inputs: dict[str, str | None] = field(default_factory=dict)
+    # A fork's run: its numbers come from the fork's own job, so the verdict only advises.
+    advisory: bool = False
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.rules if r.outcome == "fail"]
+
+    @property
+    def neutral(self) -> list[RuleResult]:
+        return [r for r in self.rules if r.outcome == "neutral"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return documents.header("verdict") | {
+            "artifact": self.artifact,
+            "verdict": self.verdict,
+            "summary": self.summary,
+            "baseline_sha": self.baseline_sha,
+            "candidate_sha": self.candidate_sha,
+            "policy": asdict(self.policy),
+            "inputs": dict(self.inputs),
+            "advisory": self.advisory,
+            "rules": [r.to_dict() for r in self.rules],
+        }
+
+
+# --- numbers in reasons -------------------------------------------------------------------------
+
+
+def fmt(x: float) -> str:
+    """A value as a reviewer reads it: 0.9561, 45.27, 1234, 2.3e-05."""
+    ax = abs(x)
+    if ax == 0:
+        return "0"
+    if ax >= 1000:
+        return f"{x:.0f}"
+    if ax >= 1:
+        return f"{x:.4g}"
+    if ax >= 0.001:
+        return f"{x:.4f}"
+    return f"{x:.3g}"
+
+
+def format_verdict(verdict: Verdict) -> str:
+    """The terminal summary: the verdict, then one line per judged rule, worst first."""
+    marks = {"fail": "✗", "neutral": "~", "pass": "✓", "skipped": "-"}
+    order = {o: i for i, o in enumerate(("fail", "neutral", "pass", "skipped"))}
+    where = verdict.policy.source + (
+        f" {verdict.policy.revision[:12]}" if verdict.policy.revision else ""
+    )
+    lines = [
+        f"gate: {verdict.verdict} — {verdict.summary}",
+        f"policy: {verdict.policy.path} "
+        f"({where}){'; changed in this pull request, applies after merge' if verdict.policy.changed else ''}",
+    ]
+    for r in sorted(verdict.rules, key=lambda r: order[r.outcome]):
+        lines.append(f"  {marks[r.outcome]} {r.outcome:<7} {r.reason}")
+    return "\n".join(lines)

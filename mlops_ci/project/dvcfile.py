@@ -1,0 +1,274 @@
+"""What a DVC project's `dvc.yaml` files declare and what its `dvc.lock`/`.dvc` files record.
+
+Read the way DVC's own collectors read them (dvc/repo/{metrics,params,plots}), so that what
+`compare` shows equals `dvc metrics diff`, `dvc params diff` and `dvc plots diff`:
+
+- every `dvc.yaml` of the project counts, not only the root one; paths in a stage are relative
+  to its `wdir`, top-level paths to the `dvc.yaml`'s own directory;
+- metrics: stage `metrics:` outputs plus top-level `metrics:`; a directory means every file in it;
+- params: the keys stages declare, top-level `params:` files whole, and the default
+  `params.yaml` whole whenever it exists (DVC merges these per file);
+- plots: stage `plots:` outputs (their id is the file), top-level path definitions (one id per
+  file, directories expanded) and top-level definitions with a `y:` mapping (the id is the name).
+
+Projects that use DVC's templating (`vars`, `${...}`, `foreach`, `matrix`) are resolved through
+DVC's own resolver first (`dvc.resolve_templated`), then read here like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from mlops_ci.project.errors import ConfigError
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+# DVC draws these as images, not Vega-Lite (dvc_render.ImageRenderer.EXTENSIONS).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".gif", ".png", ".svg")
+_PLOT_PROPS = ("x", "y", "template", "title", "x_label", "y_label", "header")
+
+try:  # libyaml when present: dvc.yaml/dvc.lock hold only paths, hashes and options
+    _FastLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _FastLoader = yaml.SafeLoader
+
+
+def load_pipeline_yaml(text: bytes | str, name: str) -> Any:
+    """A `dvc.yaml`/`dvc.lock`/`.dvc` file as data (ConfigError naming the file when broken)."""
+    try:
+        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name} is not valid YAML: {exc}") from exc
+
+
+def parse_structured(path: str, data: bytes) -> Any:
+    """A metrics or params file as DVC parses it (dvc/utils/serialize): JSON, TOML, else YAML
+    1.2 through ruamel (`1e-3` is a number and `yes` a string there, unlike YAML 1.1)."""
+    text = data.decode("utf-8")
+    suffix = posixpath.splitext(path)[1].lower()
+    if suffix == ".json":
+        return json.loads(text) or {}  # accepts NaN and Infinity, as DVC does
+    if suffix == ".toml":
+        import tomllib  # Python 3.11+; on 3.10 a TOML file is reported as unreadable
+
+        return tomllib.loads(text)
+    if suffix == ".py":  # constants and class attributes, by DVC's own AST reader
+        from dvc.utils.serialize import parse_py
+
+        return parse_py(text, path)
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text) or {}
+
+
+@dataclass(frozen=True)
+class PlotDef:
+    """One plot as `dvc plots diff` names it."""
+
+    id: str
+    config: str  # the dvc.yaml that defines it; "" for a stage's output plot
+    files: tuple[str, ...]  # data files (after directory expansion, for path ids)
+    props: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    path_id: bool = True  # the id is a (file or directory) path, not a name
+
+    @property
+    def image(self) -> bool:
+        return self.path_id and self.id.lower().endswith(IMAGE_EXTENSIONS)
+
+    @property
+    def title(self) -> str:
+        return str(self.props.get("title") or self.id)
+
+    @property
+    def template(self) -> str:
+        return str(self.props.get("template") or "linear")
+
+    def x_field(self, file: str) -> str | None:
+        x = self.props.get("x")
+        if isinstance(x, dict):
+            x = x.get(file)
+        return str(x) if isinstance(x, str) else None
+
+    def y_fields(self, file: str) -> list[str]:
+        y = self.props.get("y")
+        if isinstance(y, dict):
+            y = y.get(file)
+        if isinstance(y, str):
+            return [y]
+        return [str(v) for v in y] if isinstance(y, list) else []
+
+
+@dataclass
+class Declarations:
+    """Everything the project's `dvc.yaml` files name, relative to the DVC project root."""
+
+    metrics: list[str] = field(default_factory=list)  # files or directories
+    params: dict[str, list[str]] = field(default_factory=dict)  # file -> keys ([]: whole)
+    plots: list[tuple[str, str, dict[str, Any], bool]] = field(default_factory=list)
+    templated: bool = False  # needs DVC's resolver
+
+    def add_params(self, file: str, keys: list[str]) -> None:
+        # DVC's _merge_params: a file tracked whole anywhere is tracked whole.
+        if file in self.params and (not self.params[file] or not keys):
+            self.params[file] = []
+        else:
+            self.params[file] = list(dict.fromkeys([*self.params.get(file, []), *keys]))
+
+
+def norm(base: str, path: str) -> str:
+    """`path` (relative to `base`) relative to the project root, as DVC normalises it."""
+    if "\n" in str(path) or str(path).startswith("/"):
+        raise ConfigError(f"dvc.yaml: path {path!r} must be relative to the project")
+    joined = posixpath.normpath(posixpath.join(base, str(path)))
+    if joined == ".." or joined.startswith("../"):
+        raise ConfigError(f"dvc.yaml: path {path!r} points outside the project")
+    return joined
+
+
+def _entries(value: Any) -> list[tuple[str, Any]]:
+    """DVC's list-of-str-or-single-key-dict form as (key, options) pairs."""
+    pairs: list[tuple[str, Any]] = []
+    for item in value or []:
+        if isinstance(item, str):
+            pairs.append((item, None))
+        elif isinstance(item, dict):
+            pairs.extend((str(k), v) for k, v in item.items())
+    return pairs
+
+
+def is_templated(data: Any, raw: bytes | str) -> bool:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if not isinstance(data, dict):
+        return False
+    stages = data.get("stages") or {}
+    return (
+        "vars" in data
+        or "${" in text
+        or any(isinstance(s, dict) and ("foreach" in s or "matrix" in s) for s in stages.values())
+    )
+
+
+def declare(decl: Declarations, dvcfile: str, data: Any) -> None:
+    """Add what one parsed `dvc.yaml` (at project-relative path `dvcfile`) declares."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{dvcfile} must be a mapping with a `stages:` section")
+    base = posixpath.dirname(dvcfile)
+    for stage in (data.get("stages") or {}).values():
+        if not isinstance(stage, dict):
+            continue
+        wdir = norm(base, str(stage.get("wdir", ".")))
+        for path, _opts in _entries(stage.get("metrics")):
+            decl.metrics.append(norm(wdir, path))
+        for item in stage.get("params") or []:
+            if isinstance(item, str):  # a key of the stage's default params file
+                decl.add_params(norm(wdir, DEFAULT_PARAMS_FILE), [item])
+            elif isinstance(item, dict):  # {file: [keys]}; no keys: the whole file
+                for file, keys in item.items():
+                    named = [str(k) for k in keys] if isinstance(keys, list) else []
+                    decl.add_params(norm(wdir, str(file)), named)
+        for path, opts in _entries(stage.get("plots")):
+            props = _props(opts)
+            decl.plots.append(("", norm(wdir, path), props, True))
+    for path in data.get("metrics") or []:
+        decl.metrics.append(norm(base, str(path)))
+    for path in data.get("params") or []:
+        decl.add_params(norm(base, str(path)), [])
+    for name, opts in _entries(data.get("plots")):
+        props = _props(opts)
+        if isinstance(props.get("y"), dict):
+            props["y"] = {norm(base, f): v for f, v in props["y"].items()}
+            if isinstance(props.get("x"), dict):
+                props["x"] = {norm(base, f): v for f, v in props["x"].items()}
+            decl.plots.append((dvcfile, name, props, False))
+        else:
+            decl.plots.append((dvcfile, norm(base, name), props, True))
+
+
+def _props(opts: Any) -> dict[str, Any]:
+    return {k: v for k, v in opts.items() if k in _PLOT_PROPS} if isinstance(opts, dict) else {}
+
+
+def finish(decl: Declarations, root_params_exists: bool) -> Declarations:
+    """DVC also reads the root `params.yaml` whole whenever it exists."""
+    if root_params_exists:
+        decl.add_params(DEFAULT_PARAMS_FILE, [])
+    decl.metrics = list(dict.fromkeys(decl.metrics))
+    return decl
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """One dependency or output of a stage, as `dvc.lock` (or a `.dvc` file) records it."""
+
+    stage: str
+    role: str  # "dep" or "out"
+    path: str  # relative to the project root
+    md5: str | None  # directories have `.dir` hashes
+    digest: str | None  # the md5, else the etag or checksum DVC records for a cloud path
+    size: int | None
+
+
+def lock_entries(
+    text: bytes | str | None, base: str = "", wdirs: dict[str, str] | None = None
+) -> list[LockEntry]:
+    """Every dep and out of every stage in a `dvc.lock` (empty when there is none). Paths are
+    made project-relative: `base` is the lock file's directory, `wdirs` each stage's wdir."""
+    if text is None:
+        return []
+    data = load_pipeline_yaml(text, posixpath.join(base, "dvc.lock")) or {}
+    stages = data.get("stages") if isinstance(data, dict) else None
+    entries = []
+    for name, stage in (stages or {}).items():
+        wdir = (wdirs or {}).get(str(name), base) or base
+        for role, key in (("dep", "deps"), ("out", "outs")):
+            for item in (stage.get(key) if isinstance(stage, dict) else None) or []:
+                entry = _entry(item, str(name), role, wdir)
+                if entry:
+                    entries.append(entry)
+    return entries
+
+
+def dvcfile_entries(text: bytes | str, path: str) -> list[LockEntry]:
+    """The outputs a `.dvc` file (from `dvc add` / `dvc import`) records."""
+    data = load_pipeline_yaml(text, path) or {}
+    base = posixpath.dirname(path)
+    wdir = norm(base, str(data.get("wdir", "."))) if isinstance(data, dict) else base
+    outs = data.get("outs") if isinstance(data, dict) else None
+    return [e for item in outs or [] if (e := _entry(item, path, "out", wdir))]
+
+
+def _entry(item: Any, stage: str, role: str, wdir: str) -> LockEntry | None:
+    if not (isinstance(item, dict) and item.get("path")):
+        return None
+    raw = str(item["path"])
+    path = raw if "://" in raw else posixpath.normpath(posixpath.join(wdir, raw))
+    md5 = str(item["md5"]) if item.get("md5") else None
+    other = item.get("etag") or item.get("checksum")
+    return LockEntry(
+        stage=stage,
+        role=role,
+        path=path,
+        md5=md5,
+        digest=md5 or (str(other) if other else None),
+        size=item.get("size"),
+    )
+
+
+def stage_wdirs(data: Any, dvcfile: str) -> dict[str, str]:
+    """Stage name -> its working directory (project-relative), for reading its `dvc.lock`."""
+    base = posixpath.dirname(dvcfile)
+    stages = data.get("stages") if isinstance(data, dict) else None
+    return {
+        str(name): norm(base, str(stage.get("wdir", ".")))
+        for name, stage in (stages or {}).items()
+        if isinstance(stage, dict)
+    }
+
+
+def lock_hashes(text: bytes | str | None) -> dict[str, str]:
+    """Output path -> md5 from a root `dvc.lock` (files and `.dir` hashes alike)."""
+    return {e.path: e.md5 for e in lock_entries(text) if e.role == "out" and e.md5}

@@ -1,0 +1,163 @@
+"""Writing GTO tags with git, and pushing one round of them in a race with other runners.
+
+`registry` decides which tags a promotion or a rollback needs; this module writes them (each
+with a tagger date later than every earlier tag of the artifact) and pushes them atomically.
+A push that loses a race re-fetches the remote's tags and lets the caller decide again.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from mlops_ci.project.errors import ConfigError, RegistryError, ServiceError
+from mlops_ci.project.git import Git
+
+# A push that loses a race re-fetches the tags and recomputes; this bounds the rounds.
+MAX_PUSH_ATTEMPTS = 6
+# Used only when git has no identity (a bare CI runner): tags need a tagger.
+FALLBACK_TAGGER = ("mlops-ci", "mlops-ci@localhost")
+
+T = TypeVar("T")
+
+
+def tagger_env(git: Git) -> dict[str, str]:
+    """Leave git's own identity alone; fill in only what a bare runner lacks."""
+    env = {}
+    if not (os.environ.get("GIT_COMMITTER_NAME") or git.out("config", "user.name", check=False)):
+        env["GIT_COMMITTER_NAME"] = FALLBACK_TAGGER[0]
+    if not (os.environ.get("GIT_COMMITTER_EMAIL") or git.out("config", "user.email", check=False)):
+        env["GIT_COMMITTER_EMAIL"] = FALLBACK_TAGGER[1]
+    return env
+
+
+class TagWriter:
+    """Writes GTO tags with git itself, so each gets a tagger date later than every earlier tag
+    of the artifact: `gto show` orders assignments by that date (whole seconds), and two tags in
+    one second would leave the stage's holder to chance."""
+
+    def __init__(self, git: Git, artifact: str, tagger: dict[str, str]) -> None:
+        from gto.constants import name_to_tag
+        from gto.tag import parse_name
+
+        self.git = git
+        self.prefix = name_to_tag(artifact)
+        self.env = tagger
+        self.created: list[str] = []
+        self.counter, self.latest = 0, 0
+        listing = git.out(
+            "for-each-ref", "--format=%(refname:strip=2) %(taggerdate:raw)", "refs/tags"
+        )
+        for line in listing.splitlines():
+            name, _, date = line.partition(" ")
+            parsed = parse_name(name, raise_on_fail=False)
+            if not parsed or parsed.get("name") != artifact:
+                continue
+            self.counter = max(self.counter, parsed.get("counter", 0))
+            if date.strip():
+                self.latest = max(self.latest, int(date.split()[0]))
+
+    def _tag(self, name: str, sha: str, message: str) -> str:
+        self.latest = max(int(time.time()), self.latest + 1)
+        env = {**os.environ, **self.env, "GIT_COMMITTER_DATE": f"{self.latest} +0000"}
+        proc = subprocess.run(
+            ["git", "tag", "--annotate", "--file=-", name, sha],
+            cwd=self.git.repo_dir,
+            input=message,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RegistryError(f"cannot create tag {name}: {proc.stderr.strip()}")
+        self.created.append(name)
+        return name
+
+    def register(self, version: str, sha: str, message: str) -> str:
+        return self._tag(f"{self.prefix}@{version}", sha, message)
+
+    def assign(self, stage: str, sha: str, message: str) -> str:
+        self.counter += 1
+        return self._tag(f"{self.prefix}#{stage}#{self.counter}", sha, message)
+
+    def unassign(self, stage: str, sha: str, message: str) -> str:
+        self.counter += 1
+        return self._tag(f"{self.prefix}#{stage}!#{self.counter}", sha, message)
+
+
+def sync_tags(git: Git, remote: str) -> None:
+    """Make the local tags what the remote has (a shallow CI checkout has none)."""
+    args = ["fetch", "--quiet", "--force", "--no-recurse-submodules"]
+    if git.is_shallow():
+        args.append("--depth=1")
+    proc = git.run(*args, remote, "+refs/tags/*:refs/tags/*", check=False)
+    if proc.returncode != 0:
+        raise ServiceError(f"cannot fetch tags from `{remote}`: {proc.stderr.strip()}")
+
+
+def push_tags(git: Git, remote: str, tags: list[str]) -> tuple[bool, str]:
+    # --atomic: a version tag must never land without its stage tag, or the reverse.
+    refs = [f"refs/tags/{t}:refs/tags/{t}" for t in tags]
+    proc = git.run("push", "--atomic", "--quiet", remote, *refs, check=False)
+    return proc.returncode == 0, proc.stderr.strip()
+
+
+@dataclass
+class TagRound(Generic[T]):
+    """What the last round's `decide` returned, and the tags it wrote."""
+
+    value: T
+    tags: list[str]
+    attempts: int
+    pushed: bool
+
+
+def write_tags(
+    git: Git,
+    artifact: str,
+    decide: Callable[[TagWriter], T],
+    *,
+    push: bool,
+    remote: str,
+    rerun: str,
+) -> TagRound[T]:
+    """Let `decide` write the tags it needs through a fresh writer; with `push`, push them.
+
+    A push that another runner beat drops our tags, takes the remote's and calls `decide`
+    again (at most `MAX_PUSH_ATTEMPTS` rounds); `rerun` is the command the final error names.
+    """
+    if push and remote not in git.remotes():
+        raise ConfigError(f"cannot push: the repository has no remote named `{remote}`")
+    tagger = tagger_env(git)
+    stderr = ""
+    for attempt in range(1, MAX_PUSH_ATTEMPTS + 1):
+        if push:
+            sync_tags(git, remote)
+        writer = TagWriter(git, artifact, tagger)
+        try:
+            value = decide(writer)
+        except BaseException:
+            # All of a round's tags or none: an unassignment without its assignment would
+            # move the stage on its own (Ctrl-C or a failing `git tag` half-way).
+            if writer.created:
+                git.run("tag", "--delete", *writer.created, check=False)
+            raise
+        created = writer.created
+        if not push or not created:
+            return TagRound(value, created, attempt, pushed=False)
+        ok, stderr = push_tags(git, remote, created)
+        if ok:
+            return TagRound(value, created, attempt, pushed=True)
+        # Another runner pushed first: forget our tags, take theirs, decide again.
+        git.run("tag", "--delete", *created, check=False)
+        time.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
+    raise ServiceError(
+        f"could not push registry tags to `{remote}` after {MAX_PUSH_ATTEMPTS} attempts "
+        f"(last error: {stderr}); check push access to tags and rerun {rerun}"
+    )

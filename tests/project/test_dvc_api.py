@@ -1,0 +1,84 @@
+"""DVC's internals that mlops-ci relies on, pinned: when a DVC release renames or changes one,
+this fails by name instead of a user's run failing obscurely.
+
+pyproject.toml bounds DVC to the versions these hold for (`dvc>=3.50,<4`); .ci/run also runs
+this file and the DVC oracle suite against the lowest supported DVC.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+from packaging.version import Version
+
+
+def test_dvc_is_within_the_supported_range() -> None:
+    assert Version("3.50") <= Version(version("dvc")) < Version("4")
+
+
+def test_reproduction_hooks() -> None:
+    from dvc.repo.reproduce import _reproduce_stage, get_active_graph
+
+    # mlops-ci wraps each stage's reproduction to time it and classify how it was satisfied.
+    assert next(iter(inspect.signature(_reproduce_stage).parameters)) == "stage"
+    assert callable(get_active_graph)
+    from dvc.repo import Repo
+
+    assert {"pull", "repro_fn", "run_env"} <= set(
+        inspect.signature(Repo.reproduce).parameters
+    ) or "kwargs" in inspect.signature(Repo.reproduce).parameters
+
+
+def test_templating_resolver() -> None:
+    from dvc.dvcfile import ProjectFile
+    from dvc.parsing import DataResolver
+
+    assert isinstance(inspect.getattr_static(ProjectFile, "resolver"), property) or hasattr(
+        ProjectFile, "resolver"
+    )
+    for name in ("resolve", "resolve_metrics", "resolve_params", "resolve_plots"):
+        assert callable(getattr(DataResolver, name)), name
+    assert "tracked_vars" in inspect.getsource(DataResolver.__init__)
+
+
+def test_remote_object_access() -> None:
+    from dvc.config import NoRemoteError
+    from dvc.config_schema import RelPath
+    from dvc.data_cloud import DataCloud
+
+    assert issubclass(NoRemoteError, Exception)
+    assert issubclass(RelPath, str)
+    params = inspect.signature(DataCloud.get_remote_odb).parameters
+    assert {"name", "command", "hash_name"} <= set(params)
+
+
+def test_the_semantics_we_mirror() -> None:
+    """The readers `snapshot` mirrors: what they keep, how they flatten, how they merge."""
+    from dvc.dependency import _merge_params
+    from dvc.repo.metrics.show import _extract_metrics
+    from dvc.utils.diff import format_dict
+    from dvc.utils.flatten import flatten
+
+    from mlops_ci.compare.snapshot import extract_metrics
+    from mlops_ci.compare.snapshot import flatten as our_flatten
+
+    sample = {"a": 1, "b": {"c": 0.5, "d": [1, 2], "e": None, "f": {}}, "g": "x", "h": True}
+    assert extract_metrics(sample) == _extract_metrics(sample, "m.json")
+    kept = extract_metrics(sample)
+    assert our_flatten(kept) == flatten(format_dict(kept))
+    assert _merge_params([{"params.yaml": ["a"]}, {"params.yaml": []}]) == {"params.yaml": []}
+
+
+def test_yaml_is_read_as_dvc_reads_it() -> None:
+    from dvc.utils.serialize import PARSERS
+
+    from mlops_ci.project.dvcfile import parse_structured
+
+    text = "lr: 1e-3\nflag: yes\non: off\nlist: [1, 2]\nwhen: 2001-02-03\nnan: .nan\n"
+    ours = parse_structured("params.yaml", text.encode())
+    theirs = PARSERS[".yaml"](text, "params.yaml")
+    assert {k: v for k, v in ours.items() if k != "nan"} == {
+        k: v for k, v in theirs.items() if k != "nan"
+    }
+    assert ours["lr"] == 0.001 and ours["flag"] == "yes"
