@@ -223,6 +223,14 @@ def test_s3_deploy_against_moto_on_loopback(repo: Path, moto_s3: str) -> None:
     assert body["Body"].read() != b"junk"
 
 
+def two_deployments(repo: Path) -> list[str]:
+    """v0.1.0, then v0.2.0, deployed to staging: what a rollback starts from. Returns the tags."""
+    run_dir = repo / ".mlops-ci"
+    deploy_command.deploy(repo, run_dir, version="v0.1.0")
+    deploy_command.deploy(repo, run_dir)
+    return sorted(Git(repo).tags())
+
+
 def gto_stage(repo: Path, stage: str = "staging") -> str | None:
     shown = subprocess.run(
         [GTO, "show", "--json"], cwd=repo, capture_output=True, text=True, check=True
@@ -236,10 +244,7 @@ def test_a_rollback_whose_deploy_fails_leaves_the_registry_as_it_was(
     # The mistake: rollback wrote (and pushed) its tags, then the deploy failed: the registry
     # said v0.1.0 was in staging while v0.2.0 was live, and a rerun refused ("nothing to roll
     # back to").
-    run_dir = repo / ".mlops-ci"
-    deploy_command.deploy(repo, run_dir, version="v0.1.0")
-    deploy_command.deploy(repo, run_dir)
-    tags_before = sorted(Git(repo).tags())
+    tags_before = two_deployments(repo)
     capfd.readouterr()
     assert main(["rollback", "-C", str(repo), "--push", "--target", "command:false"]) == 3
     assert sorted(Git(repo).tags()) == tags_before
@@ -254,10 +259,7 @@ def test_a_rollback_whose_deploy_fails_leaves_the_registry_as_it_was(
 def test_a_rollback_whose_tags_cannot_be_pushed_switches_the_deployment_back(
     repo: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    run_dir = repo / ".mlops-ci"
-    deploy_command.deploy(repo, run_dir, version="v0.1.0")
-    deploy_command.deploy(repo, run_dir)
-    tags_before = sorted(Git(repo).tags())
+    tags_before = two_deployments(repo)
     hook = repo.parent / "origin.git" / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'tags are frozen today' >&2\nexit 1\n")
     hook.chmod(0o755)
@@ -327,10 +329,7 @@ def test_a_rollback_whose_second_tag_fails_leaves_no_tag_and_the_old_version_liv
 ) -> None:
     # git cannot write the assignment (its ref is locked by another git process): the
     # unassignment alone would already move the stage, so it must not stay either.
-    run_dir = repo / ".mlops-ci"
-    deploy_command.deploy(repo, run_dir, version="v0.1.0")
-    deploy_command.deploy(repo, run_dir)
-    tags_before = sorted(Git(repo).tags())
+    tags_before = two_deployments(repo)
     (repo / ".git" / "refs" / "tags" / "classifier#staging#4.lock").write_text("")
     capfd.readouterr()
     assert main(["rollback", "-C", str(repo)]) == 2
