@@ -15,8 +15,9 @@ from mlops_ci.project.errors import BaselineNotFound, ConfigError
 from mlops_ci.project.git import Git
 
 REMOTE = "origin"
-# Deepen by these steps (commits), then give up with a message: bounded work on huge histories.
-DEEPEN_STEPS = (50, 200, 1000, 5000)
+# Deepen by these steps (commits) while the merge-base is likely near; past them one full fetch
+# of both sides is cheaper than more rounds, and reaches any depth.
+DEEPEN_STEPS = (50, 200, 1000)
 
 
 @dataclass(frozen=True)
@@ -52,19 +53,25 @@ def target_ref(git: Git, branch: str) -> str | None:
     return None
 
 
-def find_merge_base(git: Git, head: str, other: str, branch: str) -> str | None:
-    """merge-base of `head` and `other`, deepening a shallow clone step by step."""
+UNSHALLOWED = "fetched the whole history: the merge-base is more than {n} commits back"
+
+
+def find_merge_base(git: Git, head: str, other: str, branch: str) -> tuple[str | None, str | None]:
+    """merge-base of `head` and `other` and a note on how it was found: a shallow clone is
+    deepened step by step, then fetched whole (one fetch, any depth) and the note says so."""
     found = git.merge_base(head, other)
     if found or not git.is_shallow() or not _has_remote(git):
-        return found
+        return found, None
+    refspecs = [f"+refs/heads/{branch}:refs/remotes/{REMOTE}/{branch}"]
     for step in DEEPEN_STEPS:
-        git.deepen(REMOTE, step, f"+refs/heads/{branch}:refs/remotes/{REMOTE}/{branch}")
+        git.deepen(REMOTE, step, *refspecs)
         if _is_sha(head):
             git.deepen(REMOTE, step, head)
         found = git.merge_base(head, other)
         if found or not git.is_shallow():
-            return found
-    return None
+            return found, None
+    git.unshallow(REMOTE, *refspecs, *([head] if _is_sha(head) else []))
+    return git.merge_base(head, other), UNSHALLOWED.format(n=sum(DEEPEN_STEPS))
 
 
 def _is_sha(text: str) -> bool:
@@ -152,15 +159,14 @@ def resolve_baseline(
     if spec == "base":
         return _with_subject(git, Baseline("base", other_name, git.rev_parse(other)))
 
-    merge_base = find_merge_base(git, head, other, target_branch)
+    merge_base, how = find_merge_base(git, head, other, target_branch)
     if merge_base is None:
         raise BaselineNotFound(
-            f"no merge-base between HEAD and {other_name!r} within the last "
-            f"{sum(DEEPEN_STEPS)} commits; the branches may share no history. Use "
-            "--baseline base (the tip of the target branch) or a ref"
+            f"HEAD and {other_name!r} share no history (their whole histories were searched), "
+            "so there is no merge-base. Use --baseline base (the tip of the target branch) or a ref"
         )
     if merge_base != head or not _on_target(git, head, other, branch, target_branch):
-        return _with_subject(git, Baseline("merge-base", other_name, merge_base))
+        return _with_subject(git, Baseline("merge-base", other_name, merge_base, note=how))
     # HEAD is on the target branch (a push to main): compare with what it was before.
     previous = (
         event_before_sha if event_before_sha and _ensure_commit(git, event_before_sha) else None

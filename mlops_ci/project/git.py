@@ -191,6 +191,14 @@ class Git:
         proc = self.run(*args, remote, *refspecs, check=False)
         return proc.returncode == 0
 
+    def unshallow(self, remote: str, *refspecs: str) -> bool:
+        """Fetch the whole history of `refspecs`, making the clone complete."""
+        args = ["fetch", "--quiet", "--no-tags"]
+        if self.is_shallow():
+            args.append("--unshallow")
+        proc = self.run(*args, remote, *refspecs, check=False, timeout=3600)
+        return proc.returncode == 0
+
     def deepen(self, remote: str, by: int, *refspecs: str) -> bool:
         proc = self.run(
             "fetch", "--quiet", "--no-tags", f"--deepen={by}", remote, *refspecs, check=False
