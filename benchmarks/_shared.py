@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+TIME = "/usr/bin/time"  # GNU time (Debian package `time`): the measured process's own peak RSS
 MLOPS_CI = str(BIN / "mlops-ci")
 ENV = {
     **os.environ,
@@ -35,3 +41,74 @@ def trained_repo(base: Path, *overrides: str) -> Path:
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "Train"], repo)
     return repo
+
+
+@dataclass
+class Sample:
+    """One whole-process run: wall seconds, CPU seconds (user + system) and peak RSS (MiB): the
+    largest resident set of the process or any of its children (git, a stage's training), as
+    the kernel reports it to wait4."""
+
+    wall: float
+    cpu: float
+    rss_mib: float
+
+
+def measured(cmd: list[str], cwd: Path, ok: tuple[int, ...] = (0,), **env: str) -> Sample:
+    """Run `cmd` to the end, checked (exit codes `ok`). Peak RSS and CPU come from GNU time
+    around it: a child forked from this (large) benchmark process would otherwise be charged
+    with the parent's pages it had before exec."""
+    with tempfile.NamedTemporaryFile("r") as usage, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [TIME, "-q", "-f", "%M %U %S", "-o", usage.name, *cmd],
+            cwd=cwd, env={**ENV, **env}, stdout=subprocess.DEVNULL, stderr=err, check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        if proc.returncode not in ok:
+            err.seek(0)
+            raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+        rss_kib, user, system = usage.read().split()[-3:]
+    return Sample(wall, float(user) + float(system), int(rss_kib) / 1024)
+
+
+def run_sequence(cmds: list[list[str]], cwd: Path, **env: str) -> Sample:
+    """Several whole processes one after another: summed times, the largest peak RSS."""
+    samples = [measured(cmd, cwd, **env) for cmd in cmds]
+    return Sample(
+        sum(s.wall for s in samples), sum(s.cpu for s in samples), max(s.rss_mib for s in samples)
+    )
+
+
+def alternate(
+    sides: dict[str, Callable[[int], Sample]], runs: int, warmups: int = 1
+) -> dict[str, list[Sample]]:
+    """Each side's run `i` (warm-ups first, on both sides), the sides taking turns so a slow
+    moment of a shared machine falls on both. A side gets the run number so it can vary its
+    work the same way the other side does."""
+    for i in range(warmups):
+        for run in sides.values():
+            run(-1 - i)
+    samples: dict[str, list[Sample]] = {name: [] for name in sides}
+    for i in range(runs):
+        order = list(sides.items()) if i % 2 == 0 else list(reversed(sides.items()))
+        for name, run in order:
+            samples[name].append(run(i))
+    return samples
+
+
+def spread(values: list[float]) -> str:
+    """min/median/max as the closing notes quote them."""
+    return f"{min(values):.3f}/{statistics.median(values):.3f}/{max(values):.3f}"
+
+
+def ratio_line(label: str, ours: list[Sample], peer: list[Sample], goal: float) -> tuple[str, bool]:
+    """`peer median / our median` against `goal`, with both sides' spreads."""
+    ratio = statistics.median(s.wall for s in peer) / statistics.median(s.wall for s in ours)
+    met = ratio >= goal
+    text = (
+        f"{label}: ours {spread([s.wall for s in ours])} s vs peer "
+        f"{spread([s.wall for s in peer])} s (min/median/max) -> {ratio:.2f}x "
+        f"(goal >= {goal}x): {'met' if met else 'NOT met'}"
+    )
+    return text, met

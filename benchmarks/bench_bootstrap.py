@@ -1,5 +1,7 @@
-"""1,000 bootstrap resamples over 100,000 rows, paired, on one core (issue 3's target: < 2 s for
-five metrics), against the same bootstrap done by a plain loop over scikit-learn's metrics.
+"""1,000 bootstrap resamples over 100,000 rows, paired, as `mlops-ci compare` runs them
+(`stats.bootstrap_family`, which limits BLAS to one thread itself), against the same bootstrap
+done by a plain loop over scikit-learn's metrics. Goal: all six classification metrics under
+2 s of CPU.
 
 The peer materialises each resample (rows drawn with replacement) and calls scikit-learn once per
 metric and side; it is timed on a few resamples and extrapolated to the full count.
@@ -16,9 +18,8 @@ import warnings
 
 import numpy as np
 from sklearn import metrics as skm
-from threadpoolctl import threadpool_limits
 
-from mlops_ci.compare.stats import Predictions, bootstrap_deltas
+from mlops_ci.compare.stats import Predictions, bootstrap_family
 
 CLASSIFICATION = {
     "accuracy": lambda y, p, s: skm.accuracy_score(y, p),
@@ -63,11 +64,11 @@ def time_ours(
     base: Predictions, cand: Predictions, metrics: list[str], b: int
 ) -> tuple[float, float]:
     """Best of three: (CPU seconds of this one-threaded process, wall seconds)."""
-    bootstrap_deltas(base, cand, metrics, n_resamples=10)  # warm caches and lazy imports
+    bootstrap_family(base, cand, metrics, n_resamples=100)  # warm caches and lazy imports
     best = (float("inf"), float("inf"))
     for _ in range(3):
         cpu, wall = time.process_time(), time.perf_counter()
-        out = bootstrap_deltas(base, cand, metrics, n_resamples=b, seed=1)
+        out = bootstrap_family(base, cand, metrics, n_resamples=b, seed=1).overall
         best = min(best, (time.process_time() - cpu, time.perf_counter() - wall))
     assert set(out) == set(metrics), out.skipped
     return best
@@ -103,22 +104,22 @@ def main() -> int:
     ]
     # CPU seconds, not wall time: on a shared machine other processes inflate the wall clock,
     # and with one thread CPU seconds are exactly the time on one core.
-    print(f"paired bootstrap, {b} resamples x {n:,} rows, one thread, CPU seconds")
+    print(f"paired bootstrap, {b} resamples x {n:,} rows, as compare runs it, CPU seconds")
     met = True
-    with threadpool_limits(1):
-        for task, metrics in cases:
-            base, cand = make_pair(n, task)
-            ours, wall = time_ours(base, cand, metrics, b)
-            funcs = {m: (CLASSIFICATION | REGRESSION)[m] for m in metrics}
-            peer = time_peer(base, cand, funcs, args.peer_resamples) * b
-            verdict = "ok" if ours < 2.0 else "OVER the 2 s target"
-            met = met and (ours < 2.0 or len(metrics) != 5)  # the target names five metrics
-            print(
-                f"  {len(metrics)} metrics ({', '.join(metrics)}): {ours:.2f} s "
-                f"(wall {wall:.2f} s) [{verdict}]; "
-                f"scikit-learn loop {peer:.0f} s (extrapolated from {args.peer_resamples}); "
-                f"{peer / ours:.0f}x faster"
-            )
+    # The threads compare uses: bootstrap_family limits BLAS itself, nothing is set here.
+    for task, metrics in cases:
+        base, cand = make_pair(n, task)
+        ours, wall = time_ours(base, cand, metrics, b)
+        funcs = {m: (CLASSIFICATION | REGRESSION)[m] for m in metrics}
+        peer = time_peer(base, cand, funcs, args.peer_resamples) * b
+        verdict = "ok" if ours < 2.0 else "OVER the 2 s target"
+        met = met and (ours < 2.0 or task != "classification" or len(metrics) != 6)
+        print(
+            f"  {len(metrics)} metrics ({', '.join(metrics)}): {ours:.2f} s "
+            f"(wall {wall:.2f} s) [{verdict}]; "
+            f"scikit-learn loop {peer:.0f} s (extrapolated from {args.peer_resamples}); "
+            f"{peer / ours:.0f}x faster"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MB")
     return 0 if met else 1

@@ -7,10 +7,8 @@ pandas or scikit-learn could load, so every handler imports what it needs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -65,6 +63,8 @@ def run_dir(args: argparse.Namespace) -> Path:
 def emit(args: argparse.Namespace, document: dict[str, Any], summary: str) -> None:
     """Print the JSON document with --json, else the human summary."""
     if args.json:
+        import json  # lazy, like everything `--help` does not need
+
         text = json.dumps(document, indent=2, sort_keys=False, default=str)
         sys.stdout.write(json_for_log(text) + "\n")  # same document, nothing to defuse
     else:
@@ -114,6 +114,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         post=args.post,
         output=Path(args.output).resolve() if args.output else None,
         out=progress_stream(args),
+        png_limit=png_limit(args),
     )
     emit(args, result.to_dict(), "\n".join([format_terminal(result.report), *result.notes]))
     return EXIT_OK
@@ -140,6 +141,7 @@ def cmd_pr(args: argparse.Namespace) -> int:
         target_branch=args.target_branch,
         post=not args.no_post,
         out=progress_stream(args),
+        png_limit=png_limit(args),
     )
     emit(args, result.to_dict(), result.summary())
     return result.exit_code
@@ -156,6 +158,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from mlops_ci.commands import deploy
 
+    if args.from_tag:
+        return _deploy_from_tag(args)
+    if args.override:
+        raise ConfigError("--override goes with --from-tag (a deploy started by a registry tag)")
     result = deploy.deploy(
         repo_dir(args),
         run_dir(args),
@@ -165,6 +171,33 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     )
     emit(args, result.to_dict(), result.summary())
     return EXIT_SERVICE if result.record_error else EXIT_OK
+
+
+def _deploy_from_tag(args: argparse.Namespace) -> int:
+    from mlops_ci.commands import tag_deploy
+
+    if args.version:
+        raise ConfigError("--from-tag deploys what the tag's stage holds: drop --version")
+    result = tag_deploy.deploy_from_tag(
+        repo_dir(args),
+        run_dir(args),
+        args.from_tag,
+        override=args.override,
+        target=args.target,
+        out=progress_stream(args),
+    )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_SERVICE if any(d.get("record_error") for d in result.deployed) else EXIT_OK
+
+
+def cmd_deprecate(args: argparse.Namespace) -> int:
+    from mlops_ci.commands import deprecate
+
+    result = deprecate.deprecate(
+        repo_dir(args), run_dir(args), version=args.version, stage=args.stage, push=args.push
+    )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -229,6 +262,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run_demo(Path(args.workdir) if args.workdir else None, out=sys.stdout, main=main)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from mlops_ci.commands import init
+
+    result = init.run_init(repo_dir(args), forge=args.forge, force=args.force)
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mlops_ci.commands import validate
+
+    result = validate.run_validate(repo_dir(args))
+    if args.json:
+        emit(args, result.to_dict(), "")
+    else:
+        stream = sys.stderr if result.problems else sys.stdout
+        stream.write(result.summary() + "\n")
+    return result.exit_code
+
+
 def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pull",
@@ -271,6 +324,32 @@ def _report_options(p: argparse.ArgumentParser) -> None:
         help="create or update the sticky report comment on the pull/merge request",
     )
     p.add_argument("--output", metavar="FILE", help="also write the full markdown report to FILE")
+    _png_option(p)
+
+
+def _png_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--png",
+        nargs="?",
+        type=int,
+        const=20,
+        metavar="N",
+        help="also draw the plots as PNG files under <run-dir>/plots/, at most N (default 20); "
+        "needs the `charts` extra; about 0.1 s per plot. Default: MLOPS_CI_PNG (a number), else "
+        "none",
+    )
+
+
+def png_limit(args: argparse.Namespace) -> int:
+    """--png N, else MLOPS_CI_PNG (how CI settings ask for PNGs without editing a job), else 0."""
+    if args.png is not None:
+        return max(0, args.png)
+    raw = os.environ.get("MLOPS_CI_PNG", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ConfigError(f"MLOPS_CI_PNG must be a number of plots (e.g. 20), not {raw[:40]!r}")
+    return int(raw)
 
 
 def _gate_options(p: argparse.ArgumentParser) -> None:
@@ -290,6 +369,7 @@ def _pr_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the documents and the report only; post no comment and no status",
     )
+    _png_option(p)
 
 
 def _promote_options(p: argparse.ArgumentParser) -> None:
@@ -317,6 +397,18 @@ def _deploy_options(p: argparse.ArgumentParser) -> None:
         metavar="V",
         help="registered version to deploy (vX.Y.Z); default: the version at HEAD",
     )
+    p.add_argument(
+        "--from-tag",
+        metavar="TAG",
+        help="a pushed GTO tag (name#stage#N, name@vX.Y.Z...): deploy what its stage now holds, "
+        "if that commit is on the default branch and its version records a passing verdict",
+    )
+    p.add_argument(
+        "--override",
+        metavar="REASON",
+        help="with --from-tag: deploy even without a recorded passing verdict; REASON is "
+        "recorded in deployment.json and the forge's deployment",
+    )
 
 
 def _rollback_options(p: argparse.ArgumentParser) -> None:
@@ -327,6 +419,21 @@ def _rollback_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--target", metavar="URL", help="deploy target, as for `mlops-ci deploy`")
     p.add_argument("--push", action="store_true", help="push the new stage tags to origin")
+
+
+def _deprecate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stage",
+        metavar="S",
+        help="unassign the version in stage S (name#S!#N); with --version, that version",
+    )
+    p.add_argument(
+        "--version",
+        metavar="V",
+        help="without --stage: deregister V (name@V!); neither: deprecate the artifact "
+        "(name@deprecated)",
+    )
+    p.add_argument("--push", action="store_true", help="push the new tag to origin")
 
 
 def _publish_options(p: argparse.ArgumentParser) -> None:
@@ -372,6 +479,23 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where to create the scratch repository; default: a new temporary directory",
     )
+
+
+def _init_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--forge",
+        choices=("github", "gitlab"),
+        help="which CI files to write; default: from the `origin` remote's URL, else github",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite mlops-ci.yaml and CI files that exist with other content",
+    )
+
+
+def _validate_options(p: argparse.ArgumentParser) -> None:
+    del p  # only the common options
 
 
 # name, help, handler, options: one row per public command (the names are public: keep them).
@@ -420,6 +544,12 @@ COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None
         _rollback_options,
     ),
     (
+        "deprecate",
+        "GTO's deprecation: unassign a stage, deregister a version or deprecate the artifact",
+        cmd_deprecate,
+        _deprecate_options,
+    ),
+    (
         "publish",
         "validate a run directory from an untrusted (fork) job, render it anew, post it",
         cmd_publish,
@@ -436,6 +566,18 @@ COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None
         "run the whole flow on a scratch repository with the local forge",
         cmd_demo,
         _demo_options,
+    ),
+    (
+        "init",
+        "adopt mlops-ci in an existing DVC repository: mlops-ci.yaml, CI files, .gitignore",
+        cmd_init,
+        _init_options,
+    ),
+    (
+        "validate",
+        "check mlops-ci.yaml against its schema and the repository (metrics, outputs, files)",
+        cmd_validate,
+        _validate_options,
     ),
 ]
 
@@ -480,6 +622,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if args.traceback:
+            import traceback
+
             traceback.print_exc()
         print(
             f"mlops-ci {args.command}: unexpected error: {type(exc).__name__}: {exc}\n"

@@ -231,7 +231,17 @@ def test_gitlab_tokens_never_reach_a_job_that_trains():
         elif trains:
             assert before.startswith("unset MLOPS_CI_TOKEN GITLAB_TOKEN MLOPS_CI_PUSH_TOKEN"), name
         uses_push_token = "password=$MLOPS_CI_PUSH_TOKEN" in before
-        assert uses_push_token == (name in ("mlops-ci:promote", "mlops-ci:production")), name
+        # The jobs that write registry tags; none runs a stage (a rollback verifies the model
+        # in a process without tokens).
+        pushers = (
+            "mlops-ci:promote",
+            "mlops-ci:production",
+            "mlops-ci:rollback",
+            "mlops-ci:deprecate",
+        )
+        assert uses_push_token == (name in pushers), name
+        if re.search(r"args=\(deploy\b", script):
+            assert before.startswith("unset MLOPS_CI_PUSH_TOKEN"), name
         if uses_push_token:
             assert not trains and not deploys
 
@@ -270,5 +280,115 @@ def test_gitlab_ci_local_accepts_the_template(tmp_path: Path):
         "mlops-ci:staging",
         "mlops-ci:production",
         "mlops-ci:production:deploy",
+        "mlops-ci:registry",
+        "mlops-ci:rollback",
+        "mlops-ci:deprecate",
     ):
         assert job in proc.stdout
+
+
+# --- runners, registry events, releases ---------------------------------------------------------
+
+RUNS_ON = "${{ startsWith(inputs.runs-on, '[') && fromJSON(inputs.runs-on) || inputs.runs-on }}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / ".github" / "workflows").glob("reusable-*.yml")), ids=lambda p: p.name
+)
+def test_every_reusable_workflow_takes_the_runner_inputs(path: Path):
+    wf = load(path)
+    inputs = wf["on"]["workflow_call"]["inputs"]
+    # The defaults are the behaviour before these inputs existed.
+    assert inputs["runs-on"] == {**inputs["runs-on"], "type": "string", "default": "ubuntu-latest"}
+    assert inputs["container"]["default"] == ""
+    assert inputs["timeout-minutes"]["type"] == "number"
+    assert inputs["python-version"]["default"] == "3.11"
+    for name, job in wf["jobs"].items():
+        assert job["runs-on"] == RUNS_ON, f"{path.name}: job {name}"
+        assert job["container"] == "${{ inputs.container }}", f"{path.name}: job {name}"
+        for step in job["steps"]:
+            if "actions/setup@" in step.get("uses", ""):
+                assert step["with"]["python-version"] == "${{ inputs.python-version }}"
+    assert any(j["timeout-minutes"] == "${{ inputs.timeout-minutes }}" for j in wf["jobs"].values())
+
+
+def test_actionlint_reads_a_json_list_of_runner_labels():
+    # The expression must type-check both ways: a plain label and a JSON list.
+    caller = {
+        "on": "push",
+        "jobs": {
+            "a": {"uses": "./.github/workflows/reusable-pr.yml", "with": {"runs-on": "gpu"}},
+            "b": {
+                "uses": "./.github/workflows/reusable-pr.yml",
+                "with": {"runs-on": '["self-hosted", "gpu"]', "container": "nvidia/cuda:12.4.1"},
+            },
+        },
+    }
+    files = {
+        ".github/workflows/caller.yml": yaml.safe_dump(caller),
+        ".github/workflows/reusable-pr.yml": (
+            ROOT / ".github" / "workflows" / "reusable-pr.yml"
+        ).read_text(),
+    }
+    assert tools.actionlint(files) == []
+
+
+@pytest.mark.parametrize("name", ["registry.yml", "reusable-registry.yml"])
+def test_registry_events_deploy_from_the_default_branch_with_the_pushed_tag(name: str):
+    wf = workflow(name)
+    assert wf["permissions"] == {"contents": "read", "deployments": "write"}
+    assert wf["concurrency"]["cancel-in-progress"] is False
+    if name == "registry.yml":
+        assert wf["on"]["push"] == {"tags": ["**#**", "**@v*"]}
+        assert set(wf["on"]["workflow_dispatch"]["inputs"]) == {"tag", "override"}
+    (job,) = wf["jobs"].values()
+    runs = [s.get("run", "") for s in job["steps"]]
+    checkout = next(i for i, r in enumerate(runs) if "git checkout" in r)
+    assert "refs/remotes/origin/$MLOPS_CI_DEFAULT_BRANCH" in runs[checkout]
+    deploy = next(s for s in job["steps"] if "actions/deploy" in s.get("uses", ""))
+    assert deploy["with"]["from-tag"] == "${{ inputs.tag || github.ref_name }}"
+    assert job["steps"].index(deploy) > checkout
+
+
+@pytest.mark.parametrize("name", ["rollback.yml", "deprecate.yml"])
+def test_rollback_and_deprecate_run_only_by_hand(name: str):
+    wf = workflow(name)
+    assert list(wf["on"]) == ["workflow_dispatch"]
+    assert wf["permissions"]["contents"] == "write"
+    (job,) = wf["jobs"].values()
+    kind = name.removesuffix(".yml")
+    assert [s.get("uses") for s in job["steps"]][-1] == f"./actions/{kind}"
+
+
+def test_release_publishes_with_trusted_publishing_only_after_testing_the_built_wheel():
+    wf = workflow("release.yml")
+    assert wf["on"] == {"push": {"tags": ["v[0-9]+.[0-9]+.[0-9]+"]}}
+    assert wf["permissions"] == {"contents": "read"}
+    build, publish, major = wf["jobs"]["build"], wf["jobs"]["publish"], wf["jobs"]["major-tag"]
+    names = [s.get("name", s.get("uses")) for s in build["steps"]]
+    assert names.index("Build the sdist and the wheel") < names.index(
+        "Test the built wheel in a clean environment"
+    )
+    test = build["steps"][names.index("Test the built wheel in a clean environment")]["run"]
+    assert "python -m venv" in test and "dist/*.whl" in test and "demo" in test
+    assert "-e " not in test and "pip install ." not in test  # never the checkout
+    # Only the publish job can mint an OIDC token; it holds no other permission.
+    assert publish["permissions"] == {"id-token": "write"}
+    assert publish["needs"] == "build" and publish["environment"]["name"] == "pypi"
+    assert publish["steps"][-1]["uses"] == "pypa/gh-action-pypi-publish@release/v1"
+    assert "with" not in publish["steps"][-1]  # no password: trusted publishing
+    assert major["needs"] == "publish" and major["permissions"] == {"contents": "write"}
+    assert 'major="${MLOPS_CI_RELEASE_TAG%%.*}"' in major["steps"][-1]["run"]
+
+
+def test_gitlab_registry_tag_job_and_manual_registry_jobs():
+    data = yaml.safe_load(GITLAB_TEMPLATE.read_text())
+    registry = data["mlops-ci:registry"]
+    assert registry["rules"] == [{"if": "$CI_COMMIT_TAG =~ /#|@v/"}]
+    script = "\n".join(registry["script"])
+    assert script.index("git checkout") < script.index("--from-tag")
+    for name in ("mlops-ci:rollback", "mlops-ci:deprecate"):
+        (rule,) = data[name]["rules"]
+        assert rule["when"] == "manual" and '$CI_PIPELINE_SOURCE == "web"' in rule["if"]
+    assert data[".mlops-ci"]["image"] == "$MLOPS_CI_IMAGE"
+    assert data["variables"]["MLOPS_CI_IMAGE"] == "python:3.11-bookworm"

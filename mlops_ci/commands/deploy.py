@@ -31,6 +31,8 @@ def record(
 
         forge = detect_forge(dict(os.environ if env is None else env), run_dir, out=out)
         description = f"{deployment.artifact} {deployment.version} ({deployment.state})"
+        if deployment.override:
+            description += f"; override: {deployment.override}"
         deployment.recorded = forge.record_deployment(
             deployment.sha,
             deployment.environment,
@@ -55,9 +57,11 @@ def record_failure(
     error: MlopsCiError,
     env: Mapping[str, str],
     out: TextIO | None,
+    override: str | None = None,
 ) -> None:
     failed = Deployment(settings.artifact, version, sha, environment, target, location="")
     failed.state = "failure"
+    failed.override = override
     failed.verification = {"error": str(error)}
     documents.write(run_dir, "deployment.json", record(run_dir, failed, env, out).to_dict())
 
@@ -72,8 +76,14 @@ def deploy(
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     settings: Settings | None = None,
+    override: str | None = None,
 ) -> Deployment:
-    """Bundle + deploy + verify + record one version (default: the version at HEAD)."""
+    """Bundle + deploy + verify + record one version (default: the version at HEAD).
+
+    A deploy that fails after its version was given the stage (promote, a pushed stage tag)
+    leaves the stage assigned and the target as it was; the error says so and how to finish
+    or undo it: the same command again, or a rollback of the stage.
+    """
     settings = settings or load_settings(repo_dir)
     env = os.environ if env is None else env
     found = find_version(repo_dir, settings.artifact, version)
@@ -88,7 +98,24 @@ def deploy(
     try:
         result = put_version(repo_dir, run_dir, settings, target, **where, env=env)
     except MlopsCiError as exc:
-        record_failure(run_dir, settings, target, **where, error=exc, env=env, out=out)
+        record_failure(
+            run_dir, settings, target, **where, error=exc, env=env, out=out, override=override
+        )
+        if environment in found["stages"]:
+            raise type(exc)(
+                f"{exc}; {_stage_left(settings.artifact, version, environment)}"
+            ) from exc
         raise
+    result.override = override
     documents.write(run_dir, "deployment.json", record(run_dir, result, env, out).to_dict())
     return result
+
+
+def _stage_left(artifact: str, version: str, stage: str) -> str:
+    return (
+        f"the registry already names {artifact} {version} in {stage} but the target still "
+        f"serves what it served before: rerun `mlops-ci deploy --version {version}` once the "
+        f"cause is fixed, or take the stage back from it with `mlops-ci rollback --stage "
+        f"{stage} --push` (redeploys the previous version) or `mlops-ci deprecate --stage "
+        f"{stage} --push` (unassigns it)"
+    )

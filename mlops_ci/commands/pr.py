@@ -74,6 +74,7 @@ def run_pr(
     post: bool = True,
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
+    png_limit: int = 0,
 ) -> PrRun:
     """What a pull request's workflow runs: train, compare, gate, report; then post once.
 
@@ -111,7 +112,9 @@ def run_pr(
     # One forge (one HTTP session, one look-up of the PR and of our login) for both posts.
     forge = detect_forge(env, run_dir, out=out) if post else None
     try:
-        result.report = run_report(repo_dir, run_dir, post=post, env=env, out=out, forge=forge)
+        result.report = run_report(
+            repo_dir, run_dir, post=post, env=env, out=out, forge=forge, png_limit=png_limit
+        )
     except ReportNotPosted as exc:
         result.errors.append(exc)
     if post:

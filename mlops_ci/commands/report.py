@@ -19,9 +19,15 @@ from mlops_ci.project.errors import ConfigError, GitError, NotAGitRepo, ServiceE
 from mlops_ci.project.git import Git
 from mlops_ci.project.limits import SUMMARY_LIMIT_BYTES
 from mlops_ci.project.settings import Settings, load_settings
-from mlops_ci.report.render import Report, ReportLinks, build_report, check_documents
+from mlops_ci.report.render import (
+    Report,
+    ReportLinks,
+    build_report,
+    check_documents,
+    revision_labels,
+)
 from mlops_ci.report.trend import DEFAULT_COMMITS, Trend, key_metrics, read_trend
-from mlops_ci.report.write import FULL_NAME, write_report
+from mlops_ci.report.write import FULL_NAME, write_pngs, write_report
 
 
 class ReportNotPosted(ServiceError):
@@ -92,12 +98,14 @@ def run_report(
     out: TextIO | None = None,
     forge: Any = None,
     gate_error: str | None = None,
+    png_limit: int = 0,
 ) -> ReportRun:
     """Render `<run_dir>/comparison.json` (+ `verdict.json`) and write it everywhere.
 
     `out` takes the local forge's one-line notices (stderr when stdout carries JSON); `forge`
     is the caller's, when it already has one (one HTTP session per command). `gate_error`: why
     the gate could not decide (`pr` after a bad policy); the report says so instead of a verdict.
+    `png_limit`: draw at most this many plots as PNG files (0: none, the default).
 
     A verdict.json judged on another comparison.json (its recorded digest differs) is not
     shown: the report says it is stale and what to rerun.
@@ -135,6 +143,10 @@ def run_report(
         hint = str((run_dir / FULL_NAME).relative_to(repo_dir))
     except ValueError:
         hint = str(run_dir / FULL_NAME)
+    pngs = None
+    if png_limit:  # drawn first, so the report names only the files that exist
+        plots = [p for p in comparison.get("plots") or [] if isinstance(p, dict)]
+        pngs = write_pngs(run_dir, plots, revision_labels(comparison), limit=png_limit)
     report = build_report(
         comparison,
         verdict,
@@ -145,6 +157,7 @@ def run_report(
         marker_id=workflow or env.get("GITHUB_WORKFLOW") or "mlops-ci",
         verdict_note=verdict_note,
         inputs={"comparison.json": comparison_digest, "verdict.json": verdict_digest},
+        pngs=pngs,
     )
     path = write_report(run_dir, report, output=output)
     result = ReportRun(

@@ -204,12 +204,13 @@ def run_train(
     with open_repo(repo_dir) as repo:
         if pull or push:
             configure_remote(repo, load_settings(repo_dir).remote, env)
-        planned = pipeline_stages(repo)
         try:
             with _tee_output(stage_output or sys.stdout) as tail:
                 runs = reproduce(repo, pull=pull, on_stage_start=lambda _name: tail.reset())
         except StageFailed as exc:
-            result.stages = _with_skipped(exc.runs, planned)
+            # Only a failure needs the plan (to list what never ran): building DVC's graph
+            # costs a parse of every dvc.yaml and dvc.lock, which a success never pays.
+            result.stages = _with_skipped(exc.runs, pipeline_stages(repo))
             result.duration_s = time.perf_counter() - start
             result.error = str(exc)
             result.tail = tail.snapshot()
@@ -223,7 +224,7 @@ def run_train(
                 f"{exc}\nlast lines of its output:\n{shown}\n"
                 f"Stages that finished keep their outputs; fix the stage and rerun `mlops-ci train`."
             ) from exc
-        result.stages = _with_skipped(runs, planned)
+        result.stages = runs  # DVC called back for every stage of the graph, in run order
         if push:
             dvc_push(repo)
             result.pushed = True

@@ -6,7 +6,6 @@ improved/regressed only when the interval excludes zero; otherwise inconclusive.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Mapping
@@ -195,39 +194,6 @@ def plots(
     return out
 
 
-def confidence_intervals(
-    baseline: Snapshot, candidate: Snapshot, settings: Settings, warnings: list[str]
-) -> dict[str, Any]:
-    """Bootstrap CIs of metric deltas from per-sample predictions, when both sides have them."""
-    if not settings.predictions:
-        return {}
-    if baseline.predictions is None or candidate.predictions is None:
-        if baseline.rev != "none":
-            side = baseline if baseline.predictions is None else candidate
-            name = "baseline" if side is baseline else "candidate"
-            warnings.append(
-                f"no confidence intervals: {settings.predictions} cannot be read at the {name}"
-                f" ({side.predictions_missing or 'missing'})"
-            )
-        return {}
-    from mlops_ci.compare.predictions import load_predictions
-    from mlops_ci.compare.stats import bootstrap_deltas
-
-    base = load_predictions(
-        io.BytesIO(baseline.predictions), source=f"{settings.predictions}@baseline"
-    )
-    cand = load_predictions(
-        io.BytesIO(candidate.predictions), source=f"{settings.predictions}@candidate"
-    )
-    deltas = bootstrap_deltas(
-        base, cand, confidence=settings.confidence, n_resamples=settings.bootstrap_resamples
-    )
-    warnings += [
-        f"no confidence interval for {name}: {why}" for name, why in deltas.skipped.items()
-    ]
-    return dict(deltas)
-
-
 def baseline_policy(repo_dir: Path, baseline_sha: str | None, warnings: list[str]) -> Policy | None:
     """The policy the gate will apply: directions and the predictions path come from it.
     None when it cannot be read: the gate reports that (exit 2); the comparison goes on."""
@@ -262,11 +228,11 @@ def compare(
     target = target_branch or event.base_ref or local.target_branch
     spec = baseline or local.baseline
     before = event.base_sha if event.event_name == "push" else None
+    branch = event.head_ref or git.current_branch()
     resolved: Baseline = resolve_baseline(
         git, spec, target_branch=target, artifact=local.artifact,
         event_base_sha=event.base_sha if event.is_pull_request else None,
-        event_before_sha=before, branch=event.head_ref or git.current_branch(),
-        stages=local.promote.stages,
+        event_before_sha=before, branch=branch, stages=local.promote.stages,
     )  # fmt: skip
     warnings: list[str] = [resolved.note] if resolved.note else []
     policy = baseline_policy(repo_dir, resolved.sha, warnings)
@@ -289,7 +255,12 @@ def compare(
     ]
     if resolved.sha and not base.metrics and cand.metrics and not base.errors:
         warnings.append("the baseline has no metrics: every metric is new")
-    cis = confidence_intervals(base, cand, settings, warnings)
+    # Intervals that hold together, noise bands from the target branch, slices (decide.py).
+    from mlops_ci.compare.decide import Judgement
+
+    names = metric_names([base, cand])
+    judgement = Judgement.of(git, target, resolved.sha, base, cand, settings, warnings, names)
+    cis = judgement.intervals
     train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
     document = documents.header("comparison") | {
         "created_at": documents.now(),
@@ -300,16 +271,17 @@ def compare(
         "candidate": {
             "ref": "workspace",
             "sha": git.head_sha(),
-            "branch": event.head_ref or git.current_branch(),
+            "branch": branch,
             "dirty": git.is_dirty(),
         },
-        "metrics": metric_rows(base, cand, settings, cis),
+        "metrics": judgement.decide(metric_rows(base, cand, settings, cis)),
         "params": params_changes(base, cand),
         "plots": plots(base, cand, run_dir),
         "stages": train_doc["stages"] if train_doc else [],
         "policy_change": policy.change() if policy else {"changed": False, "diff": ""},
         "errors": base.errors + cand.errors,
         "warnings": warnings,
+        **judgement.document(),
     }
     documents.write(run_dir, "comparison.json", document)
     if fetch.failures:

@@ -13,7 +13,10 @@ Other columns are ignored. CSV is the format; `.json` (records) and `.jsonl` are
 
 from __future__ import annotations
 
+import csv
 import io
+import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +44,7 @@ class InvalidPredictions(ConfigError):
 class Predictions:
     """Validated columns of one predictions file; build with `load_predictions` or `from_arrays`."""
 
-    ids: np.ndarray  # numpy str, unique
+    ids: np.ndarray  # text (numpy str, or object holding str), unique
     y_true: np.ndarray  # float64, finite
     y_pred: np.ndarray  # float64, finite
     y_score: np.ndarray | None  # float64, finite, or None when the file has no scores
@@ -93,47 +96,177 @@ def load_predictions(
     >>> len(preds), task_of(preds)
     (2, 'classification')
     """
-    import pandas as pd  # lazy: the CLI must start without pandas
-
-    suffix = ""
-    if isinstance(path_or_buffer, str | os.PathLike):
-        suffix = Path(path_or_buffer).suffix.lower()
-    elif isinstance(path_or_buffer, bytes):
-        suffix = {b"[": ".json", b"{": ".jsonl"}.get(path_or_buffer.lstrip()[:1], "")
-        path_or_buffer = io.BytesIO(path_or_buffer)
+    raw, suffix = _content(path_or_buffer, source)
+    if not suffix:
+        suffix = {b"[": ".json", b"{": ".jsonl"}.get(raw.lstrip()[:1], ".csv")
     try:
-        if suffix in (".jsonl", ".ndjson"):
-            frame = pd.read_json(path_or_buffer, lines=True, dtype={"id": str})
-        elif suffix == ".json":
-            frame = pd.read_json(path_or_buffer, orient="records", dtype={"id": str})
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            header, columns = _read_json(raw, lines=suffix != ".json")
         else:
-            frame = pd.read_csv(path_or_buffer, dtype={"id": str}, skipinitialspace=True)
-    except FileNotFoundError as exc:
-        raise InvalidPredictions(
-            f"{source}: predictions file not found; check `predictions:` in mlops-ci.yaml "
-            "and that the pipeline writes it"
-        ) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise InvalidPredictions(
-            f"{source}: the predictions file is empty; it needs a header "
-            f"({', '.join(REQUIRED_COLUMNS)}, optional {SCORE_COLUMN}) and one row per sample"
-        ) from exc
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            header, columns = read_csv_columns(raw)
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidPredictions(
             f"{source}: cannot be read as a predictions table ({exc}); write CSV with a header row"
         ) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if header is None:
+        raise InvalidPredictions(
+            f"{source}: the predictions file is empty; it needs a header "
+            f"({', '.join(REQUIRED_COLUMNS)}, optional {SCORE_COLUMN}) and one row per sample"
+        )
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise InvalidPredictions(
             f"{source}: missing column(s) {', '.join(missing)}; found "
-            f"{', '.join(frame.columns) or 'none'}. A predictions file needs "
+            f"{', '.join(header) or 'none'}. A predictions file needs "
             f"{', '.join(REQUIRED_COLUMNS)} (and {SCORE_COLUMN} for roc_auc and log_loss)"
         )
-    columns = {c: frame[c].to_numpy() for c in (*REQUIRED_COLUMNS, SCORE_COLUMN) if c in frame}
-    # Missing ids as None whatever string dtype pandas chose (its NA is neither None nor NaN).
-    columns["id"] = frame["id"].to_numpy(dtype=object, na_value=None)
     return _validated(columns, source)
+
+
+def load_pair(
+    baseline: bytes, candidate: bytes, *, sources: tuple[str, str]
+) -> tuple[Predictions, Predictions]:
+    """Both revisions' predictions files (`load_predictions` each). Two large files are read at
+    once on two threads: pandas' parser lets go of the interpreter while it tokenizes, so a
+    million rows a side take the time of one. An error is the baseline's first."""
+    if min(len(baseline), len(candidate)) < PANDAS_FROM_BYTES:
+        return (
+            load_predictions(baseline, source=sources[0]),
+            load_predictions(candidate, source=sources[1]),
+        )
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(load_predictions, raw, source=source)
+            for raw, source in zip((baseline, candidate), sources, strict=True)
+        ]
+        base, cand = (future.result() for future in futures)
+    return base, cand
+
+
+# pandas' C parser pays for its import (~0.3 s) from about this size on; below it the csv module
+# reads a whole file faster than pandas imports. Both read the same table (tests/compare/
+# test_predictions_reader.py compares them cell by cell).
+PANDAS_FROM_BYTES = 2 * 1024 * 1024
+
+# What pandas.read_csv takes for a missing value by default (pandas._libs.parsers.STR_NA_VALUES).
+NA_STRINGS = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+_BOOLEANS = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False,
+             "false": False}  # fmt: skip
+_WANTED = (*REQUIRED_COLUMNS, SCORE_COLUMN)
+
+
+def read_csv_columns(
+    raw: bytes, *, pandas_from: int = PANDAS_FROM_BYTES
+) -> tuple[list[str] | None, dict[str, np.ndarray]]:
+    """The header (None for an empty file) and the predictions columns of a CSV, as
+    `pandas.read_csv(dtype={"id": str}, skipinitialspace=True)` reads them: ids as text with
+    missing ones as None, numbers as float64 (a missing cell is NaN), a True/False column as bool,
+    anything else as the strings found (validation names the first bad cell)."""
+    if len(raw) >= pandas_from:
+        return _read_csv_pandas(raw)
+    text = raw.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    rows = [row for row in csv.reader(io.StringIO(text), skipinitialspace=True) if row]
+    if not rows:
+        return None, {}
+    header = [cell.strip() for cell in rows[0]]
+    width = len(header)
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) > width:
+            raise ValueError(f"Expected {width} fields in line {number}, saw {len(row)}")
+    columns: dict[str, np.ndarray] = {}
+    for name in _WANTED:
+        if name not in header:
+            continue
+        at = header.index(name)
+        cells = [row[at] if at < len(row) else "" for row in rows[1:]]
+        columns[name] = _ids(cells) if name == "id" else _typed(cells)
+    return header, columns
+
+
+def _ids(cells: list[str]) -> np.ndarray:
+    return np.array([None if c in NA_STRINGS else c for c in cells], dtype=object)
+
+
+def _typed(cells: list[str]) -> np.ndarray:
+    if cells and all(c in _BOOLEANS for c in cells):
+        return np.array([_BOOLEANS[c] for c in cells], dtype=bool)
+    try:
+        return np.array(["nan" if c in NA_STRINGS else c for c in cells], dtype=np.float64)
+    except ValueError:
+        return np.array(cells, dtype=object)
+
+
+def _read_csv_pandas(raw: bytes) -> tuple[list[str] | None, dict[str, np.ndarray]]:
+    import pandas as pd  # only for large files: see PANDAS_FROM_BYTES
+
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), dtype={"id": str}, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        return None, {}
+    except pd.errors.ParserError as exc:
+        raise ValueError(str(exc)) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    columns = {c: frame[c].to_numpy() for c in _WANTED if c in frame}
+    if "id" in frame:  # missing ids as None whatever string dtype pandas chose
+        columns["id"] = frame["id"].to_numpy(dtype=object, na_value=None)
+    return list(frame.columns), columns
+
+
+def _read_json(raw: bytes, *, lines: bool) -> tuple[list[str] | None, dict[str, np.ndarray]]:
+    text = raw.decode("utf-8")
+    if lines:
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        records = json.loads(text) if text.strip() else []
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError("expected a list of objects, one per row")
+    if not records:
+        return None, {}
+    header = list(dict.fromkeys(str(k).strip() for r in records for k in r))
+    columns: dict[str, np.ndarray] = {}
+    for name in _WANTED:
+        if name not in header:
+            continue
+        cells = [r.get(name) for r in records]
+        if name == "id":
+            columns[name] = np.array([None if c is None else str(c) for c in cells], dtype=object)
+        else:
+            columns[name] = _json_numbers(cells)
+    return header, columns
+
+
+def _json_numbers(cells: list[Any]) -> np.ndarray:
+    if cells and all(isinstance(c, bool) for c in cells):
+        return np.array(cells, dtype=bool)
+    try:
+        return np.array([math.nan if c is None else c for c in cells], dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array(cells, dtype=object)
+
+
+def _content(
+    path_or_buffer: str | os.PathLike[str] | IO[Any] | bytes, source: str
+) -> tuple[bytes, str]:
+    """The file's bytes and its suffix ("" when only the content tells the format)."""
+    if isinstance(path_or_buffer, bytes):
+        return path_or_buffer, ""
+    if isinstance(path_or_buffer, str | os.PathLike):
+        try:
+            return Path(path_or_buffer).read_bytes(), Path(path_or_buffer).suffix.lower()
+        except FileNotFoundError as exc:
+            raise InvalidPredictions(
+                f"{source}: predictions file not found; check `predictions:` in mlops-ci.yaml "
+                "and that the pipeline writes it"
+            ) from exc
+    data = path_or_buffer.read()
+    return (data.encode("utf-8") if isinstance(data, str) else data), ""
 
 
 def task_of(preds: Predictions) -> Task:
@@ -183,8 +316,12 @@ def _validated_ids(raw: np.ndarray, source: str) -> np.ndarray:
             raise InvalidPredictions(
                 f"{source}: row {row + 1} has no id; every row needs a unique id"
             )
-    # Text ids: "7" in a CSV and 7 in JSON name the same sample.
-    ids = raw.astype(str)
+    # Text ids: "7" in a CSV and 7 in JSON name the same sample. Readers hand over Python
+    # strings already; converting a million of them to a fixed-width array costs 0.4 s.
+    text = raw.dtype == object and all(type(v) is str for v in raw.tolist())
+    ids = raw if text else raw.astype(str)
+    if len(set(ids.tolist())) == len(ids):  # hashing: faster than sorting a million ids
+        return ids
     uniq, counts = np.unique(ids, return_counts=True)
     if len(uniq) < len(ids):
         dup = uniq[counts > 1]
@@ -230,6 +367,7 @@ __all__ = [
     "InvalidPredictions",
     "Predictions",
     "Task",
+    "load_pair",
     "load_predictions",
     "task_of",
     "whole_numbers",

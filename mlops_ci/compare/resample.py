@@ -72,6 +72,29 @@ def poisson_rows(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
     return np.take(poisson_table(), bits)  # take: ~3x faster than fancy indexing here
 
 
+# 256 cells whose counts give weights 0..5 with mean 1, variance 1 and third central moment
+# 0.96 (Poisson(1): 1, 1, 1): one random byte per weight, half the bits and lookups of the
+# 16-bit table, for the resamples where millions of rows make drawing the cost.
+POISSON_BYTE_COUNTS = (95, 92, 49, 15, 4, 1)
+
+
+def poisson_bytes(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
+    """(b, n) uint8 weights from one random byte each (see POISSON_BYTE_COUNTS): the weight is
+    how many of the cumulative counts the byte reaches, five comparisons being cheaper than
+    a table lookup per byte."""
+    out = np.empty((b, n), dtype=np.uint8)
+    edges = np.cumsum(POISSON_BYTE_COUNTS)[:-1].astype(np.uint8)
+    step = max(1, (1 << 19) // max(n, 1))  # slabs that stay in cache across the comparisons
+    for start in range(0, b, step):
+        rows = min(step, b - start)
+        bits = np.frombuffer(rng.bytes(rows * n), dtype=np.uint8).reshape(rows, n)
+        slab = out[start : start + rows]
+        np.greater_equal(bits, edges[0], out=slab)
+        for edge in edges[1:]:
+            slab += bits >= edge
+    return out
+
+
 def chunks(n_resamples: int, n_units: int) -> list[int]:
     """Resamples per chunk, so that one chunk holds about `_CHUNK_CELLS` weights."""
     size = max(1, min(n_resamples, _CHUNK_CELLS // max(n_units, 1)))
@@ -149,54 +172,80 @@ class DiscreteGroup(Group):
         return np.bincount(self.inverse, weights=row_weights, minlength=self.n_units)[None, :]
 
     def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
-        if self.by_row:
-            w = poisson_rows(rng, b, self.n_rows).astype(np.float64)
-            return np.stack(
-                [np.bincount(self.inverse, weights=r, minlength=self.n_units) for r in w]
-            )
-        return rng.poisson(self.counts, size=(b, self.n_units)).astype(np.float64)
+        return unit_weights(rng, b, self.inverse, self.counts, by_row=self.by_row)
 
     def values(self, w: np.ndarray) -> Values:
-        total = w.sum(axis=1)
-        out = []
-        for pred in self.preds:
-            hit = self.true == pred
-            with np.errstate(invalid="ignore", divide="ignore"):
-                vals = {"accuracy": w @ hit / total}
-                if self.binary:  # scikit-learn's average="binary", pos_label=1
-                    tp = (w @ (hit & self.true_pos))[:, None]
-                    npred = (w @ (pred == self.pos))[:, None]
-                    ntrue = (w @ self.true_pos)[:, None]
-                    present = np.ones_like(tp, dtype=bool)
-                else:
-                    tp = self._by_label(w, self.true, hit)
-                    npred = self._by_label(w, pred, None)
-                    ntrue = self._by_label(w, self.true, None)
-                    present = (npred + ntrue) > 0
-                per_label = {
-                    "precision": np.where(npred > 0, tp / npred, 0.0),
-                    "recall": np.where(ntrue > 0, tp / ntrue, 0.0),
-                    "f1": np.where(npred + ntrue > 0, 2 * tp / (npred + ntrue), 0.0),
-                }
-                n_present = present.sum(axis=1)
-                for name, v in per_label.items():
-                    vals[name] = np.where(present, v, 0.0).sum(axis=1) / n_present
-            out.append({m: vals[m] for m in self.metrics})
-        return out
+        return discrete_values(
+            w, self.true, self.preds, metrics=self.metrics, k=self.k, binary=self.binary,
+            pos=self.pos,
+        )  # fmt: skip
 
-    def _by_label(self, w: np.ndarray, codes: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """(b, k) weighted counts of units per label code, over units where `mask` holds."""
-        rows = np.arange(self.n_units) if mask is None else np.flatnonzero(mask)
-        if self.n_units * self.k <= 4_000_000:
-            onehot = np.zeros((self.n_units, self.k))
-            onehot[rows, codes[rows]] = 1.0
-            return w @ onehot
-        from scipy import sparse  # only for very many labels and combinations
 
-        onehot = sparse.csr_matrix(
-            (np.ones(len(rows)), (rows, codes[rows])), shape=(self.n_units, self.k)
-        )
-        return np.asarray((onehot.T @ w.T).T)
+def unit_weights(
+    rng: np.random.Generator, b: int, inverse: np.ndarray, counts: np.ndarray, *, by_row: bool
+) -> np.ndarray:
+    """`b` resampled weights of each unit (rows sharing labels, and slice cell): Poisson(count)
+    per unit, or with `by_row` (units nearly as many as rows) one Poisson(1) per row summed
+    into its unit (`inverse`: the unit of each row)."""
+    if by_row:
+        w = poisson_rows(rng, b, len(inverse)).astype(np.float64)
+        return np.stack([np.bincount(inverse, weights=r, minlength=len(counts)) for r in w])
+    return rng.poisson(counts, size=(b, len(counts))).astype(np.float64)
+
+
+def discrete_values(
+    w: np.ndarray,
+    true: np.ndarray,
+    preds: list[np.ndarray],
+    *,
+    metrics: Sequence[str],
+    k: int,
+    binary: bool,
+    pos: int,
+) -> Values:
+    """accuracy, precision, recall, f1 per side from a (resamples x units) weight matrix, where
+    unit u stands for the rows whose label code is true[u] and prediction codes preds[s][u]."""
+    total = w.sum(axis=1)
+    true_pos = true == pos
+    out = []
+    for pred in preds:
+        hit = true == pred
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vals = {"accuracy": w @ hit / total}
+            if binary:  # scikit-learn's average="binary", pos_label=1
+                tp = (w @ (hit & true_pos))[:, None]
+                npred = (w @ (pred == pos))[:, None]
+                ntrue = (w @ true_pos)[:, None]
+                present = np.ones_like(tp, dtype=bool)
+            else:
+                tp = _by_label(w, true, hit, k)
+                npred = _by_label(w, pred, None, k)
+                ntrue = _by_label(w, true, None, k)
+                present = (npred + ntrue) > 0
+            per_label = {
+                "precision": np.where(npred > 0, tp / npred, 0.0),
+                "recall": np.where(ntrue > 0, tp / ntrue, 0.0),
+                "f1": np.where(npred + ntrue > 0, 2 * tp / (npred + ntrue), 0.0),
+            }
+            n_present = present.sum(axis=1)
+            for name, v in per_label.items():
+                vals[name] = np.where(present, v, 0.0).sum(axis=1) / n_present
+        out.append({m: vals[m] for m in metrics})
+    return out
+
+
+def _by_label(w: np.ndarray, codes: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
+    """(b, k) weighted counts of units per label code, over units where `mask` holds."""
+    n_units = w.shape[1]
+    rows = np.arange(n_units) if mask is None else np.flatnonzero(mask)
+    if n_units * k <= 4_000_000:
+        onehot = np.zeros((n_units, k))
+        onehot[rows, codes[rows]] = 1.0
+        return w @ onehot
+    from scipy import sparse  # only for very many labels and combinations
+
+    onehot = sparse.csr_matrix((np.ones(len(rows)), (rows, codes[rows])), shape=(n_units, k))
+    return np.asarray((onehot.T @ w.T).T)
 
 
 # --- roc_auc and log_loss: rows sorted by score, negatives and positives apart -----------------

@@ -102,14 +102,19 @@ class RevisionFiles:
         """What `.dvcignore` files leave for DVC to see (gitignore patterns, each file for its
         own directory, as dvc/ignore.py applies them)."""
         ignores = sorted(p for p in files if posixpath.basename(p) == ".dvcignore")
-        if not ignores:
+        texts = self._read_plain(ignores) if ignores else {}
+        patterns = {
+            path: lines
+            for path in ignores
+            if (lines := (texts.get(path) or b"").decode("utf-8", "replace").splitlines())
+            and any(line.strip() and not line.startswith("#") for line in lines)
+        }  # `dvc init` writes one of comments only: nothing to match, nothing to import
+        if not patterns:
             return files
         import pathspec
 
-        texts = self._read_plain(ignores)
-        for path in ignores:
-            text = (texts.get(path) or b"").decode("utf-8", "replace")
-            spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+        for path, lines in patterns.items():
+            spec = pathspec.GitIgnoreSpec.from_lines(lines)
             self._ignores.append((posixpath.dirname(path), spec))
         return self._visible(files)
 

@@ -29,11 +29,16 @@ How the intervals are made (issue 3):
   over the smaller class per resample, in exact integer arithmetic (ties count one half).
 - **Percentile interval** of the resampled deltas at the chosen confidence. Every metric family
   draws from its own seeded stream, so asking for more metrics does not move an interval.
+
+`bootstrap_family` is what `compare` uses: every metric on all rows and on each slice, resampled
+together (`family`), with intervals that hold simultaneously (studentized max-|t|), so that the
+chance of colouring anything on a change that did nothing stays within `1 - confidence`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -174,14 +179,7 @@ def bootstrap_deltas(
     that cannot be computed (no y_score, one class only, a metric of the other task, an unknown
     name) are left out, with the reason in `.skipped`.
     """
-    if not 0 < confidence < 1:
-        raise InvalidStatsOptions(
-            f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}"
-        )
-    if int(n_resamples) != n_resamples or n_resamples < 10:
-        raise InvalidStatsOptions(
-            f"n_resamples must be an integer of at least 10, got {n_resamples}"
-        )
+    _check_options(confidence, n_resamples)
     n_resamples = int(n_resamples)
     orders = _paired_orders(baseline, candidate)
     if orders is not None:
@@ -228,6 +226,189 @@ def bootstrap_deltas(
     return Deltas(out, plan.skipped)
 
 
+# --- the family: every metric on the whole set and on each slice, simultaneous intervals --------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The whole test set (`column` None) or one slice: the rows whose `column` is `value`."""
+
+    column: str | None
+    value: str | None
+    n_baseline: int
+    n_candidate: int
+    gated: bool = True  # false: under the minimum size, reported but not gated
+
+    @property
+    def label(self) -> str:
+        return "all rows" if self.column is None else f"{self.column}={self.value}"
+
+
+@dataclass
+class Family:
+    """Deltas of every metric on every segment, with intervals that hold simultaneously.
+
+    `deltas[g][metric]`: segment g (0 is all rows). A segment under the minimum size has point
+    deltas only (low and high NaN). `level` is the share of the family's confidence all gated
+    intervals hold at together; `member_level` the per-interval level the calibration gave.
+    """
+
+    segments: list[Segment]
+    deltas: list[dict[str, DeltaCI]]
+    skipped: dict[str, str]
+    level: float
+    critical: float
+    members: int
+    method: str = "simultaneous bootstrap intervals (studentized max-|t| over joint resamples)"
+
+    @property
+    def overall(self) -> Deltas:
+        return Deltas(self.deltas[0], self.skipped)
+
+
+def bootstrap_family(
+    baseline: Predictions,
+    candidate: Predictions,
+    metrics: Sequence[str] | None = None,
+    *,
+    slices: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    min_slice: int = 100,
+    confidence: float = 0.95,
+    band_members: int = 0,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    task: Task | None = None,
+    linear_cells: int | None = None,
+    gaussian_rows: int | None = None,
+) -> Family:
+    """Intervals for candidate - baseline of each metric on all rows and on every slice that
+    hold all at once.
+
+    `slices`: column -> (its value per row of the baseline, per row of the candidate); slices
+    with fewer than `min_slice` rows on a side get point deltas only. `band_members`: how many
+    metrics a noise band judges besides; the error `1 - confidence` is split by count between
+    them and the m members here (`noise.split_alpha`), so these hold together at
+    `1 - m / (m + band_members) * (1 - confidence)`. Calibration: each member's interval is its delta plus or minus
+    one critical value times its bootstrap standard deviation, the critical value being the
+    that error's upper quantile of the largest studentized deviation over all
+    members in each resample (max-|t|, Romano and Wolf's single step). `linear_cells`: above
+    this many rows x resamples the AUC is resampled through its projection; `gaussian_rows`:
+    from this many rows the linear families' resampled sums come from their normal limit
+    (`family`).
+    """
+    _check_options(confidence, n_resamples)
+    n_resamples = int(n_resamples)
+    orders = _paired_orders(baseline, candidate)
+    columns = dict(slices or {})
+    if orders is not None:
+        baseline, candidate = baseline.take(orders[0]), candidate.take(orders[1])
+        # A pair shares its rows: slices by the candidate's values (the data under test).
+        columns = {c: (v[1][orders[1]], v[1][orders[1]]) for c, v in columns.items()}
+    plan = _Plan([baseline, candidate], metrics, task, paired=orders is not None)
+    segments, rows = _segments([baseline, candidate], columns, min_slice)
+    from threadpoolctl import threadpool_limits
+
+    from mlops_ci.compare.family import make_segment_groups
+
+    point: list[dict[tuple[str, int], float]] = [{}, {}]
+    draws: list[dict[tuple[str, int], np.ndarray]] = [{}, {}]
+    groups = make_segment_groups(
+        plan.sides, plan.metrics, rows, paired=plan.paired, labels=plan.labels,
+        binary=plan.binary, n_resamples=n_resamples,
+        **({} if linear_cells is None else {"linear_cells": linear_cells}),
+        **({} if gaussian_rows is None else {"gaussian_rows": gaussian_rows}),
+    )  # fmt: skip
+    with threadpool_limits(limits=1):  # see bootstrap_deltas
+        for stream, group in groups:
+            rng = np.random.default_rng([seed, *stream])
+            resampled = group.resampled(rng, n_resamples)
+            for side, at_point, at_draws in zip(group.sides, group.point(), resampled, strict=True):
+                point[side].update(at_point)
+                draws[side].update(at_draws)
+    keys, columns_d = [], []
+    for g, seg in enumerate(segments):
+        for name in plan.metrics:
+            delta = draws[1][name, g] - draws[0][name, g]
+            finite = np.isfinite(delta).sum()
+            if g == 0 and finite < n_resamples / 2:
+                plan.skipped[name] = (
+                    f"undefined in {n_resamples - finite} of {n_resamples} resamples "
+                    "(too few rows of one class?)"
+                )
+            elif seg.gated and finite >= n_resamples / 2 and name not in plan.skipped:
+                keys.append((name, g))
+                columns_d.append(delta)
+    bounds: dict[tuple[str, int], tuple[float, float]] = {}
+    critical = math.nan
+    alpha = (1 - confidence) * len(keys) / max(len(keys) + band_members, 1)
+    if columns_d:
+        stacked = np.stack(columns_d, axis=1)
+        centre = np.array([point[1][k] - point[0][k] for k in keys])
+        critical = _critical_t(stacked, centre, alpha)
+        sd = np.nanstd(stacked, axis=0)
+        for key, mid, half in zip(keys, centre, critical * sd, strict=True):
+            bounds[key] = (float(mid - half), float(mid + half))
+    method: Method = "paired-bootstrap" if plan.paired else "unpaired-bootstrap"
+    out: list[dict[str, DeltaCI]] = []
+    for g, seg in enumerate(segments):
+        row: dict[str, DeltaCI] = {}
+        for name in plan.metrics:
+            if name in plan.skipped:
+                continue
+            base, cand = point[0].get((name, g), math.nan), point[1].get((name, g), math.nan)
+            low, high = bounds.get((name, g), (math.nan, math.nan))
+            row[name] = DeltaCI(
+                metric=name, baseline=base, candidate=cand, delta=cand - base, low=low,
+                high=high, method=method, n_baseline=seg.n_baseline,
+                n_candidate=seg.n_candidate, confidence=confidence,
+                n_resamples=int(np.isfinite(draws[1][name, g] - draws[0][name, g]).sum()),
+            )  # fmt: skip
+        out.append(row)
+    return Family(segments, out, plan.skipped, 1 - alpha, critical, len(keys))
+
+
+def _check_options(confidence: float, n_resamples: int) -> None:
+    if not 0 < confidence < 1:
+        raise InvalidStatsOptions(
+            f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}"
+        )
+    if int(n_resamples) != n_resamples or n_resamples < 10:
+        raise InvalidStatsOptions(
+            f"n_resamples must be an integer of at least 10, got {n_resamples}"
+        )
+
+
+def _segments(
+    sides: list[Predictions], columns: Mapping[str, tuple[np.ndarray, np.ndarray]], min_size: int
+) -> tuple[list[Segment], list[list[np.ndarray]]]:
+    """Segments (all rows, then each value of each column) and their rows per side."""
+    segments = [Segment(None, None, len(sides[0]), len(sides[1]))]
+    rows: list[list[np.ndarray]] = [[np.arange(len(p))] for p in sides]
+    for column, per_side in columns.items():
+        texts = [np.asarray(v).astype(str) for v in per_side]
+        for value in np.unique(np.concatenate(texts)):
+            at = [np.flatnonzero(t == value) for t in texts]
+            n0, n1 = len(at[0]), len(at[1])
+            gated = min(n0, n1) >= max(min_size, 1)
+            segments.append(Segment(column, str(value), n0, n1, gated))
+            for side, found in zip(rows, at, strict=True):
+                side.append(found)
+    return segments, rows
+
+
+def _critical_t(deltas: np.ndarray, points: np.ndarray, alpha: float) -> float:
+    """The `1 - alpha` quantile, over resamples, of the largest studentized distance of any
+    member from its point estimate, max_j |d_bj - d_j| / sd_j: every member's interval
+    d_j +- c sd_j then holds in all but `alpha` of the resamples at once. (Percentile ranks
+    cannot do this at 1,000 resamples: with dozens of members the cut falls past the last draw.)
+    A member's undefined (NaN) resamples and a member that never varies add nothing."""
+    sd = np.nanstd(deltas, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.abs(deltas - points) / np.where(sd > 0, sd, np.inf)
+    worst = np.nanmax(np.where(np.isfinite(t), t, 0.0), axis=1)
+    return float(np.quantile(worst, 1 - alpha, method="higher"))
+
+
 # --- planning: which rows pair up, which metrics are computable ---------------------------------
 
 
@@ -235,6 +416,11 @@ def _paired_orders(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarr
     """Row orders of `a` and `b` that match them by id, when the pairing rule holds: the same
     id set, and each id has the same y_true on both sides. None: the rows cannot be paired."""
     if len(a) != len(b):
+        return None
+    if np.array_equal(a.ids, b.ids):  # the same rows in the same order: nothing to sort
+        if np.array_equal(a.y_true, b.y_true):
+            same = np.arange(len(a))
+            return same, same
         return None
     ia, ib = np.argsort(a.ids), np.argsort(b.ids)  # ids are unique: one order, any sort kind
     if np.array_equal(a.ids[ia], b.ids[ib]) and np.array_equal(a.y_true[ia], b.y_true[ib]):
@@ -323,12 +509,15 @@ __all__ = [
     "METRICS",
     "DeltaCI",
     "Deltas",
+    "Family",
     "InvalidPredictions",
     "InvalidStatsOptions",
     "MetricInfo",
     "PointMetrics",
     "Predictions",
+    "Segment",
     "bootstrap_deltas",
+    "bootstrap_family",
     "load_predictions",
     "point_metrics",
     "task_of",

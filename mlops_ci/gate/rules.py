@@ -347,6 +347,86 @@ def judge_row(
         yield result
 
 
+def judge_worst_slice(
+    row: Mapping[str, Any],
+    rule: MetricRule,
+    comparison: Mapping[str, Any],
+    settings: Settings,
+    level: str = "",
+) -> RuleResult:
+    """`worst_slice_drop`: no gated slice may lose more than the threshold. With `significant`,
+    a slice fails only when its whole (simultaneous) interval is beyond the threshold; when only
+    its point estimate is, the rule is inconclusive and follows `on_inconclusive`."""
+    name, threshold = str(row.get("name")), float(rule.worst_slice_drop or 0.0)
+    r = _Row(name, rule.direction or str(row.get("direction") or "higher"), None, None, None,
+             None, level)  # fmt: skip
+    if _number(row.get("baseline")) is None:
+        reason = f"{name} has no baseline value to compare with: worst_slice_drop not applied"
+        return _result(r, "worst_slice_drop", threshold, None, "skipped", reason)
+    leaf = str(row.get("key") or name).rsplit(".", 1)[-1]
+    slices = comparison.get("slices")
+    rows = slices.get("rows") if isinstance(slices, Mapping) else None
+    found = []
+    for s in rows if isinstance(rows, list) else []:
+        if not isinstance(s, Mapping) or s.get("gated") is not True:
+            continue
+        for m in s.get("metrics") or []:
+            if (
+                isinstance(m, Mapping)
+                and m.get("name") == leaf
+                and _number(m.get("delta")) is not None
+            ):
+                found.append((s, m))
+    if not found:
+        reason = (
+            f"{name} has no gated slices to judge (set slices: in {SETTINGS_FILE}, with "
+            "predictions at both revisions): the gate cannot tell, so the rule fails"
+        )
+        return _result(r, "worst_slice_drop", threshold, None, "fail", reason)
+    higher = r.direction == "higher"
+
+    def worsening(m: Mapping[str, Any]) -> float:
+        delta = float(m["delta"])
+        return -delta if higher else delta
+
+    def least_worsening(m: Mapping[str, Any]) -> float | None:  # the interval's best end
+        low, high = _number(m.get("ci_low")), _number(m.get("ci_high"))
+        if low is None or high is None:
+            return None
+        return -high if higher else low
+
+    s, m = max(found, key=lambda sm: worsening(sm[1]))
+    w = worsening(m)
+    where = f"{s.get('column')}={s.get('value')}"
+    observed = -w
+    if w <= threshold + _slack(threshold):
+        reason = (
+            f"{name}: the worst of {len(found)} slices is {where}, "
+            f"{'dropped' if w > 0 else 'changed'} {fmt(abs(w))}, within worst_slice_drop "
+            f"{_threshold(threshold)}"
+        )
+        return _result(r, "worst_slice_drop", threshold, observed, "pass", reason,
+                       rule.significant)  # fmt: skip
+    reason = f"{name} dropped {fmt(w)} in slice {where}, more than worst_slice_drop {_threshold(threshold)}"
+    if not rule.significant:
+        return _result(r, "worst_slice_drop", threshold, observed, "fail", reason)
+    sure = [(sm, least_worsening(sm[1])) for sm in found]
+    beyond = [(sm, lw) for sm, lw in sure if lw is not None and lw > threshold]
+    if beyond:
+        (s2, m2), lw = max(beyond, key=lambda x: x[1])
+        where2 = f"{s2.get('column')}={s2.get('value')}"
+        reason = (
+            f"{name} dropped {fmt(worsening(m2))} in slice {where2}; its {level}simultaneous "
+            f"interval says at least {fmt(lw)}, more than worst_slice_drop {_threshold(threshold)}"
+        )
+        return _result(r, "worst_slice_drop", threshold, -worsening(m2), "fail", reason, True)
+    choice = settings.on_inconclusive
+    reason += (
+        f", but no slice's {level}simultaneous interval rules out noise (on_inconclusive: {choice})"
+    )
+    return _result(r, "worst_slice_drop", threshold, observed, choice, reason, True)
+
+
 def _ok(ok: bool) -> str:
     return "pass" if ok else "fail"
 
@@ -411,6 +491,8 @@ def evaluate_gate(
                 errors=_errors_for(row, errors),
             )
         )  # fmt: skip
+        if rule.worst_slice_drop is not None:
+            results.append(judge_worst_slice(row, rule, comparison, settings, level))
     if errors:
         results += _unread_metrics(settings, unknown if rows else list(settings.metrics), errors,
                                    judged_files)  # fmt: skip

@@ -23,10 +23,8 @@ goes through `guard_streams`, which defuses such lines with a zero-width space.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import secrets
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -54,6 +52,8 @@ def format_heredoc(name: str, value: str) -> str:
     """One `name<<DELIM` block; DELIM is random and checked not to occur in the value."""
     if not _NAME.match(name):
         raise ConfigError(f"{name!r} is not a valid output or variable name")
+    import secrets  # lazy: hmac and hashlib cost more than the rest of this module
+
     while True:
         delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
         if delimiter not in value:
@@ -73,6 +73,8 @@ def _as_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
+        import json
+
         return json.dumps(value, separators=(",", ":"))
     return str(value)
 
@@ -246,6 +248,8 @@ def guard_streams(environ: Mapping[str, str] | None = None) -> Iterator[None]:
 
 def _load(path: Path) -> dict[str, Any] | None:
     try:
+        import json
+
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
@@ -308,6 +312,8 @@ def outputs_from_run_dir(run_dir: Path) -> dict[str, str]:
     outputs["deploy-url"] = str(deployment.get("location") or deployment.get("target") or "")
     # sweep documents (sweep.py): the plan's matrix, and the collected leaderboard's best.
     plan = _load(run_dir / "sweep-plan.json") or {}
+    import json
+
     outputs["matrix"] = json.dumps(plan.get("matrix") or {"include": []}, separators=(",", ":"))
     outputs["count"] = str(len(plan.get("candidates") or []))
     outputs["best"] = str((_load(run_dir / "leaderboard.json") or {}).get("best") or "")

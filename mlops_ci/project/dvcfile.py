@@ -45,6 +45,10 @@ def load_pipeline_yaml(text: bytes | str, name: str) -> Any:
         raise ConfigError(f"{name} is not valid YAML: {exc}") from exc
 
 
+# Above this many `[`/`{` a YAML file is parsed by the pure-Python parser: see parse_structured.
+MAX_C_FLOW_OPENINGS = 10_000
+
+
 def parse_structured(path: str, data: bytes) -> Any:
     """A metrics or params file as DVC parses it (dvc/utils/serialize): JSON, TOML, else YAML
     1.2 through ruamel (`1e-3` is a number and `yes` a string there, unlike YAML 1.1)."""
@@ -62,7 +66,12 @@ def parse_structured(path: str, data: bytes) -> Any:
         return parse_py(text, path)
     from ruamel.yaml import YAML
 
-    return YAML(typ="safe", pure=True).load(text) or {}
+    # DVC's own call (dvc/utils/serialize/_yaml.py): the C parser when ruamel.yaml.clib is
+    # installed, as it is with mlops-ci, else the pure one; YAML 1.2 either way. The C composer
+    # recurses without a limit and crashes the process on flow collections nested some 100,000
+    # deep; the pure one stops with a RecursionError that is reported as too deep.
+    flow_openings = text.count("[") + text.count("{")
+    return YAML(typ="safe", pure=flow_openings > MAX_C_FLOW_OPENINGS).load(text) or {}
 
 
 @dataclass(frozen=True)
@@ -272,3 +281,67 @@ def stage_wdirs(data: Any, dvcfile: str) -> dict[str, str]:
 def lock_hashes(text: bytes | str | None) -> dict[str, str]:
     """Output path -> md5 from a root `dvc.lock` (files and `.dir` hashes alike)."""
     return {e.path: e.md5 for e in lock_entries(text) if e.role == "out" and e.md5}
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """One stage's dependencies and outputs (project-relative), as its `dvc.yaml` lists them."""
+
+    name: str
+    dvcfile: str
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]  # outs, metrics and plots outputs alike
+
+
+def stage_paths(data: Any, dvcfile: str) -> list[StagePaths]:
+    """The stages of one parsed (resolved) `dvc.yaml` with their paths."""
+    if not isinstance(data, dict):
+        return []
+    base = posixpath.dirname(dvcfile)
+    stages = []
+    for name, stage in (data.get("stages") or {}).items():
+        if not isinstance(stage, dict):
+            continue
+        wdir = norm(base, str(stage.get("wdir", ".")))
+        deps = [norm(wdir, p) for p, _ in _entries(stage.get("deps")) if "://" not in p]
+        outs = [
+            norm(wdir, p)
+            for key in ("outs", "metrics", "plots")
+            for p, _ in _entries(stage.get(key))
+            if "://" not in p
+        ]
+        stages.append(StagePaths(str(name), dvcfile, tuple(deps), tuple(outs)))
+    return stages
+
+
+@dataclass(frozen=True)
+class ArtifactDecl:
+    """One entry of a `dvc.yaml`'s `artifacts:` (DVC's model registry declaration, which
+    `dvc artifacts get` and GTO read)."""
+
+    name: str
+    path: str  # project-relative
+    type: str | None
+    desc: str | None
+    dvcfile: str
+
+
+def artifacts(data: Any, dvcfile: str) -> list[ArtifactDecl]:
+    """The `artifacts:` of one parsed `dvc.yaml`, paths made project-relative."""
+    section = data.get("artifacts") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        return []
+    base = posixpath.dirname(dvcfile)
+    found = []
+    for name, entry in section.items():
+        if not isinstance(entry, dict) or not entry.get("path"):
+            continue
+        raw = str(entry["path"])
+        path = raw if "://" in raw else norm(base, raw)
+        kind, desc = entry.get("type"), entry.get("desc")
+        found.append(
+            ArtifactDecl(
+                str(name), path, str(kind) if kind else None, str(desc) if desc else None, dvcfile
+            )
+        )
+    return found

@@ -6,24 +6,55 @@ worst failure a gate can have.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mlops_ci.project.errors import ConfigError
+from mlops_ci.project.schema_check import conforms
 
 SETTINGS_FILE = "mlops-ci.yaml"
-DIRECTIONS = ("higher", "lower")
-MISSING_CHOICES = ("fail", "neutral", "ignore")
-INCONCLUSIVE_CHOICES = ("fail", "neutral", "pass")
-BUMPS = ("major", "minor", "patch")
+# The JSON Schema of mlops-ci.yaml is the source of truth for its keys, choices and ranges;
+# editors read the same file (`# yaml-language-server: $schema=...`).
+SCHEMA_FILE = "mlops-ci.schema.json"
+
+
+@cache
+def settings_schema() -> dict[str, Any]:
+    """The JSON Schema of `mlops-ci.yaml`, shipped in the package (project/schemas/)."""
+    path = resources.files("mlops_ci.project").joinpath("schemas", SCHEMA_FILE)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _section(name: str | None) -> dict[str, Any]:
+    """The schema of one section (`$defs/<name>`), or of the whole file for None."""
+    schema = settings_schema()
+    return schema if name is None else schema["$defs"][name]
+
+
+def _keys(name: str | None) -> set[str]:
+    return set(_section(name)["properties"])
+
+
+def _choices(name: str | None, key: str) -> tuple[str, ...]:
+    return tuple(v for v in _section(name)["properties"][key]["enum"] if v is not None)
+
+
+DIRECTIONS = _choices("rule", "direction")
+MISSING_CHOICES = _choices(None, "on_missing_metric")
+INCONCLUSIVE_CHOICES = _choices(None, "on_inconclusive")
+BUMPS = _choices("promote", "bump")
+VERIFY_CHOICES = _choices("deploy", "verify")
 DEFAULT_KEY = "default"  # metrics.default: the rule for metrics not listed by name
 MAX_SETTINGS_BYTES = 1024 * 1024  # a policy is a page of YAML; /dev/zero must not be read
 MAX_YAML_DEPTH = 32
@@ -43,12 +74,31 @@ class MetricRule:
     min_gain: float | None = None
     significant: bool = False
     confidence: float | None = None
+    # A band the policy states for a metric without an interval: inside it, within noise.
+    tolerance: float | None = None
+    tolerance_pct: float | None = None
+    # The largest drop of the metric in any gated slice (predictions `slices:`).
+    worst_slice_drop: float | None = None
 
     def has_thresholds(self) -> bool:
         return any(
             v is not None
-            for v in (self.min, self.max, self.max_drop, self.max_drop_pct, self.min_gain)
-        )
+            for v in (
+                self.min, self.max, self.max_drop, self.max_drop_pct, self.min_gain,
+                self.worst_slice_drop,
+            )
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SliceSettings:
+    """Slices of the test set every predictions metric is also computed on."""
+
+    columns: tuple[str, ...] = ()  # columns of the predictions file (or of `features`)
+    features: str | None = None  # a CSV joined to the predictions by `key`
+    key: str = "id"
+    min_size: int = 100  # smaller slices are reported, not gated
+    show: int = 5  # worst slices in the report
 
 
 @dataclass(frozen=True)
@@ -63,6 +113,10 @@ class DeploySettings:
     target: str = "deployments/"
     command: str | None = None
     environment: str | None = None
+    # How a deployed bundle is checked before the switch: `predictions` (reproduce recorded
+    # predictions on test rows), `checksums` (no tabular test set), `command` (verify_command).
+    verify: str = "predictions"
+    verify_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +149,8 @@ class Settings:
     confidence: float = 0.95
     bootstrap_resamples: int = 1000
     trend_commits: int = 10
+    noise_commits: int = 20  # commits of the target branch a noise band is estimated from
+    slices: SliceSettings = field(default_factory=SliceSettings)
     metrics: Mapping[str, MetricRule] = field(default_factory=dict)
     default_rule: MetricRule | None = None
     on_missing_metric: str = "fail"
@@ -123,14 +179,8 @@ def metric_aliases(name: str, key: str | None = None) -> list[str]:
     return list(dict.fromkeys([name, path, name.split(":", 1)[-1], path.rsplit(".", 1)[-1]]))
 
 
-_TOP_KEYS = {
-    "artifact", "target_branch", "baseline", "model", "predictions", "test_data", "confidence",
-    "bootstrap_resamples", "trend_commits", "metrics", "on_missing_metric", "on_inconclusive",
-    "promote", "deploy", "remote", "sweep", "intended_use",
-}  # fmt: skip
-_RULE_KEYS = {
-    "direction", "min", "max", "max_drop", "max_drop_pct", "min_gain", "significant", "confidence",
-}  # fmt: skip
+_TOP_KEYS = _keys(None)
+_RULE_KEYS = _keys("rule")
 
 
 class _Reader:
@@ -225,6 +275,9 @@ def _rule(source: str, where: str, data: Any) -> MetricRule:
         min_gain=r.number("min_gain", None),
         significant=r.flag("significant", False),
         confidence=r.number("confidence", None, low=0.5, high=0.999),
+        tolerance=r.number("tolerance", None, low=0),
+        tolerance_pct=r.number("tolerance_pct", None, low=0),
+        worst_slice_drop=r.number("worst_slice_drop", None, low=0),
     )
 
 
@@ -251,7 +304,7 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
         else:
             metrics[name] = parsed
     promote = r.mapping("promote")
-    pr = _Reader(source, promote, "promote", {"stages", "auto", "bump"})
+    pr = _Reader(source, promote, "promote", _keys("promote"))
     stages = promote.get("stages", list(PromoteSettings.stages))
     if not isinstance(stages, list) or not all(
         isinstance(s, str) and ARTIFACT_NAME.fullmatch(s) for s in stages
@@ -260,8 +313,12 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
     auto = pr.text("auto", PromoteSettings.auto)
     if auto is not None and auto not in stages:
         raise pr.fail("auto", "one of promote.stages (" + ", ".join(stages) + ")")
-    deploy = _Reader(source, r.mapping("deploy"), "deploy", {"target", "command", "environment"})
-    return Settings(
+    deploy = _Reader(source, r.mapping("deploy"), "deploy", _keys("deploy"))
+    verify = deploy.choice("verify", VERIFY_CHOICES, DeploySettings.verify) or "predictions"
+    verify_command = deploy.text("verify_command", None)
+    if verify == "command" and not verify_command:
+        raise deploy.fail("verify_command", "a program to run when deploy.verify is command")
+    settings = Settings(
         artifact=r.name("artifact", Settings.artifact) or Settings.artifact,
         target_branch=r.text("target_branch", Settings.target_branch) or "main",
         baseline=r.text("baseline", Settings.baseline) or "merge-base",
@@ -273,6 +330,8 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
             r.number("bootstrap_resamples", 1000, low=100, high=100_000) or 1000
         ),
         trend_commits=int(r.number("trend_commits", 10, low=0, high=200) or 0),
+        noise_commits=int(r.number("noise_commits", 20, low=0, high=200) or 0),
+        slices=_slices(source, data.get("slices")),
         metrics=metrics,
         default_rule=default_rule,
         on_missing_metric=r.choice("on_missing_metric", MISSING_CHOICES, "fail") or "fail",
@@ -286,11 +345,102 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
             target=deploy.text("target", DeploySettings.target) or DeploySettings.target,
             command=deploy.text("command", None),
             environment=deploy.text("environment", None),
+            verify=verify,
+            verify_command=verify_command,
         ),
         remote=_remote(source, r.mapping("remote")),
         sweep=_sweep(source, r.mapping("sweep")),
         intended_use=r.text("intended_use", None),
         source=source,
+    )
+    # The typed reading above words the common mistakes; the schema catches whatever else it
+    # forbids, so a key or limit added to the schema holds without a reader change.
+    check_schema(data, source)
+    return settings
+
+
+def check_schema(data: Any, source: str = SETTINGS_FILE) -> None:
+    """Raise ConfigError naming file and key for the first way `data` breaks the schema."""
+    if conforms(data, settings_schema()):  # the common case, without importing jsonschema
+        return
+    errors = schema_problems(data, source)
+    if errors:
+        raise ConfigError(errors[0])
+
+
+def schema_problems(data: Any, source: str = SETTINGS_FILE) -> list[str]:
+    """Every way `data` (parsed `mlops-ci.yaml`) breaks the schema, each naming file and key."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    validator = Draft202012Validator(settings_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        if error.validator == "anyOf" and error.context:
+            error = best_match(error.context)
+        problems.append(_schema_message(error, source))
+    return problems
+
+
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+}
+
+
+def _schema_message(error: Any, source: str) -> str:
+    key = ".".join(str(p) for p in error.absolute_path)
+    schema, kind = error.schema, error.validator
+    if kind == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = set(schema.get("properties", {}))
+        unknown = sorted(str(k) for k in error.instance if k not in allowed)
+        where = f"{key}.{unknown[0]}" if key else unknown[0]
+        return f"{source}: unknown key {where!r}; allowed here: {', '.join(sorted(allowed))}"
+    if kind == "enum":
+        expected = "one of " + ", ".join(str(v) for v in error.validator_value if v is not None)
+    elif kind == "type":
+        value = error.validator_value
+        types = [value] if isinstance(value, str) else list(value)
+        expected = " or ".join(_TYPE_WORDS.get(t, t) for t in types if t != "null")
+    elif kind == "minimum":
+        expected = f"at least {error.validator_value}"
+    elif kind == "maximum":
+        expected = f"at most {error.validator_value}"
+    elif kind == "minItems":
+        expected = "a non-empty list"
+    elif kind == "minProperties":
+        expected = "a non-empty mapping"
+    elif kind == "pattern":
+        expected = schema.get("description") or "a non-empty string"
+    else:
+        expected = f"valid ({error.message[:200]})"
+    value = repr(error.instance)
+    value = value if len(value) <= 100 else value[:97] + "..."
+    return f"{source}: {key or 'the file'} must be {expected}, not {value}"
+
+
+def _slices(source: str, data: Any) -> SliceSettings:
+    """`slices:` as a list of columns, or a mapping with `columns` and options."""
+    if data is None:
+        return SliceSettings()
+    if isinstance(data, list):
+        data = {"columns": data}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: slices must be a list of columns or a mapping, not {data!r}")
+    r = _Reader(source, data, "slices", {"columns", "features", "key", "min_size", "show"})
+    columns = data.get("columns") or []
+    if not isinstance(columns, list) or not all(isinstance(c, str) and c for c in columns):
+        raise r.fail("columns", "a list of column names")
+    return SliceSettings(
+        columns=tuple(dict.fromkeys(columns)),
+        features=r.text("features", None),
+        key=r.text("key", "id") or "id",
+        min_size=int(r.number("min_size", 100, low=1, high=10_000_000) or 100),
+        show=int(r.number("show", 5, low=0, high=100) or 0),
     )
 
 
@@ -373,13 +523,17 @@ def _too_big(source: str, size: int) -> str:
     )
 
 
+# The same safe loader either way; the C one when PyYAML was built with libyaml.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(text: str, source: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
     """YAML as safe_load reads it, but a duplicate key is an error naming its path (PyYAML
     keeps the last one silently, which drops a rule), and nesting deeper than `max_depth` is
     refused before the recursive composer could overflow the stack."""
     try:
         depth = 0
-        for events, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
+        for events, event in enumerate(yaml.parse(text, Loader=_YAML_LOADER)):
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > max_depth:
@@ -388,11 +542,20 @@ def load_yaml(text: str, source: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any
                 depth -= 1
             if events > MAX_YAML_EVENTS:
                 raise ConfigError(f"{source} has more than {MAX_YAML_EVENTS:,} YAML nodes")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None:
+        # Compose once, check the tree, then construct from that same tree: libyaml when
+        # present (PyYAML's pure-Python reader is ~20x slower), one parse fewer either way.
+        loader = _YAML_LOADER(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
             _check_duplicates(node, source)
-        return yaml.safe_load(text)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # libyaml's own cap, met before ours
+            raise ConfigError(f"{source} nests deeper than {max_depth} levels") from exc
         raise ConfigError(f"{source} is not valid YAML: {str(exc)[:500]}") from exc
     except RecursionError as exc:  # aliases can still nest deeper than the event stream shows
         raise ConfigError(f"{source} nests deeper than {max_depth} levels") from exc

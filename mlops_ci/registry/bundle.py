@@ -149,15 +149,15 @@ def _lineage(lock: bytes | None) -> list[dict[str, Any]]:
 @dataclass
 class _Sources:
     model: bytes
-    test_csv: bytes
-    predictions_csv: bytes
+    test_csv: bytes | None  # None when deploy.verify is not `predictions`
+    predictions_csv: bytes | None
     lock: bytes | None
     params: dict[str, Any]
     metrics: dict[str, Any]
 
 
 def _read_sources(
-    repo_dir: Path, sha: str, *, model: str, test_data: str, predictions: str
+    repo_dir: Path, sha: str, *, model: str, test_data: str | None, predictions: str | None
 ) -> _Sources:
     """Read everything at `sha` through one DVC repo: git files from git, outputs from cache."""
     from dvc.exceptions import DvcException
@@ -171,7 +171,9 @@ def _read_sources(
                 if not fs.exists(path):
                     raise ConfigError(
                         f"{path} does not exist at {sha[:12]}; check `model`, `predictions` and "
-                        "`test_data` in mlops-ci.yaml"
+                        f"`test_data` in mlops-ci.yaml (defaults: {DEFAULT_MODEL}, "
+                        f"{DEFAULT_PREDICTIONS}, {DEFAULT_TEST_DATA}), or set `deploy.verify: "
+                        "checksums` for a model without a tabular test set"
                     )
                 try:
                     with fs.open(path, "rb") as fh:
@@ -186,8 +188,8 @@ def _read_sources(
 
             return _Sources(
                 model=read(model),
-                test_csv=read(test_data),
-                predictions_csv=read(predictions),
+                test_csv=read(test_data) if test_data else None,
+                predictions_csv=read(predictions) if predictions else None,
                 lock=read("dvc.lock") if fs.exists("dvc.lock") else None,
                 params=_show_data(repo.params.show()),
                 metrics=_show_data(repo.metrics.show()),
@@ -268,14 +270,18 @@ def build_bundle(
     """Build the bundle of `version` (commit `sha`) under `<run_dir>/bundles/` and return it."""
     settings = settings or load_settings(repo_dir)
     artifact, model_path = settings.artifact, settings.model or DEFAULT_MODEL
+    by_rows = settings.deploy.verify == "predictions"
     sources = _read_sources(
         repo_dir,
         sha,
         model=model_path,
-        test_data=settings.test_data or DEFAULT_TEST_DATA,
-        predictions=settings.predictions or DEFAULT_PREDICTIONS,
+        test_data=(settings.test_data or DEFAULT_TEST_DATA) if by_rows else None,
+        predictions=(settings.predictions or DEFAULT_PREDICTIONS) if by_rows else None,
     )
-    samples, features = _samples(sources.test_csv, sources.predictions_csv, sample_rows)
+    if sources.test_csv is not None and sources.predictions_csv is not None:
+        samples, features = _samples(sources.test_csv, sources.predictions_csv, sample_rows)
+    else:  # deploy.verify: checksums or command; no test rows are recorded
+        samples, features = None, []
     verdict = read_verdict(run_dir, sha)
     comparison = documents.read(run_dir, "comparison.json", required=False)
     created_at = documents.now()
@@ -298,7 +304,9 @@ def build_bundle(
         "verdict": (
             {k: verdict.get(k) for k in ("verdict", "summary", "baseline_sha")} if verdict else None
         ),
-        "verification": {
+        "verification": _verification_without_rows(settings)
+        if samples is None
+        else {
             "file": SAMPLES,
             "rows": len(samples),
             "id": ID_COLUMN,
@@ -324,7 +332,7 @@ def build_bundle(
             "confidence": float((comparison or {}).get("confidence") or 0.95),
             "params": sorted(params.items()),
             "lineage": lineage,
-            "sample_rows": len(samples),
+            "sample_rows": 0 if samples is None else len(samples),
             "samples_file": SAMPLES,
             "checksums_file": CHECKSUMS,
         }
@@ -337,7 +345,8 @@ def build_bundle(
     work = work_path(parent, f".{dest.name}")
     work.mkdir()
     (work / model_file).write_bytes(sources.model)
-    samples.to_csv(work / SAMPLES, index=False)
+    if samples is not None:
+        samples.to_csv(work / SAMPLES, index=False)
     (work / METADATA).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     (work / MODEL_CARD).write_text(card, encoding="utf-8")
     write_checksums(work)
@@ -350,6 +359,13 @@ def build_bundle(
 # --- verification -----------------------------------------------------------------------------
 
 
+def _verification_without_rows(settings: Settings) -> dict[str, Any]:
+    """`metadata.json`'s verification for a model without a tabular test set."""
+    if settings.deploy.verify == "command":
+        return {"mode": "command", "command": settings.deploy.verify_command, "rows": 0}
+    return {"mode": "checksums", "rows": 0}
+
+
 def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
     """Checksums, then predictions in a fresh interpreter; raises `VerificationFailed`."""
     problems = checksum_problems(bundle_dir)
@@ -358,6 +374,11 @@ def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
             f"bundle {bundle_dir} is corrupted: {'; '.join(problems[:5])}; "
             "rebuild it with `mlops-ci deploy` (nothing was switched)"
         )
+    mode = _verification_mode(bundle_dir)
+    if mode.get("mode") == "checksums":
+        return {"checksums": "ok", "mode": "checksums", "rows": 0}
+    if mode.get("mode") == "command":
+        return _verify_by_command(bundle_dir, str(mode.get("command") or ""), timeout)
     # cwd is the bundle: a project directory may hold its own `mlops_ci/` stage package.
     try:
         proc = subprocess.run(
@@ -400,6 +421,48 @@ def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
             "eval predictions are out of step: rerun the pipeline (`dvc repro`) and commit"
         )
     return {"checksums": "ok", **result}
+
+
+def _verification_mode(bundle_dir: Path) -> dict[str, Any]:
+    """The bundle's recorded verification (bundles without a `mode` verify by predictions)."""
+    try:
+        meta = json.loads((bundle_dir / METADATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise VerificationFailed(f"bundle {bundle_dir} has no readable {METADATA}: {exc}") from exc
+    check = meta.get("verification") if isinstance(meta, dict) else None
+    return check if isinstance(check, dict) else {}
+
+
+def _verify_by_command(bundle_dir: Path, command: str, timeout: float) -> dict[str, Any]:
+    """deploy.verify: command: the program checks the bundle (it may load the model, so it
+    gets no write token); a non-zero exit fails the deploy before the switch."""
+    import shlex
+
+    argv = shlex.split(command)
+    if not argv:
+        raise VerificationFailed("deploy.verify is command but deploy.verify_command is empty")
+    if any("{bundle}" in a for a in argv):
+        argv = [a.replace("{bundle}", str(bundle_dir)) for a in argv]
+    else:
+        argv.append(str(bundle_dir))
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=bundle_dir,
+            env={**without_write_tokens(os.environ), "MLOPS_CI_BUNDLE": str(bundle_dir)},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise VerificationFailed(f"deploy.verify_command {argv[0]} could not run: {exc}") from exc
+    if proc.returncode != 0:
+        raise VerificationFailed(
+            f"deploy.verify_command exited {proc.returncode} on {bundle_dir} (nothing was "
+            f"switched): {(proc.stderr or proc.stdout).strip()[-800:]}"
+        )
+    return {"checksums": "ok", "mode": "command", "rows": 0, "command": argv[0]}
 
 
 def check_predictions(bundle_dir: Path) -> dict[str, Any]:

@@ -56,6 +56,8 @@ class Deployment:
     recorded: dict[str, Any] | None = None
     record_error: str | None = None
     deployed_at: str = field(default_factory=now)
+    # Why a deploy went ahead without a recorded passing verdict (`deploy --override`).
+    override: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**documents.header("deployment"), **asdict(self)}
@@ -63,10 +65,16 @@ class Deployment:
     def summary(self) -> str:
         was = f" (was {self.previous})" if self.previous else ""
         checked = self.verification
+        how = {  # deploy.verify of mlops-ci.yaml
+            "checksums": "",
+            "command": f"; {checked.get('command')} passed",
+        }.get(
+            checked.get("mode", ""),
+            f"; {checked.get('rows', 0)} recorded test rows predicted the same in a fresh process",
+        )
         line = (
             f"{self.artifact} {self.version} deployed to {self.environment}{was}: {self.location}\n"
-            f"verified: sha256 of every file; {checked.get('rows', 0)} recorded test rows "
-            f"predicted the same in a fresh process"
+            f"verified: sha256 of every file{how}"
         )
         if self.record_error:
             line += f"\nwarning: the deployment was not recorded: {self.record_error}"

@@ -9,6 +9,7 @@ never disagree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,40 @@ def read_verdict(run_dir: Path, sha: str) -> dict[str, Any] | None:
     if candidate and candidate != sha:
         return None
     return verdict
+
+
+# What promote writes into a version tag's message (`_version_message` of `commands.promote`):
+# the durable record of the gate's verdict, read back by a deploy that a tag push started.
+VERDICT_LINE = re.compile(r"^gate: (pass|fail|neutral)\b", re.M)
+# The verdicts the gate lets through (exit 0): a version with one may be deployed.
+PASSING = ("pass", "neutral")
+
+
+def recorded_verdict(git: Git, artifact: str, version: str) -> str | None:
+    """The verdict recorded in the annotated tag `<artifact>@<version>`, or None without one
+    (a version registered by hand, or by a promote that ran without a gate)."""
+    from gto.constants import name_to_tag
+
+    ref = f"refs/tags/{name_to_tag(artifact)}@{version}"
+    proc = git.run("for-each-ref", "--format=%(objecttype) %(contents)", ref, check=False)
+    kind, _, message = proc.stdout.partition(" ")
+    if proc.returncode != 0 or kind != "tag":
+        return None
+    found = VERDICT_LINE.search(message)
+    return found.group(1) if found else None
+
+
+def branch_ref(git: Git, branch: str) -> str | None:
+    """`branch` as the remote has it (a CI checkout of a tag has no local branch), else local."""
+    for ref in (f"refs/remotes/origin/{branch}", f"refs/heads/{branch}"):
+        if git.rev_parse(ref) is not None:
+            return ref
+    return None
+
+
+def on_history(git: Git, sha: str, ref: str) -> bool:
+    """Whether the commit `sha` is `ref` or one of its ancestors."""
+    return git.run("merge-base", "--is-ancestor", sha, ref, check=False).returncode == 0
 
 
 @dataclass

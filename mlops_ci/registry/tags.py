@@ -90,6 +90,14 @@ class TagWriter:
         self.counter += 1
         return self._tag(f"{self.prefix}#{stage}!#{self.counter}", sha, message)
 
+    def deregister(self, version: str, sha: str, message: str) -> str:
+        """GTO's deregistration: `name@vX.Y.Z!`; the version stays in history, inactive."""
+        return self._tag(f"{self.prefix}@{version}!", sha, message)
+
+    def deprecate(self, sha: str, message: str) -> str:
+        """GTO's deprecation of the whole artifact: `name@deprecated`."""
+        return self._tag(f"{self.prefix}@deprecated", sha, message)
+
 
 def sync_tags(git: Git, remote: str) -> None:
     """Make the local tags what the remote has (a shallow CI checkout has none)."""

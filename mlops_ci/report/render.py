@@ -27,6 +27,7 @@ from mlops_ci.report.sections import (
     policy_section,
     render,
     short_sha,
+    slices_section,
     stages_section,
 )
 from mlops_ci.report.trend import Trend, trend_charts
@@ -131,7 +132,11 @@ def _image_rows(plots: list[dict]) -> list[dict[str, str]]:
 
 
 def _plots_section(
-    comparison: dict, plots: list[dict], labels: tuple[str, str], run_url: str | None = None
+    comparison: dict,
+    plots: list[dict],
+    labels: tuple[str, str],
+    run_url: str | None = None,
+    pngs: png.PngResult | None = None,
 ) -> Section | None:
     images = _image_rows(plots)
     plots = [p for p in plots if p.get("kind") != "image"]
@@ -141,8 +146,8 @@ def _plots_section(
         if chart is not None:
             charts.append({"title_md": md_text(chart.title, 80), "markdown": chart.markdown()})
     png_line = None
-    if plots and png.png_available():
-        names = ", ".join(png.plot_names(plots))
+    if pngs is not None and pngs.files:  # only what was drawn (`report --png`)
+        names = ", ".join(path.name for path in pngs.files)
         png_line = f"PNG files in the run directory under plots/: {md_text(names, 600)}"
     if not charts and not png_line and not images:
         return None
@@ -164,6 +169,15 @@ def _trend_section(trend: Trend | None, comparison: dict) -> Section | None:
     )
 
 
+def revision_labels(comparison: dict) -> tuple[str, str]:
+    """How the report names the two sides: short SHAs, else `baseline` / `candidate`."""
+    base, cand = (
+        short_sha((comparison.get(side) or {}).get("sha")) or side
+        for side in ("baseline", "candidate")
+    )
+    return base, cand
+
+
 def build_report(
     comparison: dict,
     verdict: dict | None = None,
@@ -175,6 +189,7 @@ def build_report(
     marker_id: str | None = None,
     verdict_note: str | None = None,
     inputs: Mapping[str, str | None] | None = None,
+    pngs: png.PngResult | None = None,
 ) -> Report:
     """The report for `comparison` (+ `verdict`), fitted to `limit` characters (None: no limit).
 
@@ -193,12 +208,9 @@ def build_report(
     plots = [p for p in comparison.get("plots") or [] if isinstance(p, dict)]
     params = params_section(comparison)
     has_changes = any(m.get("status") != "unchanged" for m in metrics) or params is not None
-    labels = tuple(
-        short_sha((comparison.get(side) or {}).get("sha")) or side
-        for side in ("baseline", "candidate")
-    )
+    labels = revision_labels(comparison)
     metrics_main, unchanged = metrics_sections(comparison, metrics)
-    notes = [] if not plots or png.png_available() else [png.MISSING_NOTE]
+    notes = list(pngs.notes) if pngs is not None else []
     sections = [
         headline(
             comparison,
@@ -210,10 +222,11 @@ def build_report(
             verdict_note=verdict_note,
         ),
         metrics_main,
+        slices_section(comparison),
         params,
         policy_section(comparison),
         stages_section(comparison),
-        _plots_section(comparison, plots, labels, links.run_url),  # type: ignore[arg-type]
+        _plots_section(comparison, plots, labels, links.run_url, pngs),
         _trend_section(trend, comparison),
         unchanged,
         notes_section(comparison, notes),

@@ -29,6 +29,7 @@ STATUS_MARKS = {
     "removed": "⚠️ removed",
     "inconclusive": "⚪ inconclusive",
     "changed": "🔁 changed",
+    "within-noise": "〰️ within noise",
     "added": "🆕 added",
     "improved": "🟢 improved",
     "unchanged": "unchanged",
@@ -102,7 +103,7 @@ def headline(
     parts = [f"{counts.get(s, 0)} {s}" for s in ("improved", "regressed", "inconclusive")]
     parts += [
         f"{counts[s]} {s}"
-        for s in ("unknown", "added", "removed", "changed", "unchanged")
+        for s in ("unknown", "added", "removed", "changed", "within-noise", "unchanged")
         if counts.get(s)
     ]
     verdict_line = failed = advisory = None
@@ -157,7 +158,40 @@ def headline(
     return Section("headline", text)
 
 
-def metric_row(m: dict, with_ci: bool) -> str:
+def _count(value: object) -> int:
+    """A count from a document: a non-negative whole number, else 0 (no claim is made)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def decided_text(m: dict, comparison: dict) -> str:
+    """How a row's status was decided, in words (`decided_by` of the comparison row)."""
+    how = m.get("decided_by")
+    family = comparison.get("family") if isinstance(comparison.get("family"), dict) else {}
+    if how == "interval":
+        level = family.get("interval_confidence")
+        together = _count(family.get("interval_members"))
+        if isinstance(level, float) and together > 1:
+            return f"interval ({level * 100:.3g}% jointly with {together - 1} others)"
+        return "interval"
+    if how in ("noise band", "tolerance"):
+        low, high = m.get("band_low"), m.get("band_high")
+        band = f"[{fmt_number(low)}, {fmt_number(high)}]" if low is not None else ""
+        if how == "tolerance":
+            return f"tolerance {band} (policy)"
+        noise = m.get("noise") if isinstance(m.get("noise"), dict) else {}
+        df = _count(noise.get("df"))
+        level = family.get("band_confidence")
+        shown = f"{level * 100:.3g}% " if isinstance(level, float) else ""
+        repeats = f", {df} repeat runs" if df else ""
+        return f"{shown}noise band {band}{repeats}"
+    if how == "none":
+        if m.get("status") == "unchanged":
+            return "equal"
+        return "none: no interval, tolerance or noise estimate"
+    return ""
+
+
+def metric_row(m: dict, with_ci: bool, comparison: dict | None = None) -> str:
     direction = {"higher": " ↑", "lower": " ↓"}.get(str(m.get("direction")), "")
     cells = [
         md_text(m.get("name"), 100) + direction,
@@ -170,6 +204,8 @@ def metric_row(m: dict, with_ci: bool) -> str:
         low, high = m.get("ci_low"), m.get("ci_high")
         cells.append(f"[{fmt_signed(low)}, {fmt_signed(high)}]" if low is not None else "")
     cells.append(STATUS_MARKS.get(str(m.get("status")), md_text(m.get("status"), 20)))
+    if comparison is not None:
+        cells.append(md_text(decided_text(m, comparison), 120))
     return table_row(cells)
 
 
@@ -182,25 +218,130 @@ def metrics_head(comparison: dict, with_ci: bool) -> str:
             if isinstance(confidence, float) and 0 < confidence < 1
             else ""
         )
-        header.append(f"{level}CI")
-    return table([*header, "Status"], [])
+        family = comparison.get("family") if isinstance(comparison.get("family"), dict) else {}
+        together, members = family.get("interval_confidence"), family.get("interval_members")
+        if isinstance(together, float) and _count(members) > 1:
+            header.append(f"CI (all hold at {together * 100:.3g}%)")
+        else:
+            header.append(f"{level}CI")
+    decided = any(
+        isinstance(m, dict) and m.get("decided_by") for m in comparison.get("metrics") or []
+    )
+    return table([*header, "Status", *(["Decided by"] if decided else [])], [])
 
 
 def metrics_sections(comparison: dict, metrics: list[dict]) -> tuple[Section, Section | None]:
     with_ci = any(m.get("ci_low") is not None for m in metrics)
     head = metrics_head(comparison, with_ci)
+    decided = comparison if any(m.get("decided_by") for m in metrics) else None
     changed = [m for m in metrics if m.get("status") != "unchanged"]
     changed.sort(key=lambda m: STATUS_ORDER.get(str(m.get("status")), 0))
-    rows = [metric_row(m, with_ci) for m in changed]
+    rows = [metric_row(m, with_ci, decided) for m in changed]
     empty = "No metric changed." if metrics else "No metrics were found in either revision."
-    text = render("metrics", header=head, rows=rows, left_out=None, empty_text=empty)
+    text = render(
+        "metrics", header=head, rows=rows, left_out=None, empty_text=empty,
+        how=how_decided(comparison, metrics),
+    )  # fmt: skip
     main = Section("metrics", text, rows=rows, head=head)
-    unchanged = [metric_row(m, with_ci) for m in metrics if m.get("status") == "unchanged"]
+    unchanged = [metric_row(m, with_ci, decided) for m in metrics if m.get("status") == "unchanged"]
     if not unchanged:
         return main, None
     summary = f"{len(unchanged)} unchanged metric{'s' if len(unchanged) != 1 else ''}"
     text = render("unchanged", summary=summary, header=head, rows=unchanged)
     return main, Section("unchanged", text, label=f"{len(unchanged)} unchanged metric rows")
+
+
+def how_decided(comparison: dict, metrics: list[dict]) -> str | None:
+    """One paragraph under the metrics table: what colour means for this comparison."""
+    family = comparison.get("family")
+    if not isinstance(family, dict):
+        return None
+    parts = []
+    members, level = _count(family.get("interval_members")), family.get("interval_confidence")
+    if members and isinstance(level, float):
+        parts.append(
+            f"the {members} intervals (each metric from per-sample predictions, on all rows and "
+            f"on every gated slice) hold together at {level * 100:.3g}%: simultaneous bootstrap "
+            "intervals, studentized max-|t|"
+        )
+    bands, band_level = _count(family.get("band_members")), family.get("band_confidence")
+    if bands and isinstance(band_level, float):
+        parts.append(
+            f"{bands} metric{'s' if bands != 1 else ''} without an interval "
+            f"{'are' if bands != 1 else 'is'} judged by a {band_level * 100:.3g}% noise band "
+            "from the target branch's repeat runs with unchanged inputs"
+        )
+    none = [str(m.get("name")) for m in metrics if m.get("decided_by") == "none"
+            and m.get("status") == "changed"]  # fmt: skip
+    if none:
+        shown = ", ".join(none[:5]) + (f" and {len(none) - 5} more" if len(none) > 5 else "")
+        parts.append(
+            f"no interval, tolerance or noise estimate for {shown}: shown as changed, uncoloured"
+        )
+    confidence = family.get("confidence")
+    if not parts or not isinstance(confidence, float):
+        return None
+    head = (
+        f"How colour is decided: a no-op change colours anything at all at most "
+        f"{(1 - confidence) * 100:.3g}% of the time; "
+    )
+    return md_text(head + "; ".join(parts) + ". Gate rules judge the point values.", 1200)
+
+
+def _standardized(m: dict) -> float:
+    """A slice metric's loss in units of its interval's half-width, so that metrics of different
+    scales compare; the raw loss when it has no interval (a slice too small to gate)."""
+    low, high = m.get("ci_low"), m.get("ci_high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and high > low:
+        return float(m["worsening"]) / ((high - low) / 2)
+    return float(m["worsening"])
+
+
+def slices_section(comparison: dict) -> Section | None:
+    """The worst slices: for each, the metric that lost most, with its simultaneous interval."""
+    slices = comparison.get("slices")
+    if not isinstance(slices, dict) or not isinstance(slices.get("rows"), list):
+        return None
+    picked = []
+    for s in slices["rows"]:
+        if not isinstance(s, dict):
+            continue
+        metrics = [m for m in s.get("metrics") or [] if isinstance(m, dict)
+                   and isinstance(m.get("worsening"), (int, float))]  # fmt: skip
+        if metrics:
+            worst = max(metrics, key=_standardized)
+            picked.append((s.get("gated") is True, _standardized(worst), s, worst))
+    if not picked:
+        return None
+    picked.sort(key=lambda p: (not p[0], -p[1]))
+    show = slices.get("show")
+    limit = show if isinstance(show, int) and show > 0 else 5
+    rows = []
+    for gated, _, s, m in picked[:limit]:
+        low, high = m.get("ci_low"), m.get("ci_high")
+        ci = f"[{fmt_signed(low)}, {fmt_signed(high)}]" if low is not None else ""
+        n = f"{s.get('n_baseline')} / {s.get('n_candidate')}"
+        status = STATUS_MARKS.get(str(m.get("status")), md_text(m.get("status"), 20))
+        if not gated:
+            status = f"not gated (under {md_text(slices.get('min_size'), 10)} rows)"
+        cells = [
+            md_text(f"{s.get('column')}={s.get('value')}", 80), n,
+            md_text(m.get("name"), 40), fmt_number(m.get("baseline")),
+            fmt_number(m.get("candidate")), fmt_signed(m.get("delta")), ci, status,
+        ]  # fmt: skip
+        rows.append(table_row(cells))
+    head = table(
+        ["Slice", "Rows (baseline / candidate)", "Worst metric", "Baseline", "Candidate", "Δ",
+         "CI (simultaneous)", "Status"], []
+    )  # fmt: skip
+    gated = sum(1 for p in picked if p[0])
+    note = (
+        f"{len(picked)} slices by {md_text(', '.join(map(str, slices.get('columns') or [])), 200)}"
+        f"; {gated} gated, the rest under {md_text(slices.get('min_size'), 10)} rows are "
+        "reported only. Worst first."
+    )
+    text = render("slices", header=head, rows=rows, note=note)
+    return Section("slices", text, label=f"slices ({len(picked)})")
 
 
 def _param_value(value: object) -> str:

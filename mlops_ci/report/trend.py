@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import yaml
-
 from mlops_ci.compare.diff import is_number
-from mlops_ci.compare.snapshot import parse_structured
+from mlops_ci.compare.noise import load_or_none, lookup
 from mlops_ci.project.git import Git
 from mlops_ci.report.mermaid import CANDIDATE_COLOUR, Chart, chart_text, xychart
 
@@ -64,35 +62,13 @@ def read_trend(
     blobs = git.read_many(specs)
     points = []
     for commit in history:
-        documents = {path: _load(blobs.get(f"{commit.sha}:{path}"), path) for path in files}
+        documents = {path: load_or_none(blobs.get(f"{commit.sha}:{path}"), path) for path in files}
         values = {
-            str(m["name"]): _number(_lookup(documents[str(m["file"])], str(m["key"])))
+            str(m["name"]): _number(lookup(documents[str(m["file"])], str(m["key"])))
             for m in metrics
         }
         points.append(TrendPoint(sha=commit.sha, subject=commit.subject, values=values))
     return Trend(ref=ref, metrics=names, points=points)
-
-
-def _load(raw: bytes | None, path: str) -> object:
-    """The parsed metrics file, or None where it is missing or unreadable (a gap)."""
-    if raw is None:
-        return None
-    try:
-        return parse_structured(path, raw)
-    except (ValueError, yaml.YAMLError):  # UnicodeDecodeError and TOML errors are ValueErrors
-        return None
-
-
-def _lookup(document: object, key: str) -> object:
-    node = document
-    for part in key.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
 
 
 def _number(value: object) -> float | None:

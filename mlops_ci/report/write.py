@@ -13,9 +13,8 @@ FITTED_NAME = "report-comment.md"
 
 
 def write_report(run_dir: Path, report: Report, *, output: Path | None = None) -> Path:
-    """Write `report.md` (full), `report-comment.md` (fitted to the forge limit) and
-    `plots/*.png` under `run_dir`; with `output`, also the full report there. Returns the path
-    of `report.md`.
+    """Write `report.md` (full) and `report-comment.md` (fitted to the forge limit) under
+    `run_dir`; with `output`, also the full report there. Returns the path of `report.md`.
 
     Files are written before anything is posted, so a forge failure never loses the report.
     """
@@ -23,18 +22,24 @@ def write_report(run_dir: Path, report: Report, *, output: Path | None = None) -
     full = run_dir / FULL_NAME
     full.write_text(report.full_markdown, encoding="utf-8")
     (run_dir / FITTED_NAME).write_text(report.markdown, encoding="utf-8")
-    if report.plots:
-        result = png.render_pngs(
-            report.plots,
-            run_dir / "plots",
-            baseline_rev=report.revisions[0],
-            candidate_rev=report.revisions[1],
-        )
-        if result.notes:
-            (run_dir / "plots-notes.txt").write_text(
-                "\n".join(result.notes) + "\n", encoding="utf-8"
-            )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report.full_markdown, encoding="utf-8")
     return full
+
+
+def write_pngs(
+    run_dir: Path, plots: list[dict], revisions: tuple[str, str], *, limit: int = png.DEFAULT_LIMIT
+) -> png.PngResult:
+    """`plots/*.png` under `run_dir` (asked for with --png), and `plots-notes.txt` when some
+    could not be drawn."""
+    result = png.render_pngs(
+        plots, run_dir / "plots", baseline_rev=revisions[0], candidate_rev=revisions[1],
+        limit=limit,
+    )  # fmt: skip
+    notes = run_dir / "plots-notes.txt"
+    if result.notes:
+        notes.write_text("\n".join(result.notes) + "\n", encoding="utf-8")
+    elif notes.exists():
+        notes.unlink()
+    return result

@@ -17,11 +17,19 @@ from mlops_ci.project.errors import EXIT_SERVICE
 from mlops_ci.project.git import Git
 from mlops_ci.report import build_report, key_metrics, read_trend, write_report
 from mlops_ci.report.fit import size
-from mlops_ci.report.png import png_name, render_pngs
+from mlops_ci.report.png import png_name, render_pngs, vega_lite_spec
 from tests.fakes.github import FakeGitHub
 from tests.report.test_report_inputs import make_comparison, make_verdict, many_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_dir_with(tmp_path: Path, comparison: dict) -> Path:
+    """A run directory holding `comparison` as comparison.json, as `compare` leaves it."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "comparison.json").write_text(json.dumps(comparison))
+    return run_dir
 
 
 def commit(repo: Path, message: str) -> str:
@@ -97,9 +105,7 @@ def test_trend_commits_setting_sets_how_far_back_the_trend_reads(
     repo = tmp_path / "repo"
     shutil.copytree(source, repo)
     (repo / "mlops-ci.yaml").write_text(f"trend_commits: {commits}\n")
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "comparison.json").write_text(json.dumps(make_comparison(plots=[])))
+    run_dir = run_dir_with(tmp_path, make_comparison(plots=[]))
     assert main(["report", "-C", str(repo), "--run-dir", str(run_dir)]) == 0
     report = (run_dir / "report.md").read_text()
     if commits == 0:
@@ -136,8 +142,12 @@ import json, sys
 from pathlib import Path
 sys.modules["vl_convert"] = None  # `import vl_convert` now raises ImportError
 from mlops_ci.report import build_report, write_report
+from mlops_ci.report.render import revision_labels
+from mlops_ci.report.write import write_pngs
 from tests.report.test_report_inputs import make_comparison
-report = build_report(make_comparison(), None, limit=None)
+comparison = make_comparison()
+pngs = write_pngs(Path({str(tmp_path)!r}), comparison["plots"], revision_labels(comparison))
+report = build_report(comparison, None, limit=None, pngs=pngs)
 write_report(Path({str(tmp_path)!r}), report)
 print(json.dumps(report.markdown))
 """
@@ -160,9 +170,7 @@ def test_report_command_writes_every_destination(
     history: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo, _ = history
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "comparison.json").write_text(json.dumps(make_comparison()))
+    run_dir = run_dir_with(tmp_path, make_comparison())
     # The verdict names the comparison it judged (documents name their inputs).
     judged = {"comparison.json": documents.file_digest(run_dir / "comparison.json")}
     (run_dir / "verdict.json").write_text(json.dumps(make_verdict() | {"inputs": judged}))
@@ -182,20 +190,56 @@ def test_report_command_writes_every_destination(
     # no CI around: the local forge keeps the summary in the run directory
     assert summary.read_text() == "earlier step\n"
     assert (run_dir / "summary.md").read_text().startswith("<!-- mlops-ci-report")
-    assert sorted(p.name for p in (run_dir / "plots").iterdir()) == [
-        "eval-plots-confusion.png",
-        "eval-plots-prc.png",
-        "eval-plots-roc.png",
-    ]
+    # PNGs only when asked: the comment draws its charts with Mermaid.
+    assert not (run_dir / "plots").exists()
+    assert "PNG" not in full
+
+
+def test_png_files_only_when_asked_and_at_most_the_limit(
+    history: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = history
+    run_dir = run_dir_with(tmp_path, make_comparison())
+    assert main(["report", "-C", str(repo), "--run-dir", str(run_dir), "--png"]) == 0
+    drawn = ["eval-plots-confusion.png", "eval-plots-prc.png", "eval-plots-roc.png"]
+    assert sorted(p.name for p in (run_dir / "plots").iterdir()) == drawn
+    assert "PNG files in the run directory under plots/" in (run_dir / "report.md").read_text()
+    assert not (run_dir / "plots-notes.txt").exists()
+
+    shutil.rmtree(run_dir / "plots")
+    monkeypatch.setenv("MLOPS_CI_PNG", "1")  # how a CI setting asks, without editing the job
+    assert main(["report", "-C", str(repo), "--run-dir", str(run_dir)]) == 0
+    assert [p.name for p in (run_dir / "plots").iterdir()] == ["eval-plots-roc.png"]
+    notes = (run_dir / "plots-notes.txt").read_text()
+    assert "2 of 3 plots were not drawn as PNG (limit 1" in notes
+    report = (run_dir / "report.md").read_text()
+    assert "plots/: eval-plots-roc.png" in report and "2 of 3 plots were not drawn" in report
+    monkeypatch.setenv("MLOPS_CI_PNG", "many")
+    assert main(["report", "-C", str(repo), "--run-dir", str(run_dir)]) == 2
+
+
+def test_a_confusion_png_counts_the_counted_rows() -> None:
+    """comparison.json holds a confusion matrix as counts; DVC's template counts raw rows, which
+    would draw every cell as 1. The spec sums `count` instead, per revision."""
+    counted = [{"actual": "0", "predicted": "0", "count": 52}, {"actual": "1", "predicted": "0",
+               "count": 3}]  # fmt: skip
+    plot = {"id": "Confusion", "template": "confusion", "x": "actual", "y": "predicted",
+            "baseline": counted, "candidate": counted}  # fmt: skip
+    spec = vega_lite_spec(plot, "abc1234", "abc1234")
+    aggregates = [op for t in spec["spec"]["transform"] for op in t.get("aggregate") or []]
+    assert aggregates == [{"op": "sum", "field": "count", "as": "xy_count"}]
+    revs = {row["rev"] for row in spec["data"]["values"]}
+    assert revs == {"abc1234", "abc1234 (workspace)"}  # two facets, not one
+    raw = next(p for p in make_comparison()["plots"] if p.get("template") == "confusion")
+    raw_spec = vega_lite_spec(raw, "a", "b")  # raw rows: DVC's own count stays
+    assert raw_spec["spec"]["transform"][0]["aggregate"][0] == {"op": "count", "as": "xy_count"}
 
 
 def test_report_command_prints_terminal_form_and_json(
     history: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo, _ = history
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "comparison.json").write_text(json.dumps(make_comparison()))
+    run_dir = run_dir_with(tmp_path, make_comparison())
     assert main(["report", "-C", str(repo), "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("mlops-ci report: classifier\n")
@@ -262,9 +306,7 @@ def test_report_post_on_a_push_saves_the_report_and_notes_there_is_no_pull_reque
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     repo, _ = history
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "comparison.json").write_text(json.dumps(make_comparison(plots=[])))
+    run_dir = run_dir_with(tmp_path, make_comparison(plots=[]))
     for key, value in fake_github.ci_env(tmp_path / "ci", pr=None, event="push").items():
         monkeypatch.setenv(key, value)
     argv = ["report", "-C", str(repo), "--run-dir", str(run_dir), "--post", "--json"]

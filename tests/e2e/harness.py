@@ -31,6 +31,7 @@ REMOTE_ACTIONS = {
     "actions/setup-python@v5": STAND_INS / "setup-python",
     "actions/upload-artifact@v4": STAND_INS / "upload-artifact",
     "actions/download-artifact@v4": STAND_INS / "download-artifact",
+    "pypa/gh-action-pypi-publish@release/v1": STAND_INS / "pypi-publish",
 }
 REPOSITORY = "octo/classifier"
 RUN_TIMEOUT = 300

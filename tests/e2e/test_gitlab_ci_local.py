@@ -7,14 +7,21 @@ jobs; a local directory is the shared DVC remote):
   promote job only) and deploys it;
 - a merge request pipeline then trains without any token (0 stages run: all restored), and the
   separate post job leaves one note whose headline is the verdict and one commit status.
+
+The jobs run under the shell executor with PATH stripped to what the template's default image
+(`MLOPS_CI_IMAGE`) ships, by the image's documented content, so a default image without git
+fails here as it would under the Docker executor.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_ci.project.git import Git
 from tests.e2e import harness
@@ -24,6 +31,43 @@ from tests.lint import tools
 pytestmark = pytest.mark.slow
 PROJECT = "42"
 MR = 7
+TEMPLATE = harness.ROOT / "templates" / "gitlab" / "mlops-ci.gitlab-ci.yml"
+
+# What the images ship, from their documented content (Docker Official Images): every Debian
+# image has the base system; `python:<v>-slim` is debian:<suite>-slim plus CPython only (no
+# git); `python:<v>-<suite>` is built FROM buildpack-deps:<suite>, which adds curl and wget
+# (`-curl`), git, mercurial, openssh-client, subversion and procps (`-scm`) and a toolchain.
+DEBIAN_BASE = (
+    "bash", "sh", "env", "cat", "ls", "rm", "mkdir", "cp", "mv", "ln", "chmod", "touch",
+    "sed", "grep", "tar", "gzip", "find", "xargs", "sort", "head", "tail", "date", "id",
+    "uname", "dirname", "basename", "readlink", "realpath", "tr", "cut", "wc", "sleep",
+    "printf", "echo", "test", "true", "false", "base64", "mktemp", "tee", "stat",
+)  # fmt: skip
+BUILDPACK_DEPS = ("curl", "wget", "git", "ssh", "ps", "gcc", "make", "patch", "xz")
+IMAGE_CONTENTS = {
+    "python:3.11-slim": DEBIAN_BASE,
+    "python:3.11-bookworm": DEBIAN_BASE + BUILDPACK_DEPS,
+}
+# CPython and what the jobs' `pip install mlops-ci` adds to /usr/local/bin: this venv's.
+PYTHON_AND_INSTALL = ("python", "python3", "pip", "mlops-ci", "dvc", "gto")
+
+
+def image_path(image: str, where: Path) -> str:
+    """A PATH holding only what `image` ships (links to this host's copies)."""
+    bin_dir = where / image.replace(":", "_").replace("/", "_")
+    bin_dir.mkdir(parents=True)
+    venv_bin = Path(sys.executable).parent
+    for name in IMAGE_CONTENTS[image]:
+        found = shutil.which(name)
+        if found:
+            (bin_dir / name).symlink_to(found)
+    for name in PYTHON_AND_INSTALL:
+        (bin_dir / name).symlink_to(venv_bin / name)
+    return str(bin_dir)
+
+
+def default_image() -> str:
+    return yaml.safe_load(TEMPLATE.read_text())["variables"]["MLOPS_CI_IMAGE"]
 
 
 def gitlab_ci_local(
@@ -80,6 +124,8 @@ def test_gitlab_main_then_merge_request_on_fresh_jobs(trained_template: Path, tm
             "MLOPS_CI_TOKEN": DEFAULT_TOKEN,
             "MLOPS_CI_REMOTE_URL": str(remote),
             "MLOPS_CI_RETRY_BASE": "0.01",
+            # The Docker executor's image contract: only what the default image ships.
+            "PATH": image_path(default_image(), tmp_path / "image"),
         }
         main = {
             **common,
@@ -137,6 +183,26 @@ def test_gitlab_main_then_merge_request_on_fresh_jobs(trained_template: Path, tm
         )
         assert proc.returncode == 0, harness.tail(proc, 120)
         state = fake.state()
+
+        # A person moves production by hand (`gto assign`, then a push of the tag): the tag's
+        # pipeline runs mlops-ci:registry, which deploys that gated version to production.
+        git.run("fetch", "--quiet", "--tags", "origin")
+        version = next(t for t in Git(origin).out("tag", "--list").split() if "@v" in t)
+        subprocess.run(
+            [str(Path(sys.executable).with_name("gto")), "assign", "classifier",
+             "--version", version.split("@", 1)[1], "--stage", "production"],
+            cwd=repo, check=True, capture_output=True,
+        )  # fmt: skip
+        tag = next(t for t in git.out("tag", "--list").split() if "#production#" in t)
+        git.run("push", "--quiet", "origin", f"refs/tags/{tag}")
+        tagged = {**common, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": tag}
+        registry = gitlab_ci_local(exe, repo, tmp_path / "glci-tag", tagged, "mlops-ci:registry")
+        assert registry.returncode == 0, harness.tail(registry, 120)
+        deployed = fake.state()["projects"][PROJECT]["deployments"]
+        assert [(d["sha"], d["environment"]["name"]) for d in deployed] == [
+            (main_sha, "staging"),
+            (main_sha, "production"),
+        ]
     assert state["violations"] == []
     project_state = state["projects"][PROJECT]
     (note,) = project_state["notes"][str(MR)]
@@ -152,3 +218,29 @@ def test_gitlab_main_then_merge_request_on_fresh_jobs(trained_template: Path, tm
         line for line in proc.stdout.splitlines() if " in " in line and " s (mlops-ci" in line
     ]
     assert summary and all(" ran" not in line for line in summary), summary
+
+
+def test_an_image_without_git_fails_the_image_contract(trained_template: Path, tmp_path: Path):
+    """The contract bites: python:3.11-slim (the template's old default) has no git."""
+    assert default_image() in IMAGE_CONTENTS, "record the default image's documented content"
+    assert "git" in IMAGE_CONTENTS[default_image()]
+    exe = tools.gitlab_ci_local()
+    repo = harness.make_ci_repo(trained_template, tmp_path / "project", [])
+    (repo / "templates" / "gitlab").mkdir(parents=True)
+    (repo / "templates" / "gitlab" / TEMPLATE.name).write_text(TEMPLATE.read_text())
+    (repo / ".gitlab-ci.yml").write_text(
+        "include:\n  - local: templates/gitlab/mlops-ci.gitlab-ci.yml\n"
+        "variables:\n  MLOPS_CI_INSTALL: installed\n"
+    )
+    with (repo / ".gitignore").open("a") as ignore:
+        ignore.write("\n.gitlab-ci-local/\n")
+    harness.commit_all(repo, "Add the mlops-ci GitLab template")
+    variables = {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_IID": str(MR),
+        "MLOPS_CI_PULL": "false",
+        "PATH": image_path("python:3.11-slim", tmp_path / "image"),
+    }
+    proc = gitlab_ci_local(exe, repo, tmp_path / "glci", variables, "mlops-ci:merge-request")
+    assert proc.returncode != 0
+    assert "git is not installed or not on PATH" in proc.stdout, harness.tail(proc)

@@ -1,0 +1,277 @@
+"""`mlops-ci init`: adopt mlops-ci in an existing DVC repository.
+
+Reads what the project declares (every `dvc.yaml`, as `compare` reads them; the metrics as a
+snapshot of the workspace reads them), then writes `mlops-ci.yaml`, the CI files for the forge
+and the `.gitignore` line. A file that exists with other content is never overwritten without
+`--force`; running it twice writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_ci.compare.diff import default_direction, metric_names
+from mlops_ci.compare.snapshot import Project, RevisionFiles, take_snapshot
+from mlops_ci.project import adopt, dvcfile
+from mlops_ci.project.errors import ConfigError, GitError, NotADvcRepo, NotAGitRepo
+from mlops_ci.project.git import Git
+from mlops_ci.project.settings import parse_settings
+
+MAX_HEADER_BYTES = 64 * 1024
+
+
+@dataclass
+class Inspection:
+    """An existing DVC project as `init` and `validate` see it (paths project-relative)."""
+
+    project: Project
+    found: adopt.Detected
+    files: set[str]  # what git and .dvcignore leave visible in the working tree
+    outs: dict[str, str]  # DVC output -> the stage (or .dvc file) that records it
+    metric_rows: set[tuple[str, str]]  # (row name, key path) as `compare` names them
+    params: dict[str, set[str]]  # params file -> flat keys
+    metrics_rev: str | None  # where the metrics were read: None (workspace) or HEAD
+    plot_files: dict[str, list[str]] = field(default_factory=dict)  # plot id -> its data files
+
+    def exists(self, path: str) -> bool:
+        return path in self.files or (self.project.root / path).exists()
+
+
+def inspect_project(repo_dir: Path) -> Inspection:
+    """Everything `init` and `validate` need to know about the project at `repo_dir`."""
+    try:
+        top = Git(repo_dir).toplevel()
+    except GitError as exc:
+        raise NotAGitRepo(f"{repo_dir} is not inside a git repository: {exc}") from exc
+    project = Project.find(repo_dir, top)
+    if not (project.root / ".dvc").is_dir():
+        raise NotADvcRepo(f"{repo_dir} is not a DVC project (no .dvc/); run `dvc init` first")
+    reader = RevisionFiles(project, None)
+    pipelines = [p for p in reader.files if posixpath.basename(p) == "dvc.yaml"]
+    if (project.root / "dvc.yaml").is_file():
+        pipelines = list(dict.fromkeys(["dvc.yaml", *pipelines]))
+    if not pipelines:
+        raise ConfigError(
+            f"{project.root} has no dvc.yaml: mlops-ci runs a DVC pipeline; declare its stages "
+            "first (`dvc stage add ...`), then rerun `mlops-ci init`"
+        )
+    found = adopt.Detected(dvcfiles=pipelines)
+    decl = dvcfile.Declarations()
+    for path in pipelines:
+        raw = (project.root / path).read_bytes()
+        data = dvcfile.load_pipeline_yaml(raw, path) or {}
+        if dvcfile.is_templated(data, raw):
+            from mlops_ci.project.dvc import resolve_templated
+
+            data, _ = resolve_templated(project.root, None, path)
+        dvcfile.declare(decl, path, data)
+        found.stages += dvcfile.stage_paths(data, path)
+        found.artifacts += dvcfile.artifacts(data, path)
+    found.metrics_files = list(dict.fromkeys(decl.metrics))
+    found.plots = [name for _, name, _, _ in decl.plots]
+    outs = adopt.outputs(found.stages)
+    for path in reader.files:
+        if path.endswith(".dvc") and not path.startswith(".dvc/"):
+            text = (project.root / path).read_bytes()
+            outs.update({e.path: path for e in dvcfile.dvcfile_entries(text, path)})
+
+    snap, rev = take_snapshot(project, None, predictions_path=None), None
+    if not snap.metrics and Git(top).head_sha():
+        snap, rev = take_snapshot(project, "HEAD", predictions_path=None), "HEAD"
+    found.metrics = adopt.policy_metrics(snap.metrics)
+    found.metrics_source = rev or "workspace"
+    found.directions = {name: default_direction(name) for name in found.metrics}
+    names = metric_names([snap])
+    rows = {(names[(path, key)], key) for path, flat in snap.metrics.items() for key in flat}
+    params = {path: set(flat) for path, flat in snap.params.items()}
+
+    _find_predictions(project.root, found)
+    if found.predictions:
+        found.test_data = adopt.find_test_data(found.stages, found.predictions_stage)
+        if found.test_data and not _has_id_column(project.root / found.test_data):
+            found.notes.append(
+                f"{found.test_data} has no `id` column to join with the predictions; give it "
+                "one to verify deploys on its rows (deploy.verify: predictions)"
+            )
+            found.test_data = None
+    found.model, found.model_stage = adopt.find_model(found.stages, found.artifact)
+    if not found.model:
+        found.notes.append(
+            "no model file found (no `artifacts:` in dvc.yaml, no .pkl/.joblib output): set "
+            "`model:` in mlops-ci.yaml, then rerun `mlops-ci init --force` for the main workflow"
+        )
+    if not found.metrics:
+        found.notes.append(
+            "no metric could be read: declare `metrics:` in dvc.yaml and run the pipeline "
+            "(`dvc repro`), then rerun `mlops-ci init --force`"
+        )
+    requirements = project.root / "requirements.txt"
+    if requirements.is_file():
+        found.requirements = "requirements.txt"  # the workflows install it from the project
+    found.working_directory = project.prefix or None
+    found.has_dvc_remote = _has_default_remote(project.root)
+    found.target_branch = _target_branch(Git(top))
+    plot_files = {
+        name: [name] if path_id else [f for k in ("y", "x") for f in _files_of(props.get(k))]
+        for _, name, props, path_id in decl.plots
+    }
+    return Inspection(project, found, set(reader.files), outs, rows, params, rev, plot_files)
+
+
+def _files_of(fields: Any) -> list[str]:
+    """The data files of a top-level plot's `x`/`y` mapping (a plain field name has none)."""
+    return [str(f) for f in fields] if isinstance(fields, dict) else []
+
+
+def _find_predictions(root: Path, found: adopt.Detected) -> None:
+    """The first table a stage writes whose header has id, y_true and y_pred."""
+    for path, stage in adopt.table_candidates(found.stages):
+        columns = _columns(root / path)
+        if columns is not None and adopt.is_predictions_header(columns):
+            found.predictions, found.predictions_stage = path, stage
+            return
+        if columns is not None and {"y_true", "y_pred", "label", "prediction"} & set(columns):
+            found.notes.append(
+                f"{path} looks like predictions but lacks {', '.join(adopt.PREDICTION_COLUMNS)}"
+                " columns; name them so to get confidence intervals (`predictions:`)"
+            )
+
+
+def _columns(path: Path) -> list[str] | None:
+    """The column names of a CSV, JSON (records) or JSON Lines table; None if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(MAX_HEADER_BYTES)
+    except OSError:
+        return None
+    text = head.decode("utf-8", "replace")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return [c.strip().strip('"') for c in text.splitlines()[0].split(",")] if text else None
+        if suffix == ".jsonl":
+            first = json.loads(text.splitlines()[0])
+        else:
+            data: Any = json.loads(path.read_bytes()) if len(head) < MAX_HEADER_BYTES else None
+            first = data[0] if isinstance(data, list) and data else None
+    except (ValueError, IndexError, OSError):
+        return None
+    return [str(k) for k in first] if isinstance(first, dict) else None
+
+
+def _has_id_column(path: Path) -> bool:
+    columns = _columns(path)
+    return columns is not None and "id" in columns
+
+
+def _has_default_remote(root: Path) -> bool:
+    from mlops_ci.project.dvc import open_repo
+
+    with open_repo(root) as repo:
+        return bool(repo.config.get("core", {}).get("remote"))
+
+
+def _target_branch(git: Git) -> str:
+    """origin's default branch, else the branch checked out, else main."""
+    head = git.out("symbolic-ref", "--quiet", "refs/remotes/origin/HEAD", check=False)
+    if head.startswith("refs/remotes/origin/"):
+        return head.removeprefix("refs/remotes/origin/")
+    current = git.current_branch()
+    return current if current in ("main", "master", "trunk", "develop") else "main"
+
+
+def detect_forge(repo_dir: Path) -> str:
+    url = Git(repo_dir).out("remote", "get-url", "origin", check=False)
+    return adopt.forge_from_remote(url)
+
+
+@dataclass
+class InitResult:
+    forge: str
+    found: adopt.Detected
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        found = self.found
+        return {
+            "forge": self.forge,
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "detected": {
+                "dvcfiles": found.dvcfiles,
+                "stages": [s.name for s in found.stages],
+                "metrics_files": found.metrics_files,
+                "metrics": sorted(found.metrics),
+                "plots": found.plots,
+                "artifact": found.artifact.name if found.artifact else None,
+                "model": found.model,
+                "predictions": found.predictions,
+                "test_data": found.test_data,
+                "verify": found.verify,
+                "dvc_remote": found.has_dvc_remote,
+            },
+            "next_steps": self.steps,
+        }
+
+    def summary(self) -> str:
+        found = self.found
+        lines = [
+            f"pipeline: {len(found.stages)} stage(s) in {', '.join(found.dvcfiles)}",
+            f"metrics:  {len(found.metrics)} in {', '.join(found.metrics_files) or '-'}",
+            f"plots:    {len(found.plots)}",
+            f"model:    {found.model or '-'}"
+            + (f" (artifact {found.artifact.name})" if found.artifact else ""),
+            f"predictions: {found.predictions or '-'}   test_data: {found.test_data or '-'}",
+            "",
+        ]
+        lines += [f"wrote     {path}" for path in self.written]
+        lines += [f"unchanged {path}" for path in self.unchanged]
+        lines += ["", "next steps:"]
+        lines += [f"  {i}. {step}" for i, step in enumerate(self.steps, 1)]
+        return "\n".join(lines)
+
+
+def run_init(repo_dir: Path, *, forge: str | None = None, force: bool = False) -> InitResult:
+    """Detect, plan, then write every file or none (exit 2 naming the files that differ)."""
+    inspection = inspect_project(repo_dir)
+    found, root = inspection.found, inspection.project.git_top
+    forge = forge or detect_forge(root)
+    if forge not in adopt.FORGES:
+        raise ConfigError(f"--forge must be one of {', '.join(adopt.FORGES)}, not {forge!r}")
+    prefix = inspection.project.prefix
+    planned = {
+        (posixpath.join(prefix, path) if path == adopt.SETTINGS_FILE else path): text
+        for path, text in adopt.planned_files(found, forge).items()
+    }
+    parse_settings(planned[posixpath.join(prefix, adopt.SETTINGS_FILE)])  # a bug if it fails
+    gitignore = root / ".gitignore"
+    current = gitignore.read_text(encoding="utf-8") if gitignore.is_file() else None
+    planned[".gitignore"] = adopt.gitignore_text(current)
+    result = InitResult(forge, found, steps=adopt.next_steps(found, forge))
+    conflicts = []
+    for path, text in planned.items():
+        target = root / path
+        if target.is_file() and target.read_text(encoding="utf-8", errors="replace") == text:
+            result.unchanged.append(path)
+        elif target.exists() and not force and path != ".gitignore":
+            conflicts.append(path)
+    if conflicts:
+        raise ConfigError(
+            f"{', '.join(conflicts)} already exist{'s' if len(conflicts) == 1 else ''} with other "
+            "content; nothing was written. Rerun with --force to overwrite, or edit by hand "
+            "(`mlops-ci init --json` shows what was detected)"
+        )
+    for path, text in planned.items():
+        if path in result.unchanged:
+            continue
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        result.written.append(path)
+    return result

@@ -1,0 +1,374 @@
+"""How each metric's status is decided, so that colour means something on every pull request.
+
+- **interval**: a metric computed from per-sample predictions gets a bootstrap interval, and the
+  intervals of every such metric on all rows and on every gated slice hold *simultaneously*
+  (`stats.bootstrap_family`): improved/regressed when the interval excludes zero, else
+  inconclusive;
+- **tolerance**: a rule's `tolerance` (metric units) or `tolerance_pct` (percent of the
+  baseline) is a band the policy states; inside it the metric is `within-noise`;
+- **noise band**: otherwise the metric's run-to-run noise on the target branch (`noise`) gives a
+  band; inside it `within-noise`, outside improved/regressed;
+- **none**: no interval, tolerance or noise estimate: the status is `changed`, uncoloured.
+
+The verdict's error is split between the interval family and the noise bands (`noise.split_alpha`)
+so that the chance that anything at all is coloured on a no-op change stays within
+`1 - confidence`. Rules of the gate still judge the point values.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_ci.compare.noise import History, NoiseEstimate, estimate_noise, split_alpha
+from mlops_ci.project.settings import MetricRule, Settings
+
+EPSILON = 1e-12  # below this a numeric change is float noise from rounding
+DECIDED_BY = ("interval", "tolerance", "noise band", "none")
+# A slice column is a grouping: more values than this is a feature or an id, not a slice.
+MAX_SLICE_VALUES = 50
+
+
+def noise_estimates(
+    history: History | None, rows: list[tuple[str, str, str, float]]
+) -> dict[str, NoiseEstimate]:
+    """name -> noise estimate, for (name, file, key, baseline value) rows with history."""
+    if history is None:
+        return {}
+    out = {}
+    for name, file, key, base in rows:
+        points = history.points.get((file, key)) or []
+        est = estimate_noise(
+            points, history.baseline_inputs.get(file), base, commits=history.commits
+        )
+        if est is not None:
+            out[name] = est
+    return out
+
+
+def family_intervals(
+    baseline: Any,
+    candidate: Any,
+    settings: Settings,
+    warnings: list[str],
+    *,
+    band_members: int,
+    slice_columns: Mapping[str, tuple[Any, Any]] | None = None,
+    root: Path | None = None,
+) -> Any:
+    """The bootstrap family (`stats.Family`) of the predictions of both revisions, its share of
+    the error set by how many metrics a noise band judges (`band_members`)."""
+    from mlops_ci.compare.predictions import load_pair
+    from mlops_ci.compare.stats import bootstrap_family
+
+    base, cand = load_pair(
+        baseline.predictions, candidate.predictions,
+        sources=(f"{settings.predictions}@baseline", f"{settings.predictions}@candidate"),
+    )  # fmt: skip
+    slices = dict(slice_columns or {})
+    if settings.slices.columns and not slices:
+        slices = read_slice_columns(baseline.predictions, candidate.predictions, base, cand,
+                                    settings, warnings, root)  # fmt: skip
+    family = bootstrap_family(
+        base, cand, confidence=settings.confidence, n_resamples=settings.bootstrap_resamples,
+        slices=slices, min_slice=settings.slices.min_size, band_members=band_members,
+    )  # fmt: skip
+    warnings += [
+        f"no confidence interval for {name}: {why}" for name, why in family.skipped.items()
+    ]
+    return family
+
+
+def read_slice_columns(
+    base_raw: bytes,
+    cand_raw: bytes,
+    base: Any,
+    cand: Any,
+    settings: Settings,
+    warnings: list[str],
+    root: Path | None = None,
+) -> dict[str, tuple[Any, Any]]:
+    """column -> (value per baseline row, value per candidate row), rows in the order of the
+    loaded predictions; from the predictions files, or joined by `slices.key` from the
+    `slices.features` file of the working tree (relative to `root`, the repository). A column that is missing is left out, with a
+    warning (the slices are reported, never guessed)."""
+    import numpy as np
+    import pandas as pd
+
+    spec = settings.slices
+    tables = []
+    for raw, preds, side in ((base_raw, base, "baseline"), (cand_raw, cand, "candidate")):
+        try:
+            frame = pd.read_csv(
+                io.BytesIO(raw), dtype=str, keep_default_na=False, skipinitialspace=True
+            )
+        except (ValueError, pd.errors.ParserError):
+            frame = pd.DataFrame({"id": preds.ids})
+        frame.columns = [str(c).strip() for c in frame.columns]
+        if spec.features:
+            try:
+                path = Path(root or ".") / spec.features
+                features = pd.read_csv(path, dtype=str, keep_default_na=False)
+            except (OSError, ValueError) as exc:
+                warnings.append(
+                    f"no slices: slices.features {spec.features} cannot be read ({exc})"
+                )
+                return {}
+            if spec.key not in features.columns:
+                warnings.append(f"no slices: {spec.features} has no column {spec.key} (slices.key)")
+                return {}
+            joined = features.drop_duplicates(spec.key).set_index(spec.key)
+            frame = joined.reindex(pd.Index(preds.ids.astype(str))).reset_index()
+            frame = frame.fillna("(missing)")
+        else:
+            frame = frame.set_index(frame["id"].astype(str)).reindex(preds.ids.astype(str))
+        tables.append((frame, side))
+    out: dict[str, tuple[Any, Any]] = {}
+    for column in spec.columns:
+        missing = [side for frame, side in tables if column not in frame.columns]
+        if missing:
+            where = spec.features or settings.predictions
+            warnings.append(
+                f"no slices by {column}: {where} has no such column at the {missing[0]}"
+            )
+            continue
+        values = tuple(np.asarray(frame[column].to_numpy(), dtype=str) for frame, _ in tables)
+        distinct = len(np.unique(np.concatenate(values)))
+        if distinct > MAX_SLICE_VALUES:
+            warnings.append(
+                f"no slices by {column}: it has {distinct} values, more than {MAX_SLICE_VALUES}; "
+                "slice by a column of groups (bin a number first)"
+            )
+            continue
+        out[column] = values
+    return out
+
+
+def decide_rows(
+    rows: list[dict[str, Any]],
+    family: Any,
+    noise: Mapping[str, NoiseEstimate],
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """Set each numeric row's `status` and say how it was decided (`decided_by`, and the band)."""
+    intervals = dict(family.overall) if family is not None else {}
+    members = family.members if family is not None else 0
+    banded = [
+        r for r in rows if _numeric(r) and _leaf(r) not in intervals and r["name"] in noise
+        and _tolerance(settings.rule_for(r["name"], r.get("key"))) is None
+    ]  # fmt: skip
+    band_alpha = split_alpha(1 - settings.confidence, members, len(banded))[1]
+    for row in rows:
+        if not _numeric(row):
+            continue
+        rule = settings.rule_for(row["name"], row.get("key"))
+        ci = intervals.get(_leaf(row))
+        row.update(decide(row, ci, noise.get(row["name"]), rule, band_alpha))
+    return rows
+
+
+def decide(
+    row: Mapping[str, Any],
+    ci: Any,
+    noise: NoiseEstimate | None,
+    rule: MetricRule | None,
+    band_alpha: float,
+) -> dict[str, Any]:
+    """The status of one numeric row and how it was decided."""
+    base, cand = float(row["baseline"]), float(row["candidate"])
+    delta, higher = cand - base, row.get("direction") != "lower"
+    if ci is not None:
+        if ci.regressed():
+            status = "regressed"
+        elif ci.improved():
+            status = "improved"
+        else:
+            status = "unchanged" if abs(delta) <= EPSILON else "inconclusive"
+        return {"status": status, "decided_by": "interval", "ci_low": ci.low, "ci_high": ci.high,
+                "ci_method": ci.method}  # fmt: skip
+    if abs(delta) <= EPSILON:
+        return {"status": "unchanged", "decided_by": "none"}
+    tolerance = _tolerance(rule)
+    if tolerance is not None:
+        absolute, pct = tolerance
+        half = absolute if absolute is not None else abs(base) * (pct or 0.0) / 100
+        low, high = base - half, base + half
+        return {"status": _outside(cand, low, high, higher), "decided_by": "tolerance",
+                "band_low": low, "band_high": high}  # fmt: skip
+    if noise is not None:
+        low, high = noise.band(band_alpha)
+        return {"status": _outside(cand, low, high, higher), "decided_by": "noise band",
+                "band_low": low, "band_high": high, "noise": noise.as_dict()}  # fmt: skip
+    return {"status": "changed", "decided_by": "none"}
+
+
+def _outside(value: float, low: float, high: float, higher: bool) -> str:
+    if low - EPSILON <= value <= high + EPSILON:
+        return "within-noise"
+    return "improved" if (value > high) == higher else "regressed"
+
+
+def _tolerance(rule: MetricRule | None) -> tuple[float | None, float | None] | None:
+    if rule is None or (rule.tolerance is None and rule.tolerance_pct is None):
+        return None
+    return rule.tolerance, rule.tolerance_pct
+
+
+def _numeric(row: Mapping[str, Any]) -> bool:
+    ok = all(
+        isinstance(row.get(k), int | float) and not isinstance(row.get(k), bool)
+        and math.isfinite(row[k]) for k in ("baseline", "candidate")
+    )  # fmt: skip
+    return ok and row.get("status") not in ("unknown", "added", "removed")
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _leaf(row: Mapping[str, Any]) -> str:
+    return str(row.get("key") or row.get("name")).rsplit(".", 1)[-1]
+
+
+# --- slices in the comparison document ------------------------------------------------------------
+
+
+def slices_document(family: Any, settings: Settings) -> dict[str, Any] | None:
+    """The comparison's `slices`: every slice's metrics with their (simultaneous) intervals and
+    status, worst first; None when no slices were asked for or computed."""
+    if family is None or len(family.segments) <= 1:
+        return None
+    rows = []
+    for seg, deltas in zip(family.segments[1:], family.deltas[1:], strict=True):
+        metrics = []
+        for name, ci in deltas.items():
+            has = math.isfinite(ci.low) and math.isfinite(ci.high)
+            status = ("regressed" if ci.regressed() else "improved" if ci.improved()
+                      else "inconclusive") if has else "not gated"  # fmt: skip
+            worsening = -ci.delta if ci.direction == "higher" else ci.delta
+            metrics.append({
+                "name": name, "baseline": _finite(ci.baseline), "candidate": _finite(ci.candidate),
+                "delta": _finite(ci.delta), "worsening": _finite(worsening),
+                "ci_low": ci.low if has else None, "ci_high": ci.high if has else None,
+                "direction": ci.direction, "status": status,
+            })  # fmt: skip
+        rows.append({
+            "column": seg.column, "value": seg.value, "n_baseline": seg.n_baseline,
+            "n_candidate": seg.n_candidate, "gated": seg.gated, "metrics": metrics,
+        })  # fmt: skip
+    return {
+        "columns": list(settings.slices.columns),
+        "min_size": settings.slices.min_size,
+        "show": settings.slices.show,
+        "rows": rows,
+    }
+
+
+def family_document(family: Any, band_members: int, settings: Settings) -> dict[str, Any]:
+    """The comparison's `family`: how the verdict's error is held over everything it colours."""
+    members = family.members if family is not None else 0
+    boot, band = split_alpha(1 - settings.confidence, members, band_members)
+    return {
+        "confidence": settings.confidence,
+        "method": family.method if family is not None else None,
+        "interval_members": members,
+        "interval_confidence": 1 - boot if members else None,
+        "critical_value": _finite(family.critical) if family is not None else None,
+        "band_members": band_members,
+        "band_confidence": 1 - band if band_members else None,
+    }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+# --- one comparison: history, intervals, decisions ----------------------------------------------
+
+
+class Judgement:
+    """What `compare` needs to decide its rows: the interval family and the noise estimates.
+
+    judgement = Judgement.of(git, "main", sha, base, cand, settings, warnings, names)
+    rows = judgement.decide(metric_rows(base, cand, settings, judgement.intervals))
+    """
+
+    def __init__(
+        self,
+        family: Any,
+        noise: Mapping[str, NoiseEstimate],
+        band_members: int,
+        settings: Settings,
+    ) -> None:
+        self.family, self.noise, self.band_members, self.settings = (
+            family, noise, band_members, settings,
+        )  # fmt: skip
+        self.intervals: dict[str, Any] = dict(family.overall) if family is not None else {}
+
+    @classmethod
+    def of(
+        cls,
+        git: Any,
+        target: str,
+        baseline_sha: str | None,
+        baseline: Any,
+        candidate: Any,
+        settings: Settings,
+        warnings: list[str],
+        names: Mapping[tuple[str, str], str],
+    ) -> Judgement:
+        """`names`: (file, key) -> row name, as `diff.metric_names` gives them."""
+        from mlops_ci.compare.noise import read_history
+
+        with_predictions = bool(
+            settings.predictions and baseline.predictions is not None
+            and candidate.predictions is not None
+        )  # fmt: skip
+        interval_metrics: Mapping[str, Any] = {}
+        if with_predictions:  # stats needs numpy, which metrics-only projects never load
+            from mlops_ci.compare.stats import METRICS as interval_metrics
+        pairs = []
+        for (path, key), name in names.items():
+            base = baseline.metrics.get(path, {}).get(key)
+            cand = candidate.metrics.get(path, {}).get(key)
+            leaf = key.rsplit(".", 1)[-1]
+            if not (_finite_number(base) and _finite_number(cand)) or (leaf in interval_metrics):
+                continue
+            if _tolerance(settings.rule_for(name, key)) is None:
+                pairs.append((name, path, key, float(base)))
+        history = None
+        if pairs and settings.noise_commits > 0 and baseline_sha:
+            ref = next((r for r in (f"origin/{target}", target) if git.rev_parse(r)), None)
+            if ref is not None:
+                history = read_history(
+                    git, ref, [(p, k) for _, p, k, _ in pairs], commits=settings.noise_commits,
+                    baseline_sha=baseline_sha,
+                )  # fmt: skip
+        noise = noise_estimates(history, pairs)
+        family = None
+        if with_predictions:
+            family = family_intervals(
+                baseline, candidate, settings, warnings, band_members=len(noise),
+                root=Path(git.repo_dir),
+            )  # fmt: skip
+        elif settings.predictions and baseline.rev != "none":
+            side = "baseline" if baseline.predictions is None else "candidate"
+            missing = (baseline if side == "baseline" else candidate).predictions_missing
+            warnings.append(
+                f"no confidence intervals: {settings.predictions} cannot be read at the {side}"
+                f" ({missing or 'missing'})"
+            )
+        return cls(family, noise, len(noise), settings)
+
+    def decide(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return decide_rows(rows, self.family, self.noise, self.settings)
+
+    def document(self) -> dict[str, Any]:
+        """The comparison's `family` and `slices` fields."""
+        return {
+            "family": family_document(self.family, self.band_members, self.settings),
+            "slices": slices_document(self.family, self.settings),
+        }

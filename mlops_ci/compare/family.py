@@ -1,0 +1,419 @@
+"""The joint bootstrap of every metric on the whole test set and on each slice.
+
+A slice is a subset of the same rows with the same weights, so one draw of weights per resample
+feeds the whole set and every slice: the resampled metrics of all of them come from one joint
+distribution, which `stats.bootstrap_family` needs for simultaneous intervals. A *segment* is
+the whole set (segment 0) or one slice; values are keyed by (metric, segment).
+
+Each metric family draws its own stream, as in `resample`: counts (accuracy, precision, recall,
+f1) draw Poisson(m) weights per combination of labels and slice cells; scores (roc_auc,
+log_loss) and regression draw one weight per row. Above `LINEAR_CELLS` rows x resamples the
+resampled AUC is its first-order (Hajek) projection, `AUC + sum_i (w_i - 1) psi_i` with psi from
+the placement values (DeLong's structural components), so every segment and both sides come out
+of one matrix product; there, the projection's O(1/n) remainder is far below the Monte Carlo
+error of 1,000 resamples (tests compare the two paths). Log loss and the regression metrics are exact ratios of weighted
+sums at any size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mlops_ci.compare.predictions import Predictions
+from mlops_ci.compare.resample import (
+    DISCRETE,
+    REGRESSION,
+    SCORE,
+    AucSide,
+    chunks,
+    discrete_values,
+    poisson_bytes,
+    poisson_rows,
+    unit_weights,
+)
+
+# rows x resamples above which the AUC is resampled through its linear projection (1,000 rows at
+# 1,000 resamples). Simultaneous intervals use the resampled deltas' spread and the tail of
+# their largest studentized deviation, which the projection gives to O(1/n).
+LINEAR_CELLS = 1 << 20
+# Rows from which the resampled sums of the linear families (scores in their projection,
+# regression) are drawn from their normal limit instead of by weights: sum_i (w_i - 1) c_i with
+# independent weights of mean and variance 1 is, over this many rows, normal with covariance
+# C'C to far better than the Monte Carlo error of 1,000 resamples (tests compare the paths), and
+# drawing it costs O(n k^2) once instead of O(n k) per resample: 1M rows in well under a second.
+GAUSSIAN_ROWS = 200_000
+
+Key = tuple[str, int]  # (metric, segment)
+FamilyValues = list[dict[Key, np.ndarray]]  # per side of the group
+
+
+class SegmentGroup:
+    """Rows of one or two sides sharing weights, one metric family, every segment."""
+
+    sides: list[int]
+    metrics: list[str]
+    chunk_width: int = 1
+
+    def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def values(self, w: np.ndarray) -> FamilyValues:
+        raise NotImplementedError
+
+    def point_weights(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def point(self) -> list[dict[Key, float]]:
+        return [
+            {k: float(v[0]) for k, v in side.items()} for side in self.values(self.point_weights())
+        ]
+
+    gaussian: bool = False  # resampled sums drawn from their normal limit (GAUSSIAN_ROWS)
+
+    def from_sums(self, sums: np.ndarray) -> FamilyValues:
+        raise NotImplementedError
+
+    def sum_columns(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def resampled(self, rng: np.random.Generator, n_resamples: int) -> FamilyValues:
+        if self.gaussian:
+            return self.from_sums(gaussian_sums(self.sum_columns(), rng, n_resamples))
+        parts = [self.values(self.draw(rng, b)) for b in chunks(n_resamples, self.chunk_width)]
+        return [
+            {key: np.concatenate([p[s][key] for p in parts]) for key in parts[0][s]}
+            for s in range(len(self.sides))
+        ]
+
+
+def make_segment_groups(
+    sides: list[Predictions],
+    metrics: Sequence[str],
+    segments: list[list[np.ndarray]],
+    *,
+    paired: bool,
+    labels: np.ndarray,
+    binary: bool,
+    n_resamples: int,
+    linear_cells: int = LINEAR_CELLS,
+    gaussian_rows: int = GAUSSIAN_ROWS,
+) -> list[tuple[tuple[int, int], SegmentGroup]]:
+    """(random stream, group) per metric family and set of rows sharing weights.
+
+    `segments[s]` holds, per side s, the row indices of each segment (segment 0: every row);
+    a pair shares its rows, so both sides' lists are the same.
+    """
+    members = [[0, 1]] if paired else [[i] for i in range(len(sides))]
+    out: list[tuple[tuple[int, int], SegmentGroup]] = []
+    for idx in members:
+        preds, segs = [sides[i] for i in idx], segments[idx[0]]
+        chosen = [m for m in DISCRETE if m in metrics]
+        if chosen:
+            group: SegmentGroup = DiscreteSegments(preds, idx, chosen, segs, labels, binary)
+            out.append(((0, idx[0]), group))
+        chosen = [m for m in SCORE if m in metrics]
+        if chosen:
+            linear = len(preds[0]) * n_resamples > linear_cells
+            group = ScoreSegments(
+                preds, idx, chosen, segs, linear=linear, gaussian=len(preds[0]) >= gaussian_rows
+            )
+            out.append(((1, idx[0]), group))
+        chosen = [m for m in REGRESSION if m in metrics]
+        if chosen:
+            group = RegressionSegments(
+                preds, idx, chosen, segs, gaussian=len(preds[0]) >= gaussian_rows
+            )
+            out.append(((2, idx[0]), group))
+    return out
+
+
+def _membership(n: int, segs: list[np.ndarray]) -> np.ndarray:
+    """(n, segments - 1) bool: row i is in slice segment g + 1."""
+    member = np.zeros((n, max(len(segs) - 1, 0)), dtype=bool)
+    for g, rows in enumerate(segs[1:]):
+        member[rows, g] = True
+    return member
+
+
+def gaussian_sums(columns: np.ndarray, rng: np.random.Generator, b: int) -> np.ndarray:
+    """`b` draws of the resampled column sums sum_i w_i c_i, from their normal limit: mean
+    sum_i c_i, covariance C'C (Poisson(1) weights: mean and variance 1, independent)."""
+    point = columns.sum(axis=0)
+    cov = columns.T @ columns
+    # eigh, not Cholesky: columns repeat (one segment weight per side) and C'C is singular.
+    values, vectors = np.linalg.eigh(cov)
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    return point + rng.standard_normal((b, len(point))) @ root.T
+
+
+# --- accuracy, precision, recall, f1: counts per label combination and slice cell --------------
+
+
+class DiscreteSegments(SegmentGroup):
+    def __init__(
+        self,
+        preds: list[Predictions],
+        sides: list[int],
+        metrics: list[str],
+        segs: list[np.ndarray],
+        labels: np.ndarray,
+        binary: bool,
+    ) -> None:
+        self.sides, self.metrics, self.binary = sides, metrics, binary
+        n, k = len(preds[0]), len(labels)
+        # A cell is the set of slices a row belongs to: rows of one cell and one label
+        # combination are interchangeable, so they share one Poisson(count) weight.
+        member = _membership(n, segs)
+        if member.shape[1] <= 62:  # one integer per row: far cheaper than unique rows
+            bits = member @ (np.int64(1) << np.arange(member.shape[1], dtype=np.int64))
+            _, first, cell = np.unique(bits, return_index=True, return_inverse=True)
+            cells = member[first]
+        else:
+            cells, cell = np.unique(member, axis=0, return_inverse=True)
+        cell = cell.reshape(-1)
+        codes = [np.searchsorted(labels, preds[0].y_true)]
+        codes += [np.searchsorted(labels, p.y_pred) for p in preds]
+        key = np.zeros(n, dtype=np.int64)
+        for c in codes:
+            key = key * k + c
+        key = key * len(cells) + cell
+        uniq, self.inverse, self.counts = np.unique(key, return_inverse=True, return_counts=True)
+        unit_cell, uniq = uniq % len(cells), uniq // len(cells)
+        decoded = []
+        for _ in codes:
+            decoded.append(uniq % k)
+            uniq = uniq // k
+        self.true, self.preds = decoded[-1], decoded[-2::-1]
+        self.k, self.n_rows, self.n_units = k, n, len(self.counts)
+        self.pos = int(np.searchsorted(labels, 1)) if binary and 1 in labels else -1
+        self.units = [np.arange(self.n_units)]
+        self.units += [np.flatnonzero(cells[unit_cell, g]) for g in range(cells.shape[1])]
+        self.by_row = self.n_units * 8 > self.n_rows
+        self.chunk_width = self.n_rows if self.by_row else self.n_units
+
+    def point_weights(self) -> np.ndarray:
+        return self.counts[None, :].astype(np.float64)
+
+    def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
+        return unit_weights(rng, b, self.inverse, self.counts, by_row=self.by_row)
+
+    def values(self, w: np.ndarray) -> FamilyValues:
+        out: FamilyValues = [{} for _ in self.preds]
+        for g, units in enumerate(self.units):
+            sub = w if g == 0 else w[:, units]
+            preds = self.preds if g == 0 else [p[units] for p in self.preds]
+            true = self.true if g == 0 else self.true[units]
+            got = discrete_values(
+                sub, true, preds, metrics=self.metrics, k=self.k, binary=self.binary,
+                pos=self.pos,
+            )  # fmt: skip
+            for side, vals in zip(out, got, strict=True):
+                side.update({(m, g): v for m, v in vals.items()})
+        return out
+
+
+# --- roc_auc and log_loss --------------------------------------------------------------------------
+
+
+class ScoreSegments(SegmentGroup):
+    def __init__(
+        self,
+        preds: list[Predictions],
+        sides: list[int],
+        metrics: list[str],
+        segs: list[np.ndarray],
+        *,
+        linear: bool,
+        gaussian: bool = False,
+    ) -> None:
+        self.sides, self.metrics, self.linear = sides, metrics, linear
+        n, y = len(preds[0]), preds[0].y_true
+        self.n_rows = self.chunk_width = n
+        self.segs = segs
+        eps = np.finfo(np.float64).eps
+        cols: list[np.ndarray] = []
+        # Log loss: per side and segment, sum of w * loss and sum of w, one product for all.
+        self.loss_at: dict[tuple[int, int], tuple[int, int]] = {}
+        if "log_loss" in metrics:
+            dens = []
+            for rows in segs:  # the weight of a segment, shared by both sides
+                den = np.zeros(n)
+                den[rows] = 1.0
+                dens.append(len(cols))
+                cols.append(den)
+            for s, p in enumerate(preds):
+                loss = -np.log(np.clip(np.where(y == 1, p.y_score, 1 - p.y_score), eps, 1 - eps))
+                for g, rows in enumerate(segs):
+                    num = np.zeros(n)
+                    num[rows] = loss[rows]
+                    self.loss_at[s, g] = (len(cols), dens[g])
+                    cols.append(num)
+        # AUC: exact per segment (weighted Mann-Whitney), or its projection (columns of psi).
+        self.blocks = [(rows[y[rows] == 0], rows[y[rows] == 1]) for rows in segs]
+        self.aucs: dict[tuple[int, int], AucSide] = {}
+        self.auc_point: dict[tuple[int, int], float] = {}
+        self.auc_at: dict[tuple[int, int], int] = {}
+        if "roc_auc" in metrics:
+            scores = np.stack([p.y_score for p in preds])
+            for g, (neg, pos) in enumerate(self.blocks):
+                if not len(neg) or not len(pos):
+                    continue  # one class in this segment: undefined (NaN)
+                if linear:
+                    for s, (psi, auc) in enumerate(_auc_projection(scores, neg, pos, n)):
+                        self.auc_point[s, g], self.auc_at[s, g] = auc, len(cols)
+                        cols.append(psi)
+                else:
+                    for s in range(len(preds)):
+                        self.aucs[s, g] = AucSide(scores[s, neg], scores[s, pos])
+        self.columns = np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+        self.gaussian = linear and gaussian
+        # Resamples in float32 (twice the BLAS speed; counts stay exact below 2^24), the point
+        # values in float64.
+        wide = linear and not self.gaussian
+        self.resample_columns = self.columns.astype(np.float32) if wide else self.columns
+        # sum_i psi_i (zero but for rounding): the projection weighs (w_i - 1), not w_i.
+        self.psi_sums = self.resample_columns.sum(axis=0, dtype=np.float64)
+        self.n_sides = len(preds)
+        if linear:  # one float32 product per chunk: larger chunks keep BLAS busy
+            self.chunk_width = max(1, n // 4)
+
+    def point_weights(self) -> np.ndarray:
+        return np.ones((1, self.n_rows), dtype=np.uint8)
+
+    def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
+        return (
+            poisson_bytes(rng, b, self.n_rows) if self.linear else poisson_rows(rng, b, self.n_rows)
+        )
+
+    def sum_columns(self) -> np.ndarray:
+        return self.columns
+
+    def from_sums(self, sums: np.ndarray) -> FamilyValues:
+        return self._values(sums, None, sums.shape[0], point=False)
+
+    def values(self, w: np.ndarray) -> FamilyValues:
+        b = w.shape[0]
+        point = b == 1 and bool(np.all(w == 1))
+        columns = self.columns if point else self.resample_columns
+        sums = w.astype(columns.dtype) @ columns if columns.shape[1] else None
+        return self._values(sums, w, b, point=point)
+
+    def _values(
+        self, sums: np.ndarray | None, w: np.ndarray | None, b: int, *, point: bool
+    ) -> FamilyValues:
+        out: FamilyValues = [{} for _ in range(self.n_sides)]
+        for (s, g), (num, den) in self.loss_at.items():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[s]["log_loss", g] = sums[:, num].astype(np.float64) / sums[:, den]
+        if "roc_auc" not in self.metrics:
+            return out
+        for g, (neg, pos) in enumerate(self.blocks):
+            # Both sides weigh the segment's rows alike: gather its weights once.
+            wn = wp = None
+            for s in range(self.n_sides):
+                if (s, g) in self.auc_at:
+                    col = self.auc_at[s, g]
+                    if point:
+                        out[s]["roc_auc", g] = np.full(1, self.auc_point[s, g])
+                    else:
+                        at = self.psi_sums[col]
+                        out[s]["roc_auc", g] = self.auc_point[s, g] + sums[:, col] - at
+                elif (s, g) in self.aucs:
+                    assert w is not None  # the exact path: only below LINEAR_CELLS
+                    if wn is None:
+                        wn, wp = np.take(w, neg, axis=1), np.take(w, pos, axis=1)
+                    out[s]["roc_auc", g] = self.aucs[s, g].value(wn, wp)
+                else:
+                    out[s]["roc_auc", g] = np.full(b, np.nan)
+        return out
+
+
+def _auc_projection(
+    scores: np.ndarray, neg: np.ndarray, pos: np.ndarray, n: int
+) -> list[tuple[np.ndarray, float]]:
+    """(psi over all n rows, AUC) of one segment for each side (a row of `scores`), both sides
+    sorted in one call: psi_i = (V_i - AUC) / n_pos for a positive (V_i: the share of negatives
+    scored below it, ties half), (Q_j - AUC) / n_neg for a negative (Q_j: the share of positives
+    scored above it); zero outside the segment."""
+    s_neg, s_pos = scores[:, neg], scores[:, pos]
+    # Sorted queries: searchsorted then walks both arrays in order (3x faster at 1M rows than
+    # queries in row order); the orders put the answers back in row order.
+    order_neg, order_pos = np.argsort(s_neg, axis=1), np.argsort(s_pos, axis=1)
+    sorted_neg = np.take_along_axis(s_neg, order_neg, axis=1)
+    sorted_pos = np.take_along_axis(s_pos, order_pos, axis=1)
+    out = []
+    for sn, sp, on, op in zip(sorted_neg, sorted_pos, order_neg, order_pos, strict=True):
+        v = np.empty(len(sp))
+        v[op] = np.searchsorted(sn, sp, "left") + np.searchsorted(sn, sp, "right")
+        v = v / (2 * len(sn))
+        below = np.empty(len(sn))
+        below[on] = np.searchsorted(sp, sn, "left") + np.searchsorted(sp, sn, "right")
+        q = 1 - below / (2 * len(sp))
+        auc = float(v.mean())
+        psi = np.zeros(n)
+        psi[pos] = (v - auc) / len(pos)
+        psi[neg] = (q - auc) / len(neg)
+        out.append((psi, auc))
+    return out
+
+
+# --- rmse, mae, r2 ---------------------------------------------------------------------------------
+
+
+class RegressionSegments(SegmentGroup):
+    def __init__(
+        self,
+        preds: list[Predictions],
+        sides: list[int],
+        metrics: list[str],
+        segs: list[np.ndarray],
+        *,
+        gaussian: bool = False,
+    ) -> None:
+        self.sides, self.metrics, self.gaussian = sides, metrics, gaussian
+        n = self.n_rows = self.chunk_width = len(preds[0])
+        self.n_sides, self.n_segs = len(preds), len(segs)
+        cols = []
+        for p in preds:
+            err = p.y_true - p.y_pred
+            for rows in segs:
+                # Centring (per segment) keeps sum(w y^2) - sum(w y)^2 / sum(w) exact enough.
+                yc = np.zeros(n)
+                if len(rows):
+                    yc[rows] = p.y_true[rows] - p.y_true[rows].mean()
+                mask = np.zeros(n)
+                mask[rows] = 1.0
+                cols += [err * err * mask, np.abs(err) * mask, yc, yc * yc, mask]
+        self.features = np.stack(cols, axis=1)
+
+    def point_weights(self) -> np.ndarray:
+        return np.ones((1, self.n_rows))
+
+    def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
+        return poisson_rows(rng, b, self.n_rows).astype(np.float64)
+
+    def sum_columns(self) -> np.ndarray:
+        return self.features
+
+    def values(self, w: np.ndarray) -> FamilyValues:
+        return self.from_sums(w.astype(np.float64) @ self.features)
+
+    def from_sums(self, sums: np.ndarray) -> FamilyValues:
+        out: FamilyValues = []
+        for s in range(self.n_sides):
+            vals: dict[Key, np.ndarray] = {}
+            for g in range(self.n_segs):
+                at = 5 * (s * self.n_segs + g)
+                sse, sae, sy, syy, total = (sums[:, at + j] for j in range(5))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    sst = syy - sy * sy / total
+                    flat = sst <= 1e-12 * syy
+                    r2 = np.where(
+                        sse == 0, 1.0, np.where(flat, 0.0, 1 - sse / np.where(flat, 1, sst))
+                    )
+                    got = {"rmse": np.sqrt(sse / total), "mae": sae / total, "r2": r2}
+                vals.update({(m, g): got[m] for m in self.metrics})
+            out.append(vals)
+        return out
