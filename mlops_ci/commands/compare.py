@@ -32,6 +32,21 @@ def _fmt(value: Any) -> str:
     return str(value)[:40]
 
 
+# A terminal shows this many metric rows at most, the ones a reader must see first.
+TERMINAL_ROWS = 50
+_FIRST = ("regressed", "unknown", "removed", "added", "improved", "inconclusive", "changed")
+
+
+def _terminal_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The rows to print (in document order) and how many are left out."""
+    if len(rows) <= TERMINAL_ROWS:
+        return rows, 0
+    rank = {status: i for i, status in enumerate(_FIRST)}
+    order = sorted(range(len(rows)), key=lambda i: rank.get(rows[i].get("status"), len(_FIRST)))
+    keep = sorted(order[:TERMINAL_ROWS])
+    return [rows[i] for i in keep], len(rows) - len(keep)
+
+
 def format_comparison(document: Mapping[str, Any]) -> str:
     """The terminal table of `mlops-ci compare`."""
     base = document["baseline"]
@@ -40,7 +55,7 @@ def format_comparison(document: Mapping[str, Any]) -> str:
         f"candidate: {str(document['candidate'].get('sha') or '-')[:12]} ({document['candidate'].get('branch') or 'detached'})",
         "",
     ]
-    rows = document["metrics"]
+    rows, hidden = _terminal_rows(document["metrics"])
     width = max([6, *(min(len(r["name"]), 40) for r in rows)])
     lines.append(
         f"{'metric':<{width}}  {'baseline':>10}  {'candidate':>10}  {'delta':>10}  {'95% CI':>21}  status"
@@ -52,6 +67,8 @@ def format_comparison(document: Mapping[str, Any]) -> str:
             f"{r['name'][:40]:<{width}}  {_fmt(r['baseline']):>10}  {_fmt(r['candidate']):>10}  "
             f"{delta:>10}  {ci:>21}  {r['status']}"
         )
+    if hidden:
+        lines.append(f"... and {hidden:,} more metrics (every row is in comparison.json)")
     if document["params"]:
         lines += ["", "params changed:"]
         lines += [f"  {p['name']}: {_fmt(p['baseline'])} -> {_fmt(p['candidate'])} ({p['change']})"

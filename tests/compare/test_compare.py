@@ -234,3 +234,22 @@ def test_a_stage_that_no_version_ever_had_and_no_setting_names_is_an_error(
     assert "stage 'prdo'" in capfd.readouterr().err
     assert main(["compare", "-C", str(trained_repo), "--baseline", ""]) == 2
     assert "empty" in capfd.readouterr().err
+
+
+def test_the_terminal_table_shows_the_rows_that_matter_and_says_how_many_it_left_out() -> None:
+    """100,000 metrics must not print 100,000 lines: at most TERMINAL_ROWS, regressions first,
+    in document order; comparison.json keeps every row."""
+    from mlops_ci.commands.compare import TERMINAL_ROWS
+
+    def row(i: int, status: str) -> dict:
+        return {"name": f"m{i:03d}", "baseline": 1.0, "candidate": 1.0, "delta": 0.0,
+                "ci_low": None, "ci_high": None, "status": status}  # fmt: skip
+
+    rows = [row(i, "regressed" if i % 40 == 7 else "unchanged") for i in range(120)]
+    doc = {"baseline": {"how": "ref", "sha": "a" * 40}, "candidate": {"sha": "b" * 40},
+           "metrics": rows, "params": [], "errors": [], "warnings": []}  # fmt: skip
+    text = format_comparison(doc)
+    shown = [line.split()[0] for line in text.splitlines() if line.startswith("m0")]
+    assert len(shown) == TERMINAL_ROWS
+    assert {"m007", "m047", "m087"} <= set(shown) and shown == sorted(shown)
+    assert f"... and {120 - TERMINAL_ROWS} more metrics (every row is in comparison.json)" in text
