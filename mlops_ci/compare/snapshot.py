@@ -507,13 +507,23 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
         data = contents.get(file)
         if data is None:
             continue
+        fx, fields = plot.x_field(file), plot.y_fields(file)
+        if plot.template.startswith("confusion") and file.endswith((".csv", ".tsv")):
+            # Only two columns are counted: no row dicts for a million predictions.
+            try:
+                counted = confusion_counts(file, data, fx, fields[0]) if fx and fields else []
+            except (ValueError, UnicodeDecodeError, csv.Error):
+                continue
+            if counted:
+                x, y = "actual", "predicted"
+                rows.extend(counted)
+            continue
         try:
             table = _table(file, data, plot.props)
         except (ValueError, UnicodeDecodeError, csv.Error):
             continue
         if not table:
             continue
-        fx, fields = plot.x_field(file), plot.y_fields(file)
         if plot.template.startswith("confusion"):
             if fx and fields:
                 x, y = "actual", "predicted"  # the rows _confusion makes
@@ -544,6 +554,55 @@ def _table(path: str, data: bytes, props: Mapping[str, Any]) -> list[dict[str, A
     if isinstance(parsed, dict):
         parsed = next((v for v in parsed.values() if isinstance(v, list)), [])
     return [r for r in parsed if isinstance(r, dict)] if isinstance(parsed, list) else []
+
+
+# From this size pandas counts the two columns (0.2 s for a million rows against 1 s for the
+# csv module); the predictions of the same comparison have usually imported it already.
+PANDAS_COUNTS_FROM_BYTES = 2 * 1024 * 1024
+
+
+def confusion_counts(
+    path: str,
+    data: bytes,
+    actual: str,
+    predicted: str,
+    *,
+    pandas_from: int = PANDAS_COUNTS_FROM_BYTES,
+) -> list[dict[str, Any]]:
+    """The confusion rows (`actual`, `predicted`, `count`) of a CSV or TSV file, as
+    `_confusion` counts the rows `csv.DictReader` reads: cells as text, a cell a short row
+    lacks as "None", blank lines skipped."""
+    sep = "\t" if path.endswith(".tsv") else ","
+    if len(data) >= pandas_from:
+        import pandas as pd
+
+        header = pd.read_csv(io.BytesIO(data), sep=sep, nrows=0).columns
+        if actual not in header or predicted not in header or actual == predicted:
+            return _confusion(_table(path, data, {}), actual, predicted)
+        frame = pd.read_csv(
+            io.BytesIO(data), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+            skip_blank_lines=True, usecols=[actual, predicted],
+        )  # fmt: skip
+        pairs = frame.groupby([actual, predicted], sort=False).size()
+        counts = {(str(a), str(p)): int(n) for (a, p), n in pairs.items()}
+    else:
+        reader = csv.reader(
+            io.StringIO(data.decode("utf-8")), "excel-tab" if sep == "\t" else "excel"
+        )
+        header = next((row for row in reader if row), None)
+        if header is None:
+            return []
+        at = {name: header.index(name) if name in header else None for name in (actual, predicted)}
+        counts = {}
+        for row in reader:
+            if not row:
+                continue
+            key = tuple(
+                row[i] if i is not None and i < len(row) else "None"
+                for i in (at[actual], at[predicted])
+            )
+            counts[key] = counts.get(key, 0) + 1
+    return [{"actual": a, "predicted": p, "count": n} for (a, p), n in sorted(counts.items())]
 
 
 def _confusion(rows: list[dict[str, Any]], actual: str, predicted: str) -> list[dict[str, Any]]:
