@@ -131,6 +131,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_pr(args: argparse.Namespace) -> int:
     from mlops_ci.commands import pr
 
+    if args.announce:
+        notes = pr.announce_pr(
+            repo_dir(args),
+            run_dir(args),
+            out=progress_stream(args),
+            failed=args.announce == "failed",
+        )
+        emit(args, {"announced": notes}, "\n".join(notes))
+        return EXIT_OK
     result = pr.run_pr(
         repo_dir(args),
         run_dir(args),
@@ -229,6 +238,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from mlops_ci.commands import review
+
+    result = review.run_review(repo_dir(args), run_dir(args))
+    emit(args, result.to_dict(), result.summary())
+    return result.exit_code
+
+
+def _review_options(p: argparse.ArgumentParser) -> None:
+    """No options: the comment, the pull request and the head come from the event and the API."""
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from mlops_ci.commands import sweep
 
@@ -256,6 +277,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from mlops_ci.commands import retrain
+
+    result = retrain.run_retrain(
+        repo_dir(args),
+        run_dir(args),
+        reproduce_only=args.reproduce_only,
+        publish=args.publish,
+        pull=args.pull,
+        push=args.push,
+        out=progress_stream(args),
+    )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlops_ci.commands import demo
 
@@ -280,6 +317,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
         stream = sys.stderr if result.problems else sys.stdout
         stream.write(result.summary() + "\n")
     return result.exit_code
+
+
+def cmd_noise(args: argparse.Namespace) -> int:
+    from mlops_ci.commands import noise
+
+    result = noise.run_noise(
+        repo_dir(args), run_dir(args), repeat=args.repeat, stages=args.stage or None
+    )
+    emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def _noise_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--repeat",
+        type=int,
+        required=True,
+        metavar="N",
+        help="re-run each stage that writes a metrics file N more times, inputs unchanged",
+    )
+    p.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this stage (repeatable); default: every stage that writes a metrics file",
+    )
 
 
 def _train_options(p: argparse.ArgumentParser) -> None:
@@ -368,6 +432,16 @@ def _pr_options(p: argparse.ArgumentParser) -> None:
         "--no-post",
         action="store_true",
         help="write the documents and the report only; post no comment and no status",
+    )
+    p.add_argument(
+        "--announce",
+        nargs="?",
+        const="started",
+        choices=("started", "failed"),
+        help='only post the status `pending` and an "in progress" comment, then exit: the '
+        "step before training in a workflow, which alone gets the token (runs no stage); "
+        "`--announce failed`: the status `error` and a comment saying the run stopped before "
+        "it could report",
     )
     _png_option(p)
 
@@ -473,6 +547,34 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _retrain_options(p: argparse.ArgumentParser) -> None:
+    half = p.add_mutually_exclusive_group()
+    half.add_argument(
+        "--reproduce-only",
+        action="store_true",
+        help="the half without a token: refresh the imports (dvc update), reproduce, compare "
+        "with the target branch; commit a change to the retrain branch and write "
+        "retrain.json and retrain.bundle into the run directory",
+    )
+    half.add_argument(
+        "--publish",
+        action="store_true",
+        help="the trusted half, which runs no repository code: push the commit of a "
+        "--reproduce-only run (with a lease on the branch tip) and open or update its pull request",
+    )
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        help="fetch the run-cache and outputs from the DVC remote before reproducing",
+    )
+    p.add_argument(
+        "--push",
+        action="store_true",
+        help="push outputs and the run-cache to the DVC remote after reproducing, so the pull "
+        "request's own run restores them",
+    )
+
+
 def _demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workdir",
@@ -501,6 +603,12 @@ def _validate_options(p: argparse.ArgumentParser) -> None:
 # name, help, handler, options: one row per public command (the names are public: keep them).
 COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None]]] = [
     ("train", "reproduce the pipeline, reusing DVC's run-cache", cmd_train, _train_options),
+    (
+        "noise",
+        "measure run-to-run noise on request: re-run the stages writing metrics (noise.json)",
+        cmd_noise,
+        _noise_options,
+    ),
     (
         "compare",
         "put the candidate's metrics, params and plots beside the baseline's",
@@ -556,10 +664,22 @@ COMMANDS: list[tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None
         _publish_options,
     ),
     (
+        "review",
+        "act on a review command on a pull request (/mlops-ci accept <metric or rule> <reason>)",
+        cmd_review,
+        _review_options,
+    ),
+    (
         "sweep",
         "fan candidates out on the CI matrix (plan, run) and rank them in one report (collect)",
         cmd_sweep,
         _sweep_options,
+    ),
+    (
+        "retrain",
+        "refresh imported data, reproduce, and open or update one pull request with the change",
+        cmd_retrain,
+        _retrain_options,
     ),
     (
         "demo",

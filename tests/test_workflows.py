@@ -238,6 +238,7 @@ def test_gitlab_tokens_never_reach_a_job_that_trains():
             "mlops-ci:production",
             "mlops-ci:rollback",
             "mlops-ci:deprecate",
+            "mlops-ci:retrain:publish",  # pushes the retrain branch; runs no stage
         )
         assert uses_push_token == (name in pushers), name
         if re.search(r"args=\(deploy\b", script):

@@ -73,9 +73,31 @@ def format_comparison(document: Mapping[str, Any]) -> str:
         lines += ["", "params changed:"]
         lines += [f"  {p['name']}: {_fmt(p['baseline'])} -> {_fmt(p['candidate'])} ({p['change']})"
                   for p in document["params"]]  # fmt: skip
+    lines += _data_lines(document.get("data"))
     for problem in document["errors"]:
         lines.append(
             f"error: {problem['file']} at {problem['revision'][:12]}: {problem['message']}"
         )
     lines += [f"warning: {w}" for w in document["warnings"]]
     return "\n".join(lines)
+
+
+def _data_lines(data: Any) -> list[str]:
+    """The data section in a few lines: tracked paths that changed, then each table."""
+    if not isinstance(data, Mapping):
+        return []
+    lines = [""]
+    if data.get("error"):
+        lines.append(f"data: could not be computed: {data['error']}")
+    files = data.get("files")
+    if isinstance(files, Mapping):
+        counts = {k: n for k, n in (files.get("counts") or {}).items() if n}
+        shown = ", ".join(f"{n} {k}" for k, n in counts.items()) or "none"
+        lines.append(f"data: DVC-tracked paths changed: {shown}")
+    for table in data.get("tables") or []:
+        base, cand = table.get("baseline") or {}, table.get("candidate") or {}
+        rows = f"rows {_fmt(base.get('rows'))} -> {_fmt(cand.get('rows'))}"
+        shifted = table.get("drifted_columns") or []
+        tail = f", shifted: {', '.join(map(str, shifted[:5]))}" if shifted else ""
+        lines.append(f"  table {table.get('path')}: {table.get('status')}, {rows}{tail}")
+    return lines if len(lines) > 1 else []

@@ -128,6 +128,7 @@ def judge(
     comparison: Mapping[str, Any],
     policy: Policy | None = None,
     comparison_digest: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Verdict, Policy]:
     """Evaluate the baseline's policy (`policy`, else read now) and write `verdict.json`.
 
@@ -152,6 +153,7 @@ def judge(
     except MlopsCiError:
         (run_dir / VERDICT_FILE).unlink(missing_ok=True)
         raise
+    review_waivers(verdict, run_dir, os.environ if env is None else env)
     verdict.inputs = {
         COMPARISON_FILE: comparison_digest,
         "baseline_sha": verdict.baseline_sha,
@@ -160,6 +162,43 @@ def judge(
     }
     documents.write(run_dir, VERDICT_FILE, verdict.to_dict())
     return verdict, policy
+
+
+_TOKENS = ("MLOPS_CI_TOKEN", "GITHUB_TOKEN", "GH_TOKEN", "GITLAB_TOKEN")
+
+
+def review_waivers(verdict: Verdict, run_dir: Path, env: Mapping[str, str]) -> None:
+    """A pull request's head and the review's waivers for it (`/mlops-ci accept`, checked
+    through the forge; commands/review.py). Only where a token can ask: the job that trains has
+    none, and the step that posts judges again with it. A fork's verdict is the trusted
+    `publish` job's to post, so its run reads none."""
+    from mlops_ci.project.ci_event import forge_kind, read_ci_event
+
+    if forge_kind(env) == "local":
+        return
+    event = read_ci_event(env, run_dir)
+    if not event.head_sha or event.is_fork:
+        return
+    merged = event.pr_number is None and event.event_name == "push"
+    if event.pr_number is None and not merged:
+        return
+    if not merged:
+        verdict.head_sha = event.head_sha
+    if not any(env.get(name, "").strip() for name in _TOKENS):
+        return
+    from mlops_ci.commands.waivers import apply_review, merged_waivers
+    from mlops_ci.forge import detect_forge
+
+    try:
+        forge = detect_forge(env, run_dir)
+    except MlopsCiError as exc:
+        verdict.stale_waivers = [f"waivers from the review were not read ({exc}); none applied"]
+        return
+    if merged:
+        # The merged pull request's waivers go into the model card; this verdict stays as judged.
+        verdict.pr_waivers = merged_waivers(forge, event.head_sha)
+        return
+    apply_review(verdict, forge, event.pr_number, event.head_sha)
 
 
 def run_gate(
@@ -174,7 +213,7 @@ def run_gate(
     env = os.environ if env is None else env
     out = sys.stdout if out is None else out
     comparison, digest = documents.read_digested(run_dir, COMPARISON_FILE, kind="comparison")
-    verdict, _ = judge(repo_dir, run_dir, comparison, comparison_digest=digest)
+    verdict, _ = judge(repo_dir, run_dir, comparison, comparison_digest=digest, env=env)
     result = GateRun(verdict, run_dir / VERDICT_FILE)
     signal_ci(verdict, env, out)
     if post:

@@ -62,6 +62,66 @@ class PrRun:
         return "\n".join(lines)
 
 
+IN_PROGRESS_DESCRIPTION = "in progress: training, comparing and gating"
+FAILED_DESCRIPTION = "the run stopped before a verdict: see its log"
+
+
+def announce_pr(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    forge: Any = None,
+    workflow: str | None = None,
+    failed: bool = False,
+) -> list[str]:
+    """Before anything of the repository runs: the gate's status `pending` on the head commit,
+    and the sticky comment saying the run is in progress (the final report replaces it).
+    `failed`: the run stopped before it could report, so neither may keep saying "in progress":
+    the status becomes `error` and the comment says so.
+
+    Reads only `mlops-ci.yaml` (for the artifact's name) and the CI event, so a workflow can run
+    it with the token in a step before training, which gets none. A forge that does not answer
+    is noted, not fatal: the report that follows is what matters.
+    """
+    from mlops_ci.forge import NoPullRequest, detect_forge, status_context
+    from mlops_ci.project.ci_event import read_ci_event
+    from mlops_ci.project.settings import load_settings
+    from mlops_ci.report.render import report_marker_id
+
+    env = os.environ if env is None else env
+    out = sys.stdout if out is None else out
+    artifact = load_settings(repo_dir).artifact
+    forge = forge or detect_forge(env, run_dir, out=out)
+    sha = read_ci_event(env, run_dir).head_sha
+    notes: list[str] = []
+    state, description = (
+        ("error", FAILED_DESCRIPTION) if failed else ("pending", IN_PROGRESS_DESCRIPTION)
+    )
+    run = f" ([the run]({forge.run_url}))" if forge.run_url else ""
+    commit = f" `{sha[:12]}`" if sha else ""
+    body = f"### mlops-ci: {artifact}\n\n" + (
+        f"**Stopped**{run}: the run on{commit} ended before it could report (a failing stage, a "
+        "bad setting or an unreachable service); its log says why. The next run replaces this.\n"
+        if failed
+        else f"**In progress**{run}: training, comparing with the baseline and gating{commit}. "
+        "The report replaces this comment when the run finishes.\n"
+    )
+    try:
+        if sha:
+            forge.set_status(sha, state, description, status_context(artifact))
+            notes.append(f"status {state} on {sha[:12]}")
+        marker = report_marker_id(artifact, workflow or env.get("GITHUB_WORKFLOW") or "mlops-ci")
+        forge.upsert_comment(body, marker)
+        notes.append("comment: " + ("stopped" if failed else "in progress"))
+    except NoPullRequest:
+        notes.append("no pull request to comment on")
+    except ServiceError as exc:
+        notes.append(f"progress not posted: {exc}")
+    return notes
+
+
 def run_pr(
     repo_dir: Path,
     run_dir: Path,
@@ -81,14 +141,49 @@ def run_pr(
     The verdict is judged before the report is rendered, so the comment shows it; the comment is
     posted before the status, so a reviewer who follows the red status finds the reasons.
     """
-    from mlops_ci.commands.report import ReportNotPosted, run_report
-    from mlops_ci.commands.train import run_train
-    from mlops_ci.compare.diff import compare
     from mlops_ci.forge import detect_forge
-    from mlops_ci.report.write import FITTED_NAME, FULL_NAME
 
     env = os.environ if env is None else env
     out = sys.stdout if out is None else out
+    # One forge (one HTTP session, one look-up of the PR and of our login) for every post.
+    forge = detect_forge(env, run_dir, out=out) if post else None
+    announced = forge is not None and forge.name != "local"
+    if announced:
+        # Pending and "in progress" first, before any stage of the repository runs.
+        for note in announce_pr(repo_dir, run_dir, env=env, out=out, forge=forge):
+            out.write(f"mlops-ci: {note}\n")
+    try:
+        return _run_pr(
+            repo_dir, run_dir, pull=pull, push=push, overrides=overrides, baseline=baseline,
+            target_branch=target_branch, post=post, env=env, out=out, png_limit=png_limit,
+            forge=forge,
+        )  # fmt: skip
+    except (MlopsCiError, KeyboardInterrupt):
+        if announced:  # no report follows: "in progress" must not stay
+            announce_pr(repo_dir, run_dir, env=env, out=out, forge=forge, failed=True)
+        raise
+
+
+def _run_pr(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    pull: bool,
+    push: bool,
+    overrides: Sequence[str],
+    baseline: str | None,
+    target_branch: str | None,
+    post: bool,
+    env: Mapping[str, str],
+    out: TextIO,
+    png_limit: int,
+    forge: Any,
+) -> PrRun:
+    from mlops_ci.commands.report import ReportNotPosted, run_report
+    from mlops_ci.commands.train import run_train
+    from mlops_ci.compare.diff import compare
+    from mlops_ci.report.write import FITTED_NAME, FULL_NAME
+
     # This run rewrites these; one that stops early (exit 2) must not leave an earlier run's
     # comparison, verdict or report to be read as this one's.
     for name in (COMPARISON_FILE, VERDICT_FILE, FULL_NAME, FITTED_NAME):
@@ -109,8 +204,6 @@ def run_pr(
         raise
     result = PrRun(trained, comparison, GateRun(verdict, run_dir / VERDICT_FILE))
     signal_ci(verdict, env, out)
-    # One forge (one HTTP session, one look-up of the PR and of our login) for both posts.
-    forge = detect_forge(env, run_dir, out=out) if post else None
     try:
         result.report = run_report(
             repo_dir, run_dir, post=post, env=env, out=out, forge=forge, png_limit=png_limit

@@ -26,7 +26,13 @@ from mlops_ci.report.render import (
     check_documents,
     revision_labels,
 )
-from mlops_ci.report.trend import DEFAULT_COMMITS, Trend, key_metrics, read_trend
+from mlops_ci.report.trend import (
+    DEFAULT_COMMITS,
+    Trend,
+    carried_trend,
+    key_metrics,
+    read_trend,
+)
 from mlops_ci.report.write import FULL_NAME, write_pngs, write_report
 
 
@@ -71,6 +77,9 @@ def load_trend(
     metrics = key_metrics(comparison, names or None)
     if not metrics:
         return None
+    carried = carried_trend(comparison.get("trend"), metrics, commits)
+    if carried is not None:
+        return carried
     git = Git(repo_dir)
     try:
         ref = next((r for r in (f"origin/{target}", target) if git.rev_parse(r)), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import sys
@@ -204,10 +205,18 @@ def run_train(
     with open_repo(repo_dir) as repo:
         if pull or push:
             configure_remote(repo, load_settings(repo_dir).remote, env)
+        progress = _StageProgress(stage_output or sys.stdout)
         try:
             with _tee_output(stage_output or sys.stdout) as tail:
-                runs = reproduce(repo, pull=pull, on_stage_start=lambda _name: tail.reset())
+
+                def started(name: str) -> None:
+                    tail.reset()
+                    progress.start(name)
+
+                runs = reproduce(repo, pull=pull, on_stage_start=started)
+                progress.finish()
         except StageFailed as exc:
+            progress.finish("failed after")
             # Only a failure needs the plan (to list what never ran): building DVC's graph
             # costs a parse of every dvc.yaml and dvc.lock, which a success never pays.
             result.stages = _with_skipped(exc.runs, pipeline_stages(repo))
@@ -225,12 +234,59 @@ def run_train(
                 f"Stages that finished keep their outputs; fix the stage and rerun `mlops-ci train`."
             ) from exc
         result.stages = runs  # DVC called back for every stage of the graph, in run order
+        _append_step_summary(env, result)
         if push:
             dvc_push(repo)
             result.pushed = True
     result.duration_s = time.perf_counter() - start
     documents.write(run_dir, "train.json", result.to_dict())
     return result
+
+
+class _StageProgress:
+    """One line per stage started and finished, with seconds, in the job log as it happens.
+
+    DVC calls back only when a stage starts: a stage has finished when the next one starts, or
+    when the reproduction returns."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.current: tuple[str, float] | None = None
+
+    def _say(self, line: str) -> None:
+        self.out.write(f"mlops-ci: {line}\n")
+        self.out.flush()
+
+    def start(self, name: str) -> None:
+        self.finish()
+        self.current = (name, time.perf_counter())
+        self._say(f"stage {name} started")
+
+    def finish(self, how: str = "finished in") -> None:
+        if self.current is not None:
+            name, began = self.current
+            self._say(f"stage {name} {how} {time.perf_counter() - began:.2f} s")
+            self.current = None
+
+
+def _append_step_summary(env: Mapping[str, str], result: TrainResult) -> None:
+    """The stage table in the GitHub job summary, before the report a later step adds."""
+    path = env.get("GITHUB_STEP_SUMMARY", "").strip()
+    if not path or not result.stages:
+        return
+    from mlops_ci.report.markdown import md_text
+
+    rows = [
+        f"| {md_text(s.name)} | {s.status}{f' ({s.source})' if s.source else ''} "
+        f"| {s.duration_s:.2f} |"
+        for s in result.stages
+    ]
+    text = "\n".join(
+        ["#### Stages", "", "| stage | status | seconds |", "|---|---|---:|", *rows, "", ""]
+    )
+    # A summary that cannot be written loses no result.
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 # How a stage killed by SIGINT exits: -2 when DVC sees the signal, 130 through a shell.

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mlops_ci.compare.noise import History, NoiseEstimate, estimate_noise, split_alpha
-from mlops_ci.project.settings import MetricRule, Settings
+from mlops_ci.project.settings import MetricRule, Settings, metric_aliases
+
+REPEATED = "repeated"  # the inputs label of repeat measurements: a group no baseline matches
 
 EPSILON = 1e-12  # below this a numeric change is float noise from rounding
 DECIDED_BY = ("interval", "tolerance", "noise band", "none")
@@ -33,17 +36,18 @@ MAX_SLICE_VALUES = 50
 
 
 def noise_estimates(
-    history: History | None, rows: list[tuple[str, str, str, float]]
+    history: History | None,
+    rows: list[tuple[str, str, str, float]],
+    repeats: Mapping[tuple[str, str], list[float]] | None = None,
 ) -> dict[str, NoiseEstimate]:
-    """name -> noise estimate, for (name, file, key, baseline value) rows with history."""
-    if history is None:
-        return {}
+    """name -> noise estimate, for (name, file, key, baseline value) rows with history or
+    repeat measurements (`mlops-ci noise`); the repeats add to the spread, never the centre."""
     out = {}
     for name, file, key, base in rows:
-        points = history.points.get((file, key)) or []
-        est = estimate_noise(
-            points, history.baseline_inputs.get(file), base, commits=history.commits
-        )
+        points = list(history.points.get((file, key)) or []) if history else []
+        points += [(REPEATED, v) for v in (repeats or {}).get((file, key), ())]
+        inputs = history.baseline_inputs.get(file) if history else None
+        est = estimate_noise(points, inputs, base, commits=history.commits if history else 0)
         if est is not None:
             out[name] = est
     return out
@@ -307,6 +311,7 @@ class Judgement:
             family, noise, band_members, settings,
         )  # fmt: skip
         self.intervals: dict[str, Any] = dict(family.overall) if family is not None else {}
+        self.trend: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -319,9 +324,11 @@ class Judgement:
         settings: Settings,
         warnings: list[str],
         names: Mapping[tuple[str, str], str],
+        run_dir: Path | None = None,
     ) -> Judgement:
-        """`names`: (file, key) -> row name, as `diff.metric_names` gives them."""
-        from mlops_ci.compare.noise import read_history
+        """`names`: (file, key) -> row name, as `diff.metric_names` gives them; `run_dir`
+        may hold repeat measurements (noise.json)."""
+        from mlops_ci.compare.noise import LOCK_FILE, read_history, read_repeats
 
         with_predictions = bool(
             settings.predictions and baseline.predictions is not None
@@ -339,15 +346,23 @@ class Judgement:
                 continue
             if _tolerance(settings.rule_for(name, key)) is None:
                 pairs.append((name, path, key, float(base)))
+        # One read of the target branch's history serves the noise bands and the report's trend.
+        banded = (
+            [(p, k) for _, p, k, _ in pairs] if settings.noise_commits > 0 and baseline_sha else []
+        )
+        followed = trend_metrics(names, candidate, settings) if settings.trend_commits > 0 else {}
         history = None
-        if pairs and settings.noise_commits > 0 and baseline_sha:
+        if banded or followed:
             ref = next((r for r in (f"origin/{target}", target) if git.rev_parse(r)), None)
             if ref is not None:
                 history = read_history(
-                    git, ref, [(p, k) for _, p, k, _ in pairs], commits=settings.noise_commits,
+                    git, ref, list(dict.fromkeys([*banded, *followed])),
+                    commits=max(settings.noise_commits if banded else 0, settings.trend_commits),
                     baseline_sha=baseline_sha,
                 )  # fmt: skip
-        noise = noise_estimates(history, pairs)
+        lock = Path(git.repo_dir) / LOCK_FILE
+        repeats = read_repeats(run_dir, lock.read_bytes() if lock.is_file() else None, warnings)
+        noise = noise_estimates(history if banded else None, pairs, repeats)
         family = None
         if with_predictions:
             family = family_intervals(
@@ -361,7 +376,9 @@ class Judgement:
                 f"no confidence intervals: {settings.predictions} cannot be read at the {side}"
                 f" ({missing or 'missing'})"
             )
-        return cls(family, noise, len(noise), settings)
+        judgement = cls(family, noise, len(noise), settings)
+        judgement.trend = trend_document(history, followed, settings.trend_commits)
+        return judgement
 
     def decide(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return decide_rows(rows, self.family, self.noise, self.settings)
@@ -371,4 +388,66 @@ class Judgement:
         return {
             "family": family_document(self.family, self.band_members, self.settings),
             "slices": slices_document(self.family, self.settings),
+            "trend": self.trend,
         }
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+# The metrics a report's trend follows: those the policy names, else the first few numeric ones.
+TREND_METRICS = 3
+TREND_METRICS_MAX = 20
+
+
+def trend_metrics(
+    names: Mapping[tuple[str, str], str], candidate: Any, settings: Settings
+) -> dict[tuple[str, str], str]:
+    """(file, key) -> row name of the metrics whose history the comparison carries for the
+    report's trend: every metric a policy key names (at most 20), else the first three numeric."""
+    named = set(settings.metrics)
+    chosen: dict[tuple[str, str], str] = {}
+    if named:
+        for (path, key), name in names.items():
+            if "\n" in path or len(name) > 512:
+                continue
+            if named.intersection(metric_aliases(name, key)):
+                chosen[path, key] = name
+                if len(chosen) == TREND_METRICS_MAX:
+                    break
+        if chosen:
+            return chosen
+    for (path, key), name in names.items():
+        if (
+            "\n" not in path
+            and len(name) <= 512
+            and _finite_number(candidate.metrics.get(path, {}).get(key))
+        ):
+            chosen[path, key] = name
+            if len(chosen) == TREND_METRICS:
+                break
+    return chosen
+
+
+def trend_document(
+    history: Any, followed: Mapping[tuple[str, str], str], commits: int
+) -> dict[str, Any] | None:
+    """The comparison's `trend`: the last `commits` commits of the target branch read for it,
+    oldest first, with the followed metrics' values (None: a gap)."""
+    if history is None or not followed:
+        return None
+    log = history.log[-commits:] if commits else ()
+    skip = len(history.log) - len(log)
+    return {
+        "ref": history.ref,
+        "metrics": list(followed.values()),
+        "commits": [
+            {
+                "sha": sha,
+                "subject": _CONTROL.sub(" ", subject[:1000]),
+                "values": {
+                    name: history.series[metric][skip + i] for metric, name in followed.items()
+                },
+            }
+            for i, (sha, subject) in enumerate(log)
+        ],
+    }

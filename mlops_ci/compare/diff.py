@@ -204,6 +204,37 @@ def baseline_policy(repo_dir: Path, baseline_sha: str | None, warnings: list[str
         return None
 
 
+def _data(
+    project: Project,
+    baseline_sha: str | None,
+    settings: Settings,
+    local: Settings,
+    fetch: RemoteFetcher,
+    warnings: list[str],
+    snapshots: tuple[Snapshot, Snapshot],
+) -> dict[str, Any] | None:
+    """The data section (compare/data.py): tables declared by the baseline's policy, plus those
+    only this change declares (shown, not gated: rules come from the baseline). A failure here
+    is recorded in the section, where a data rule that needs it fails closed."""
+    from mlops_ci.compare.data import data_section
+
+    try:
+        section = data_section(
+            project, baseline_sha, settings.data, extra_tables=local.data.tables, fetch=fetch,
+            readers=(snapshots[0].files, snapshots[1].files),
+        )  # fmt: skip
+    except Exception as exc:  # the metrics comparison must survive a data file it cannot read
+        reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+        warnings.append(f"the data section could not be computed: {reason}")
+        return {"error": reason, "files": None, "tables": []}
+    for table in (section or {}).get("tables") or []:
+        for error in table["errors"]:
+            warnings.append(
+                f"data table {table['path']} at {error['revision'][:12]}: {error['message']}"
+            )
+    return section
+
+
 def compare(
     repo_dir: Path,
     run_dir: Path,
@@ -259,9 +290,12 @@ def compare(
     from mlops_ci.compare.decide import Judgement
 
     names = metric_names([base, cand])
-    judgement = Judgement.of(git, target, resolved.sha, base, cand, settings, warnings, names)
+    judgement = Judgement.of(
+        git, target, resolved.sha, base, cand, settings, warnings, names, run_dir=run_dir
+    )
     cis = judgement.intervals
     train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
+    data = _data(project, resolved.sha, settings, local, fetch, warnings, (base, cand))
     document = documents.header("comparison") | {
         "created_at": documents.now(),
         "artifact": settings.artifact,
@@ -282,6 +316,7 @@ def compare(
         "errors": base.errors + cand.errors,
         "warnings": warnings,
         **judgement.document(),
+        "data": data,
     }
     documents.write(run_dir, "comparison.json", document)
     if fetch.failures:

@@ -11,7 +11,8 @@ input set is a Student-t prediction interval for one new measurement:
     half-width = t(df, 1 - alpha / 2) * sd * sqrt(1 + 1 / n_centre)
 
 History is read once (`git log` over the metrics files, then one `git cat-file --batch` for
-every commit's metrics files and `dvc.lock`); no fetch, no DVC checkout.
+every commit's metrics files and `dvc.lock`); no fetch, no DVC checkout. The same batch gives
+the report's trend (`History.series`), so the report reads no git history of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlops_ci.project.dvcfile import load_pipeline_yaml, parse_structured
@@ -113,6 +115,9 @@ class History:
     commits: int
     points: Mapping[tuple[str, str], list[tuple[str, float]]]
     baseline_inputs: Mapping[str, str | None]
+    # Every commit read, oldest first, with each metric's value there (None: a gap).
+    log: tuple[tuple[str, str], ...] = ()  # (sha, subject)
+    series: Mapping[tuple[str, str], tuple[float | None, ...]] = field(default_factory=dict)
 
 
 def read_history(
@@ -134,6 +139,10 @@ def read_history(
         specs.append(f"{baseline_sha}:{LOCK_FILE}")
     blobs = git.read_many(list(dict.fromkeys(specs)))
     points: dict[tuple[str, str], list[tuple[str, float]]] = {m: [] for m in metrics}
+    series: dict[tuple[str, str], list[float | None]] = {m: [] for m in metrics}
+    by_file: dict[str, list[tuple[str, str]]] = {}
+    for metric in dict.fromkeys(metrics):
+        by_file.setdefault(metric[0], []).append(metric)
     previous: dict[str, bytes | None] = {}
     for commit in reversed(history):  # oldest first: a file equal to its predecessor is a copy
         inputs = stage_inputs(blobs.get(f"{commit.sha}:{LOCK_FILE}"))
@@ -142,24 +151,29 @@ def read_history(
             digest = inputs.get(path)
             copy = raw is not None and previous.get(path) == raw
             previous[path] = raw
-            if raw is None or digest is None or copy:
-                continue
             document = load_or_none(raw, path)
-            for file, key in metrics:
-                if file == path:
-                    value = _number(lookup(document, key))
-                    if value is not None:
-                        points[file, key].append((digest, value))
+            for metric in by_file.get(path, ()):
+                value = _number(lookup(document, metric[1]))
+                series[metric].append(value)
+                if value is not None and digest is not None and not copy:
+                    points[metric].append((digest, value))
     base_inputs = stage_inputs(blobs.get(f"{baseline_sha}:{LOCK_FILE}")) if baseline_sha else {}
     return History(
         ref, len(history), {m: p[::-1] for m, p in points.items()},
         {f: base_inputs.get(f) for f in files},
+        log=tuple((c.sha, c.subject) for c in reversed(history)),
+        series={m: tuple(v) for m, v in series.items()},
     )  # fmt: skip
 
 
 def stage_inputs(lock: bytes | None) -> dict[str, str]:
     """Output path -> digest of what its stage declares as inputs in `dvc.lock` (command,
     dependency paths and hashes, params). Unreadable: no digests (no estimate, never a guess)."""
+    return {path: digest for path, (_stage, digest) in lock_outputs(lock).items()}
+
+
+def lock_outputs(lock: bytes | None) -> dict[str, tuple[str, str]]:
+    """Output path -> (stage name, digest of the stage's declared inputs) in `dvc.lock`."""
     if lock is None:
         return {}
     try:
@@ -167,8 +181,8 @@ def stage_inputs(lock: bytes | None) -> dict[str, str]:
     except ConfigError:
         return {}
     stages = data.get("stages") if isinstance(data, dict) else None
-    out: dict[str, str] = {}
-    for stage in (stages or {}).values():
+    out: dict[str, tuple[str, str]] = {}
+    for name, stage in (stages or {}).items():
         if not isinstance(stage, dict):
             continue
         deps = [
@@ -179,7 +193,45 @@ def stage_inputs(lock: bytes | None) -> dict[str, str]:
         digest = hashlib.sha256(json.dumps(declared, sort_keys=True, default=str).encode())
         for item in stage.get("outs") or []:
             if isinstance(item, dict) and isinstance(item.get("path"), str):
-                out[item["path"]] = digest.hexdigest()[:16]
+                out[item["path"]] = (str(name), digest.hexdigest()[:16])
+    return out
+
+
+# --- repeat measurements (`mlops-ci noise --repeat N`) ---------------------------------------------
+
+REPEATS_FILE = "noise.json"
+
+
+def read_repeats(
+    run_dir: Path | None, lock: bytes | None, warnings: list[str]
+) -> dict[tuple[str, str], list[float]]:
+    """(file, key) -> values measured by re-running its stage with the candidate's inputs, from
+    the run directory's noise.json; only where those inputs are still the candidate's (a stale
+    file is named in `warnings` and not used)."""
+    if run_dir is None or not (run_dir / REPEATS_FILE).is_file():
+        return {}
+    from mlops_ci.project import documents
+
+    try:
+        doc = documents.read(run_dir, REPEATS_FILE, kind="noise")
+    except Exception as exc:  # any unreadable document: no repeats, said so
+        warnings.append(f"{REPEATS_FILE} is unreadable and was not used: {exc}")
+        return {}
+    current = stage_inputs(lock)
+    inputs = doc.get("inputs") if isinstance(doc.get("inputs"), dict) else {}
+    stale = sorted(str(p) for p, d in inputs.items() if current.get(p) != d)
+    if stale:
+        warnings.append(
+            f"{REPEATS_FILE} measured other inputs than the candidate's for {', '.join(stale)}: "
+            "not used (run `mlops-ci noise` again after training)"
+        )
+    out: dict[tuple[str, str], list[float]] = {}
+    for item in doc.get("measurements") or []:
+        if not isinstance(item, dict) or item.get("file") not in inputs or item["file"] in stale:
+            continue
+        values = [_number(v) for v in item.get("values") or []]
+        if len(values) >= 2 and all(v is not None for v in values):
+            out[str(item["file"]), str(item.get("key"))] = values  # type: ignore[assignment]
     return out
 
 

@@ -45,6 +45,8 @@ class Snapshot:
     predictions_missing: str | None = None  # why the predictions file could not be read
     absent: list[str] = field(default_factory=list)  # declared metrics files never produced
     errors: list[dict[str, str]] = field(default_factory=list)
+    # The revision's reader, declarations read: later readers (the data section) reuse it.
+    files: RevisionFiles | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -118,6 +120,10 @@ class RevisionFiles:
             self._ignores.append((posixpath.dirname(path), spec))
         return self._visible(files)
 
+    def visible(self, files: list[str]) -> list[str]:
+        """The project-relative `files` DVC sees: those no `.dvcignore` matches."""
+        return self._visible(files)
+
     def _visible(self, files: list[str]) -> list[str]:
         for base, spec in self._ignores:
             files = [
@@ -135,6 +141,15 @@ class RevisionFiles:
         return {p: blobs.get(f"{self.rev}:{self._git_path(p)}") for p in paths}
 
     # --- listing ---------------------------------------------------------------------------
+
+    def dvc_files(self) -> tuple[list[str], list[str], list[str]]:
+        """The revision's `dvc.yaml` files, the `dvc.lock` beside each, and its `.dvc` files."""
+        pipelines = [p for p in self.files if posixpath.basename(p) == "dvc.yaml"]
+        if self.rev is None and (self.project.root / "dvc.yaml").is_file():
+            pipelines = list(dict.fromkeys(["dvc.yaml", *pipelines]))
+        locks = [posixpath.join(posixpath.dirname(p), "dvc.lock") for p in pipelines]
+        dotdvc = [p for p in self.files if p.endswith(".dvc") and not p.startswith(".dvc/")]
+        return pipelines, locks, dotdvc
 
     def exists(self, path: str) -> bool:
         if self.rev is None:
@@ -254,6 +269,20 @@ class RevisionFiles:
             self.why.update(dict.fromkeys(missing, "not in the local DVC cache"))
         return found
 
+    def in_local_cache(self, md5: str) -> bool:
+        """Whether the object is in the local DVC cache (what `dvc diff` checks; no remote)."""
+        return any(
+            path.is_file()
+            for cache in self._cache_dirs
+            for path in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:])
+        )
+
+    def cached_manifest(self, md5: str) -> dict[str, str] | None:
+        """A directory output's manifest from the local cache only, as DVC's index reads it."""
+        if md5 in self.manifests:
+            return self.manifests[md5] if self.in_local_cache(md5) else None
+        return self._manifest(md5) if self.in_local_cache(md5) else None
+
     def _cached(self, md5: str) -> bytes | None:
         for cache in self._cache_dirs:
             for path in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:]):
@@ -296,11 +325,7 @@ def _read_disk(path: Path) -> bytes | None:
 def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, bool]:
     """Parse every `dvc.yaml`, `dvc.lock` and `.dvc` file of the revision; fills `reader.outs`.
     Returns the declarations and whether any `dvc.lock` exists."""
-    pipelines = [p for p in reader.files if posixpath.basename(p) == "dvc.yaml"]
-    if reader.rev is None and (reader.project.root / "dvc.yaml").is_file():
-        pipelines = list(dict.fromkeys(["dvc.yaml", *pipelines]))
-    locks = [posixpath.join(posixpath.dirname(p), "dvc.lock") for p in pipelines]
-    dotdvc = [p for p in reader.files if p.endswith(".dvc") and not p.startswith(".dvc/")]
+    pipelines, locks, dotdvc = reader.dvc_files()
     texts = reader.read([*pipelines, *locks, *dotdvc])
     decl = Declarations()
     has_lock = False
@@ -349,6 +374,7 @@ def take_snapshot(
     except ConfigError as exc:
         snap.errors.append({"file": "dvc.yaml", "revision": snap.label, "message": str(exc)})
         return snap
+    snap.files = reader
     metric_files = [f for path in decl.metrics for f in reader.expand(path)]
     param_files = {f: keys for path, keys in decl.params.items() for f in reader.expand(path)}
     plot_defs = _plot_defs(reader, decl)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,38 @@ class PostedComment:
     author: str | None = None  # who the forge says wrote it (our login, seen from outside)
 
 
+@dataclass(frozen=True)
+class PostedPull:
+    """The one open pull/merge request of a head branch, as the forge holds it now."""
+
+    number: int
+    url: str | None
+    created: bool  # opened by this call (False: an open one was updated)
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    """A comment on a pull/merge request as the forge holds it (author and time are the
+    forge's, never the body's)."""
+
+    id: int | str
+    author: str | None
+    body: str
+    created_at: str | None
+    url: str | None
+
+
+class ReviewNotSupported(Exception):
+    """This forge has no review commands (the local forge)."""
+
+
 class Forge(ABC):
     """GitHub, GitLab or local. Built by `detect_forge`; every method may raise ForgeError."""
 
     name: str = "forge"
     comment_limit: int | None = None
+    pinned_pr: int | None = None  # set by use_pull_request
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
@@ -119,6 +146,55 @@ class Forge(ABC):
     @abstractmethod
     def find_pr(self, sha: str) -> int | None:
         """The open pull/merge request whose head is `sha`, if any."""
+
+    @abstractmethod
+    def upsert_pull_request(
+        self, *, head: str, base: str, title: str, body: str, labels: Sequence[str] = ()
+    ) -> PostedPull:
+        """Open a pull/merge request from branch `head` into `base`, or update the open one
+        (title, body) when there is one already; add `labels` either way."""
+
+    def use_pull_request(self, number: int) -> None:
+        """Post later comments to pull/merge request `number` (one this run opened) instead
+        of the one the CI event names."""
+        self.pinned_pr = number
+
+    # --- review commands (gate/waivers.py); the local forge has none ------------------------
+
+    def pr_comments(self, number: int) -> list[ReviewComment]:
+        """Every comment on pull/merge request `number`, oldest first."""
+        raise ReviewNotSupported(f"{self.name} has no pull request comments")
+
+    def may_waive(self, login: str) -> bool:
+        """Whether `login` has write access (GitHub) or Developer or more (GitLab). An API
+        error raises: the caller fails closed (no waiver)."""
+        raise ReviewNotSupported(f"{self.name} has no permissions to check")
+
+    def pr_head(self, number: int) -> str | None:
+        """The current head SHA of pull/merge request `number`."""
+        raise ReviewNotSupported(f"{self.name} has no pull requests")
+
+    def note_head(self, number: int, written_at: str | None) -> str | None:
+        """The head a comment written at `written_at` was about, where the forge can tell from
+        its own records (GitLab's merge request versions); None: only the review's reply can."""
+        return None
+
+    def merged_pr(self, sha: str) -> tuple[int, str] | None:
+        """The merged pull/merge request that `sha` (a merge commit, or its head) landed, and its
+        final head SHA; None when there is none or the forge cannot tell."""
+        return None
+
+    def own_login(self) -> str:
+        """Who our comments are by ("" when unknown)."""
+        return ""
+
+    def post_reply(self, number: int, body: str) -> PostedComment:
+        """A new comment on pull/merge request `number` (never an update)."""
+        raise ReviewNotSupported(f"{self.name} cannot comment")
+
+    def edit_comment(self, number: int, comment_id: int | str, body: str) -> PostedComment:
+        """Replace the body of our comment `comment_id`."""
+        raise ReviewNotSupported(f"{self.name} cannot edit comments")
 
 
 def check_deployment_state(state: str, allowed: Collection[str]) -> None:

@@ -4,12 +4,12 @@ deployments. Domain calls only; transport, retries and errors live in `http.py`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlops_ci import __version__
-from mlops_ci.forge.base import PostedComment
+from mlops_ci.forge.base import PostedComment, PostedPull, ReviewComment
 from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeRejected
 from mlops_ci.forge.http import ForgeSession
 from mlops_ci.forge.remote import RemoteForge
@@ -80,6 +80,8 @@ class GitHubForge(RemoteForge):
     @property
     def pr_number(self) -> int | None:
         """The event's PR, or (push) the open PR whose head is the pushed commit."""
+        if self.pinned_pr is not None:
+            return self.pinned_pr
         if self._pr is False:
             number = self.event.pr_number
             if number is None and self.event.head_sha:
@@ -116,6 +118,77 @@ class GitHubForge(RemoteForge):
         return self._upsert_marked(
             body, marker, path=path, params=None, create=create, update=update
         )
+
+    # --- review commands (gate/waivers.py) ---------------------------------------------------
+
+    def pr_comments(self, number: int) -> list[ReviewComment]:
+        path = f"repos/{self.repository}/issues/{number}/comments"
+        return [
+            ReviewComment(
+                c.get("id"),
+                self._author(c),
+                str(c.get("body") or ""),
+                c.get("created_at"),
+                c.get("html_url"),
+            )
+            for page in self.session.pages(path, None)
+            for c in page
+            if isinstance(c, dict)
+        ]
+
+    def may_waive(self, login: str) -> bool:
+        """GET /repos/{o}/{r}/collaborators/{user}/permission: admin, maintain or write. A
+        user who is no collaborator answers 404 there: no."""
+        from urllib.parse import quote
+
+        try:
+            data = self.session.get_json(
+                f"repos/{self.repository}/collaborators/{quote(login, safe='')}/permission"
+            )
+        except ForgeNotFound:
+            return False
+        permission = data.get("permission") if isinstance(data, dict) else None
+        return permission in ("admin", "maintain", "write")
+
+    def pr_head(self, number: int) -> str | None:
+        data = self.session.get_json(f"repos/{self.repository}/pulls/{number}")
+        head = data.get("head") if isinstance(data, dict) else None
+        sha = head.get("sha") if isinstance(head, dict) else None
+        return sha if isinstance(sha, str) else None
+
+    def own_login(self) -> str:
+        return self._own_login()
+
+    def merged_pr(self, sha: str) -> tuple[int, str] | None:
+        """Like `find_pr`, for the pull request a push to the target branch merged: GitHub lists
+        it for its merge commit (or, rebased or fast-forwarded, its head)."""
+        try:
+            pulls = self.session.get_json(f"repos/{self.repository}/commits/{sha}/pulls")
+        except (ForgeNotFound, ForgeRejected):
+            return None
+        for pull in pulls if isinstance(pulls, list) else []:
+            if not isinstance(pull, dict) or not pull.get("merged_at"):
+                continue
+            head = (pull.get("head") or {}).get("sha")
+            if sha in (pull.get("merge_commit_sha"), head) and isinstance(head, str):
+                return int(pull["number"]), head
+        return None
+
+    def post_reply(self, number: int, body: str) -> PostedComment:
+        return self._write_comment("POST", f"issues/{number}/comments", body)
+
+    def edit_comment(self, number: int, comment_id: int | str, body: str) -> PostedComment:
+        del number  # GitHub addresses a comment by its id alone
+        return self._write_comment("PATCH", f"issues/comments/{comment_id}", body)
+
+    def _write_comment(self, method: str, path: str, body: str) -> PostedComment:
+        data = self.session.request_json(
+            method,
+            f"repos/{self.repository}/{path}",
+            json={"body": fit(body, GITHUB_COMMENT_LIMIT, TRUNCATED_NOTE)},
+            require=("id",),
+        )
+        return PostedComment(data["id"], data.get("html_url"), created=method == "POST")
 
     # --- statuses and checks -----------------------------------------------------------------
 
@@ -221,6 +294,58 @@ class GitHubForge(RemoteForge):
             json=status_payload,
         )
         return deployment["id"]
+
+    # --- pull requests a run opens (retrain) ---------------------------------------------------
+
+    def upsert_pull_request(
+        self, *, head: str, base: str, title: str, body: str, labels: Sequence[str] = ()
+    ) -> PostedPull:
+        """The one open PR of branch `head`: updated when GitHub has it, else opened."""
+        body = fit(body, GITHUB_COMMENT_LIMIT, TRUNCATED_NOTE)  # the PR body has the same limit
+        found = self._open_pull(head, base)
+        created = found is None
+        if found is None:
+            try:
+                found = self.session.request_json(
+                    "POST",
+                    f"repos/{self.repository}/pulls",
+                    json={"head": head, "base": base, "title": title, "body": body},
+                    require=("number",),
+                )
+            except ForgeRejected:
+                # Another run opened it between our look-up and our POST (GitHub answers 422
+                # "A pull request already exists"): update that one instead.
+                found = self._open_pull(head, base)
+                if found is None:
+                    raise
+                created = False
+        if not created:
+            found = self.session.request_json(
+                "PATCH",
+                f"repos/{self.repository}/pulls/{found['number']}",
+                json={"title": title, "body": body},
+                require=("number",),
+            )
+        number = int(found["number"])
+        names = [str(label.get("name")) for label in found.get("labels") or []]
+        if labels:
+            added = self.session.request_json(
+                "POST",
+                f"repos/{self.repository}/issues/{number}/labels",
+                json={"labels": list(labels)},
+                repeatable=True,  # adding a label twice leaves one
+            )
+            names = [str(label.get("name")) for label in added if isinstance(label, dict)]
+        return PostedPull(number, found.get("html_url"), created, tuple(names))
+
+    def _open_pull(self, head: str, base: str) -> dict[str, Any] | None:
+        owner = self.repository.split("/", 1)[0]
+        params = {"head": f"{owner}:{head}", "base": base, "state": "open"}
+        for page in self.session.pages(f"repos/{self.repository}/pulls", params):
+            for pull in page:
+                if isinstance(pull, dict) and "number" in pull:
+                    return pull
+        return None
 
     def find_pr(self, sha: str) -> int | None:
         """The open PR whose head is `sha` (GET /repos/{o}/{r}/commits/{sha}/pulls)."""

@@ -1,6 +1,6 @@
 """The local forge: no CI around, so everything a forge would show goes to files in the run
-directory (`comment.md`, `statuses.json`, `deployments.json`, `summary.md`) and one line each
-to the terminal."""
+directory (`comment.md`, `statuses.json`, `deployments.json`, `pulls.json`, `summary.md`) and
+one line each to the terminal."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlops_ci.forge.base import Forge, PostedComment
+from mlops_ci.forge.base import Forge, PostedComment, PostedPull
 from mlops_ci.project.documents import now
 from mlops_ci.project.limits import with_marker
 
@@ -19,6 +20,7 @@ COMMENT_FILE = "comment.md"
 COMMENTS_STORE = "comments.json"
 STATUSES_FILE = "statuses.json"
 DEPLOYMENTS_FILE = "deployments.json"
+PULLS_FILE = "pulls.json"
 
 
 class LocalForge(Forge):
@@ -101,6 +103,36 @@ class LocalForge(Forge):
 
     def find_pr(self, sha: str) -> int | None:
         return None
+
+    def upsert_pull_request(
+        self, *, head: str, base: str, title: str, body: str, labels: Sequence[str] = ()
+    ) -> PostedPull:
+        """`pulls.json` holds one record per head branch, opened once and updated in place."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / PULLS_FILE
+        pulls: list[dict[str, Any]] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        )
+        found = next((p for p in pulls if p["head"] == head and p["state"] == "open"), None)
+        if found is None:
+            found = {
+                "number": len(pulls) + 1,
+                "head": head,
+                "base": base,
+                "state": "open",
+                "labels": [],
+                "created_at": now(),
+            }
+            pulls.append(found)
+        created = "updated_at" not in found
+        found.update(title=title, body=body, updated_at=now())
+        found["labels"] += [name for name in labels if name not in found["labels"]]
+        _replace(path, json.dumps(pulls, indent=2) + "\n")
+        self._say(
+            f"pull request #{found['number']} {'opened' if created else 'updated'}: "
+            f"{head} -> {base} ({path})"
+        )
+        return PostedPull(found["number"], path.as_uri(), created, tuple(found["labels"]))
 
 
 def _replace(path: Path, text: str) -> None:

@@ -501,6 +501,9 @@ def evaluate_gate(
         for name, rule in settings.metrics.items():
             if rule.has_thresholds():
                 results.extend(judge_row({"name": name}, rule, settings, listed=True))
+    from mlops_ci.gate.data_rules import judge_data
+
+    results += judge_data(comparison, settings)  # data rules, read at the baseline too
     results += check_proposed_policy(proposed, proposed_error, comparison)
     outcomes = {r.outcome for r in results}
     verdict = "fail" if "fail" in outcomes else "neutral" if "neutral" in outcomes else "pass"

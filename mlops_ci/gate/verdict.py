@@ -37,9 +37,14 @@ class RuleResult:
     ci_low: float | None = None
     ci_high: float | None = None
     significant: bool = False
+    # Set when a reviewer's waiver turned this failure into `waived` (gate/waivers.py).
+    waived_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        if doc["waived_by"] is None:
+            del doc["waived_by"]
+        return doc
 
 
 @dataclass
@@ -56,6 +61,14 @@ class Verdict:
     inputs: dict[str, str | None] = field(default_factory=dict)
     # A fork's run: its numbers come from the fork's own job, so the verdict only advises.
     advisory: bool = False
+    # The pull request's head the verdict was judged for, and the review's waivers for it
+    # (gate/waivers.py); waivers given for an earlier head are only named, never applied.
+    head_sha: str | None = None
+    waivers: list[dict[str, Any]] = field(default_factory=list)
+    stale_waivers: list[str] = field(default_factory=list)
+    # On the target branch: the waivers of the merged pull request's final head, carried into
+    # the bundle's metadata and model card (never applied to this verdict).
+    pr_waivers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> list[RuleResult]:
@@ -66,17 +79,31 @@ class Verdict:
         return [r for r in self.rules if r.outcome == "neutral"]
 
     def to_dict(self) -> dict[str, Any]:
-        return documents.header("verdict") | {
-            "artifact": self.artifact,
-            "verdict": self.verdict,
-            "summary": self.summary,
-            "baseline_sha": self.baseline_sha,
-            "candidate_sha": self.candidate_sha,
-            "policy": asdict(self.policy),
-            "inputs": dict(self.inputs),
-            "advisory": self.advisory,
-            "rules": [r.to_dict() for r in self.rules],
-        }
+        return (
+            documents.header("verdict")
+            | {
+                "artifact": self.artifact,
+                "verdict": self.verdict,
+                "summary": self.summary,
+                "baseline_sha": self.baseline_sha,
+                "candidate_sha": self.candidate_sha,
+                "policy": asdict(self.policy),
+                "inputs": dict(self.inputs),
+                "advisory": self.advisory,
+                "rules": [r.to_dict() for r in self.rules],
+            }
+            | self._review()
+        )
+
+    def _review(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"head_sha": self.head_sha} if self.head_sha else {}
+        if self.waivers:
+            doc["waivers"] = list(self.waivers)
+        if self.stale_waivers:
+            doc["stale_waivers"] = list(self.stale_waivers)
+        if self.pr_waivers:
+            doc["pr_waivers"] = list(self.pr_waivers)
+        return doc
 
 
 # --- numbers in reasons -------------------------------------------------------------------------
@@ -98,8 +125,8 @@ def fmt(x: float) -> str:
 
 def format_verdict(verdict: Verdict) -> str:
     """The terminal summary: the verdict, then one line per judged rule, worst first."""
-    marks = {"fail": "✗", "neutral": "~", "pass": "✓", "skipped": "-"}
-    order = {o: i for i, o in enumerate(("fail", "neutral", "pass", "skipped"))}
+    marks = {"fail": "✗", "neutral": "~", "waived": "!", "pass": "✓", "skipped": "-"}
+    order = {o: i for i, o in enumerate(("fail", "neutral", "waived", "pass", "skipped"))}
     where = verdict.policy.source + (
         f" {verdict.policy.revision[:12]}" if verdict.policy.revision else ""
     )

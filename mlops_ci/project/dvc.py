@@ -336,3 +336,13 @@ def _dvc_error(exc: Exception, doing: str) -> Exception:
     ):
         return ServiceError(f"cannot {doing}: {text}")
     return ConfigError(f"cannot {doing}: {text}")
+
+
+def reproduce_stage(repo: Repo, stage: str) -> None:
+    """Run one stage again with its inputs unchanged (`dvc repro --force --single-item`)."""
+    from dvc.exceptions import DvcException
+
+    try:
+        repo.reproduce(stage, single_item=True, force=True, run_env=_stage_env())
+    except DvcException as exc:
+        raise _dvc_error(exc, f"re-run stage '{stage}'") from exc

@@ -138,7 +138,7 @@ def norm(base: str, path: str) -> str:
     return joined
 
 
-def _entries(value: Any) -> list[tuple[str, Any]]:
+def entries(value: Any) -> list[tuple[str, Any]]:
     """DVC's list-of-str-or-single-key-dict form as (key, options) pairs."""
     pairs: list[tuple[str, Any]] = []
     for item in value or []:
@@ -170,7 +170,7 @@ def declare(decl: Declarations, dvcfile: str, data: Any) -> None:
         if not isinstance(stage, dict):
             continue
         wdir = norm(base, str(stage.get("wdir", ".")))
-        for path, _opts in _entries(stage.get("metrics")):
+        for path, _opts in entries(stage.get("metrics")):
             decl.metrics.append(norm(wdir, path))
         for item in stage.get("params") or []:
             if isinstance(item, str):  # a key of the stage's default params file
@@ -179,14 +179,14 @@ def declare(decl: Declarations, dvcfile: str, data: Any) -> None:
                 for file, keys in item.items():
                     named = [str(k) for k in keys] if isinstance(keys, list) else []
                     decl.add_params(norm(wdir, str(file)), named)
-        for path, opts in _entries(stage.get("plots")):
+        for path, opts in entries(stage.get("plots")):
             props = _props(opts)
             decl.plots.append(("", norm(wdir, path), props, True))
     for path in data.get("metrics") or []:
         decl.metrics.append(norm(base, str(path)))
     for path in data.get("params") or []:
         decl.add_params(norm(base, str(path)), [])
-    for name, opts in _entries(data.get("plots")):
+    for name, opts in entries(data.get("plots")):
         props = _props(opts)
         if isinstance(props.get("y"), dict):
             props["y"] = {norm(base, f): v for f, v in props["y"].items()}
@@ -303,11 +303,11 @@ def stage_paths(data: Any, dvcfile: str) -> list[StagePaths]:
         if not isinstance(stage, dict):
             continue
         wdir = norm(base, str(stage.get("wdir", ".")))
-        deps = [norm(wdir, p) for p, _ in _entries(stage.get("deps")) if "://" not in p]
+        deps = [norm(wdir, p) for p, _ in entries(stage.get("deps")) if "://" not in p]
         outs = [
             norm(wdir, p)
             for key in ("outs", "metrics", "plots")
-            for p, _ in _entries(stage.get(key))
+            for p, _ in entries(stage.get(key))
             if "://" not in p
         ]
         stages.append(StagePaths(str(name), dvcfile, tuple(deps), tuple(outs)))

@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
+from mlops_ci.project.data_settings import DataSettings, parse_data
 from mlops_ci.project.errors import ConfigError
+from mlops_ci.project.retrain_settings import RetrainSettings, parse_retrain
 from mlops_ci.project.schema_check import conforms
 
 SETTINGS_FILE = "mlops-ci.yaml"
@@ -160,6 +162,8 @@ class Settings:
     remote: RemoteSettings = field(default_factory=RemoteSettings)
     sweep: SweepSettings = field(default_factory=SweepSettings)
     intended_use: str | None = None
+    data: DataSettings = field(default_factory=DataSettings)  # tables and data rules
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)  # `mlops-ci retrain`
     source: str = SETTINGS_FILE
 
     def policy_key(self, name: str, key: str | None = None) -> str | None:
@@ -353,6 +357,8 @@ def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
         remote=_remote(source, r.mapping("remote")),
         sweep=_sweep(source, r.mapping("sweep")),
         intended_use=r.text("intended_use", None),
+        data=parse_data(source, data.get("data")),
+        retrain=parse_retrain(source, data.get("retrain")),
         source=source,
     )
     # The typed reading above words the common mistakes; the schema catches whatever else it

@@ -304,6 +304,8 @@ def build_bundle(
         "verdict": (
             {k: verdict.get(k) for k in ("verdict", "summary", "baseline_sha")} if verdict else None
         ),
+        # The merged pull request's waivers for its final head (docs/review.md).
+        "waivers": [w for w in (verdict or {}).get("pr_waivers") or [] if isinstance(w, dict)],
         "verification": _verification_without_rows(settings)
         if samples is None
         else {
@@ -327,6 +329,7 @@ def build_bundle(
             "tool_version": __version__,
             "intended_use": settings.intended_use,
             "verdict": metadata["verdict"],
+            "waivers": metadata["waivers"],
             "metrics": metrics_rows,
             "baseline_ref": baseline_ref,
             "confidence": float((comparison or {}).get("confidence") or 0.95),

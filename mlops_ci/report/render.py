@@ -16,6 +16,7 @@ from mlops_ci.project.documents import check
 from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.limits import hidden_marker
 from mlops_ci.report import mermaid, png
+from mlops_ci.report.data_section import data_changed, data_section
 from mlops_ci.report.fit import fit_sections, size
 from mlops_ci.report.markdown import clip, md_link, md_text, one_line
 from mlops_ci.report.sections import (
@@ -178,6 +179,24 @@ def revision_labels(comparison: dict) -> tuple[str, str]:
     return base, cand
 
 
+def _waivers_section(verdict: dict | None) -> Section | None:
+    """The review's waivers, right under the headline (report/waivers.py)."""
+    from mlops_ci.report.waivers import waivers_block
+
+    text = waivers_block(verdict) if isinstance(verdict, dict) else ""
+    return Section("waivers", text + "\n") if text else None
+
+
+def _verdict_record(verdict: dict | None) -> str:
+    """The verdict of a pull request's head as a hidden record, so the review command can
+    re-judge it without the run directory (docs/review.md)."""
+    if not (isinstance(verdict, dict) and verdict.get("head_sha")):
+        return ""
+    from mlops_ci.report.waivers import encode_payload
+
+    return "\n" + encode_payload(verdict) + "\n"
+
+
 def build_report(
     comparison: dict,
     verdict: dict | None = None,
@@ -207,7 +226,11 @@ def build_report(
     metrics = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
     plots = [p for p in comparison.get("plots") or [] if isinstance(p, dict)]
     params = params_section(comparison)
-    has_changes = any(m.get("status") != "unchanged" for m in metrics) or params is not None
+    has_changes = (
+        any(m.get("status") != "unchanged" for m in metrics)
+        or params is not None
+        or data_changed(comparison)
+    )
     labels = revision_labels(comparison)
     metrics_main, unchanged = metrics_sections(comparison, metrics)
     notes = list(pngs.notes) if pngs is not None else []
@@ -221,9 +244,11 @@ def build_report(
             has_changes=has_changes,
             verdict_note=verdict_note,
         ),
+        _waivers_section(verdict),
         metrics_main,
         slices_section(comparison),
         params,
+        data_section(comparison),
         policy_section(comparison),
         stages_section(comparison),
         _plots_section(comparison, plots, labels, links.run_url, pngs),
@@ -239,14 +264,19 @@ def build_report(
     # Digests are ours (sha256:hex), never text from the repository; no "--" can end the comment.
     recorded = " ".join(f"{k} {v}" for k, v in (inputs or {}).items() if v and _DIGEST.match(v))
 
+    record = _verdict_record(verdict)
+
     def footer(dropped: list[str], at: int | None) -> str:
-        return render(
-            "footer",
-            dropped=[md_text(d, 80) for d in dropped],
-            limit=f"{at or 0:,}",
-            where=where,
-            version=__version__,
-            inputs=recorded,
+        return (
+            render(
+                "footer",
+                dropped=[md_text(d, 80) for d in dropped],
+                limit=f"{at or 0:,}",
+                where=where,
+                version=__version__,
+                inputs=recorded,
+            )
+            + record
         )
 
     full = "".join(s.text for s in kept) + footer([], None)

@@ -2,7 +2,8 @@
 
 Only metrics files committed to git are read (`git log -- files`, then one `git cat-file
 --batch` for all of them); no DVC checkout, no cache. A metrics file that is missing or
-unreadable at a commit leaves a gap.
+unreadable at a commit leaves a gap. `compare` reads it with the noise bands and carries it in
+the comparison; the report reads git itself only for a comparison without it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,26 @@ def read_trend(
         }
         points.append(TrendPoint(sha=commit.sha, subject=commit.subject, values=values))
     return Trend(ref=ref, metrics=names, points=points)
+
+
+def carried_trend(carried: object, metrics: Sequence[dict], commits: int) -> Trend | None:
+    """The trend the comparison carries (read with its noise bands, in one git batch), when it
+    follows every metric wanted; None sends the report to git."""
+    if not isinstance(carried, dict) or not isinstance(carried.get("commits"), list):
+        return None
+    names = [str(m["name"]) for m in metrics]
+    if not set(names) <= set(carried.get("metrics") or ()):
+        return None
+    points = [
+        TrendPoint(
+            sha=str(c["sha"]),
+            subject=str(c["subject"]),
+            values={n: _number(c["values"].get(n)) for n in names},
+        )
+        for c in carried["commits"][-commits:]
+        if isinstance(c, dict) and isinstance(c.get("values"), dict)
+    ]
+    return Trend(ref=str(carried.get("ref")), metrics=names, points=points)
 
 
 def _number(value: object) -> float | None:

@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 from mlops_ci.cli import main
+from mlops_ci.compare.decide import trend_document
+from mlops_ci.compare.noise import read_history
 from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_SERVICE
 from mlops_ci.project.git import Git
+from mlops_ci.project.untrusted import validate_document
 from mlops_ci.report import build_report, key_metrics, read_trend, write_report
 from mlops_ci.report.fit import size
 from mlops_ci.report.png import png_name, render_pngs, vega_lite_spec
+from mlops_ci.report.trend import carried_trend
 from tests.fakes.github import FakeGitHub
 from tests.report.test_report_inputs import make_comparison, make_verdict, many_metrics
 
@@ -80,6 +84,34 @@ def test_trend_reads_the_last_commits_that_touched_the_metrics(
     # nothing to read: no trend section, no error
     assert read_trend(Git(repo), "no-such-branch", metrics).points == []
     assert read_trend(Git(repo), "main", []).points == []
+
+
+def test_the_comparison_carries_the_trend_read_with_the_noise_bands(
+    history: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """compare reads the branch's history once, for noise bands and trend alike; the report
+    shows the carried trend without reading git, and it equals the trend read from git."""
+    repo, shas = history
+    followed = {("eval/metrics.json", k): k for k in ("accuracy", "f1", "roc_auc")}
+    read = read_history(Git(repo), "main", list(followed), commits=20, baseline_sha=shas[-1])
+    carried = trend_document(read, followed, 10)
+    assert carried is not None
+    comparison = make_comparison(plots=[]) | {"trend": carried}
+    validate_document("comparison", json.loads(json.dumps(comparison)))
+    metrics = key_metrics(comparison, ["accuracy", "f1"])
+    from_git = read_trend(Git(repo), "main", metrics, commits=10)
+    assert carried_trend(carried, metrics, 10) == from_git
+    assert [p.sha for p in from_git.points] == shas[2:]
+    # a metric the comparison did not follow sends the report to git
+    other = [{"name": "precision", "file": "eval/metrics.json", "key": "precision"}]
+    assert carried_trend(carried, other, 10) is None
+    # no repository at all: the report still draws the carried trend
+    run_dir = run_dir_with(tmp_path, comparison)
+    empty = tmp_path / "not-a-repo"
+    empty.mkdir()
+    assert main(["report", "-C", str(empty), "--run-dir", str(run_dir)]) == 0
+    trend_md = (run_dir / "report.md").read_text().split("#### Trend on main")[1]
+    assert shas[-1][:7] in trend_md and shas[1][:7] not in trend_md
 
 
 def test_trend_is_dropped_second_when_shrinking(history: tuple[Path, list[str]]) -> None:

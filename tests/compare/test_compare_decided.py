@@ -13,6 +13,7 @@ from pathlib import Path
 from mlops_ci.commands.compare import run_compare
 from mlops_ci.commands.gate import run_gate
 from mlops_ci.project.git import Git
+from mlops_ci.report.trend import carried_trend, read_trend
 from tests.conftest import git_commit_all
 
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -56,6 +57,12 @@ def test_compare_decides_each_status_and_slices_by_a_joined_column(trained_repo:
     assert latency["noise"]["df"] >= 3 and latency["noise"]["relative"] is True
     assert latency["band_low"] < latency["noise"]["centre"] < latency["band_high"]
     assert latency["status"] in ("within-noise", "improved", "regressed")
+    # The same git batch gave the report's trend: what `read_trend` reads from git itself.
+    trend = doc["trend"]
+    followed = [r for r in doc["metrics"] if r["name"] in trend["metrics"]]
+    assert "accuracy" in trend["metrics"] and len(trend["commits"]) == 5  # train + 4 re-runs
+    from_git = read_trend(git, trend["ref"], followed, commits=10)
+    assert carried_trend(trend, followed, 10) == from_git
     family = doc["family"]
     assert family["interval_members"] == 6 * 4 and family["band_members"] >= 1
     assert family["interval_confidence"] + 0 < 1

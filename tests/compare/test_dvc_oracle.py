@@ -129,7 +129,13 @@ def observe(layout: Layout, base: Path) -> dict[str, Any]:
         if full
         else None,
         "plots": _json(plots, "dvc plots diff"),
+        "diff": _diff_json(_run([DVC, "diff", "main", "--json", "--show-hash"], project)),
     }
+
+
+def _diff_json(proc: subprocess.CompletedProcess[str]) -> Any:
+    assert proc.returncode == 0, f"dvc diff exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout or "{}")  # nothing changed: DVC may print nothing
 
 
 def as_pairs(source: Mapping[str, Any] | list[Mapping[str, Any]]) -> dict[tuple, tuple]:
@@ -269,3 +275,13 @@ def test_plots_equal_dvc_plots_diff(observed: dict) -> None:
         assert "kind" in item or "template" in item, item
         if "kind" in item:
             assert (item["kind"] == "image") == ("image" in kinds[plot_id]), (plot_id, item["kind"])
+
+
+def test_data_files_equal_dvc_diff(observed: dict) -> None:
+    """The data section's file table: change, path and hash of every entry `dvc diff` prints,
+    from the records when the workspace holds what they say, else from DVC itself."""
+    from tests.compare.test_data_files_oracle import _normal, _ours
+
+    files = (document(observed).get("data") or {}).get("files")
+    assert files is not None, "compare wrote no file-level data table"
+    assert _ours(files["rows"]) == _normal(observed["diff"]), files.get("source")

@@ -117,14 +117,23 @@ def test_main_then_a_pull_request_on_fresh_runners(
     (comment,) = comments(state)
     assert headline(comment["body"]).startswith("Gate: "), comment["body"][:400]
     verdict = json.loads((uploaded / "verdict.json").read_text())["verdict"]
-    (status,) = state["repos"][harness.REPOSITORY]["statuses"]
+    # pr.yml announces the run before training: `pending` first, then the verdict.
+    pending, status = state["repos"][harness.REPOSITORY]["statuses"]
+    assert (pending["sha"], pending["state"]) == (head_sha, "pending")
     assert (status["sha"], status["context"]) == (head_sha, "mlops-ci/classifier")
     assert status["state"] == ("failure" if verdict == "fail" else "success")
     assert (uploaded / "ci.json").is_file(), "pr-report.yml finds the pull request by ci.json"
     (updated,) = comments(moved)
     assert updated["id"] == comment["id"], "a second run must update, not add, the comment"
     assert updated["body"] != comment["body"] and head_2[:7] in updated["body"]
-    assert [s["sha"] for s in moved["repos"][harness.REPOSITORY]["statuses"]] == [head_sha, head_2]
+    assert [
+        (s["sha"], s["state"] == "pending") for s in moved["repos"][harness.REPOSITORY]["statuses"]
+    ] == [
+        (head_sha, True),
+        (head_sha, False),
+        (head_2, True),
+        (head_2, False),
+    ]
 
     ran = [s["name"] for s in train["stages"] if s["status"] == "ran"]
     # Equal inputs give equal outputs (timing is kept out of cached outputs), so a fresh runner

@@ -90,23 +90,29 @@ def gitlab_ci_local(
     )
 
 
-def test_gitlab_main_then_merge_request_on_fresh_jobs(trained_template: Path, tmp_path: Path):
-    exe = tools.gitlab_ci_local()
-    project = tmp_path / "project"
+def gitlab_repo(trained_template: Path, project: Path) -> Path:
+    """The trained project as a user's GitLab repository: the template included by its
+    `.gitlab-ci.yml` (using the installed mlops-ci), committed."""
     repo = harness.make_ci_repo(trained_template, project, [])
-    template = harness.ROOT / "templates" / "gitlab" / "mlops-ci.gitlab-ci.yml"
     (repo / "templates" / "gitlab").mkdir(parents=True)
-    (repo / "templates" / "gitlab" / template.name).write_text(template.read_text())
-    # As a user's .gitlab-ci.yml would: include the template, use the installed mlops-ci.
+    (repo / "templates" / "gitlab" / TEMPLATE.name).write_text(TEMPLATE.read_text())
     (repo / ".gitlab-ci.yml").write_text(
         "include:\n  - local: templates/gitlab/mlops-ci.gitlab-ci.yml\n"
         "variables:\n  MLOPS_CI_INSTALL: installed\n"
     )
     with (repo / ".gitignore").open("a") as ignore:
         ignore.write("\n.gitlab-ci-local/\n")
+    harness.commit_all(repo, "Add the mlops-ci GitLab template")
+    return repo
+
+
+def test_gitlab_main_then_merge_request_on_fresh_jobs(trained_template: Path, tmp_path: Path):
+    exe = tools.gitlab_ci_local()
+    project = tmp_path / "project"
+    repo = gitlab_repo(trained_template, project)
     git = Git(repo)
-    before = git.out("rev-parse", "HEAD")
-    main_sha = harness.commit_all(repo, "Add the mlops-ci GitLab template")
+    before = git.out("rev-parse", "HEAD~1")
+    main_sha = git.out("rev-parse", "HEAD")
     git.run("push", "--quiet", "origin", "main")
     harness.forget_dvc_state(repo)
     remote = tmp_path / "shared-remote"
@@ -225,16 +231,7 @@ def test_an_image_without_git_fails_the_image_contract(trained_template: Path, t
     assert default_image() in IMAGE_CONTENTS, "record the default image's documented content"
     assert "git" in IMAGE_CONTENTS[default_image()]
     exe = tools.gitlab_ci_local()
-    repo = harness.make_ci_repo(trained_template, tmp_path / "project", [])
-    (repo / "templates" / "gitlab").mkdir(parents=True)
-    (repo / "templates" / "gitlab" / TEMPLATE.name).write_text(TEMPLATE.read_text())
-    (repo / ".gitlab-ci.yml").write_text(
-        "include:\n  - local: templates/gitlab/mlops-ci.gitlab-ci.yml\n"
-        "variables:\n  MLOPS_CI_INSTALL: installed\n"
-    )
-    with (repo / ".gitignore").open("a") as ignore:
-        ignore.write("\n.gitlab-ci-local/\n")
-    harness.commit_all(repo, "Add the mlops-ci GitLab template")
+    repo = gitlab_repo(trained_template, tmp_path / "project")
     variables = {
         "CI_PIPELINE_SOURCE": "merge_request_event",
         "CI_MERGE_REQUEST_IID": str(MR),

@@ -117,6 +117,17 @@ class FakeGitHub(GitHubState):
         comment["updated_at"] = "2026-01-02T00:00:00Z"
         return 200, {}, comment
 
+    def op_repos_get_collaborator_permission_level(self, params, query, body, login) -> Reply:
+        permission = self.permissions.get(params["username"])
+        if permission is None:
+            # GitHub answers 404 for a user who is no collaborator.
+            return _error(404, "Not Found")
+        answer = openapi.synthesize_component("repository-collaborator-permission")
+        answer.update(permission=permission, role_name=permission)
+        if isinstance(answer.get("user"), dict):
+            answer["user"].update(login=params["username"])
+        return 200, {}, answer
+
     def op_issues_get_comment(self, params, query, body, login) -> Reply:
         comment = self.comments.get(int(params["comment_id"]))
         return (200, {}, comment) if comment else _error(404, "Not Found")
@@ -290,7 +301,7 @@ class FakeGitHub(GitHubState):
         pulls = [
             self._pull_object(repo, p, "pull-request-simple")
             for p in repo.pulls.values()
-            if p["head_sha"] == params["commit_sha"]
+            if params["commit_sha"] in (p["head_sha"], p.get("merge_commit_sha"))
         ]
         return 200, {}, pulls
 
@@ -300,6 +311,76 @@ class FakeGitHub(GitHubState):
         if pull is None:
             return _error(404, "Not Found")
         return 200, {}, self._pull_object(repo, pull, "pull-request")
+
+    def op_pulls_list(self, params, query, body, login) -> Reply:
+        repo = self._repo_of(params)
+        state = query.get("state", "open")
+        head = query.get("head")  # "owner:branch", as GitHub filters it
+        base = query.get("base")
+        found = [
+            self._pull_object(repo, p, "pull-request-simple")
+            for p in sorted(repo.pulls.values(), key=lambda p: -p["number"])
+            if state in ("all", p["state"])
+            and (head is None or head == f"{repo.full_name.split('/')[0]}:{p['head_ref']}")
+            and (base is None or base == p["base_ref"])
+        ]
+        per_page = min(100, int(query.get("per_page", 30)))
+        page = int(query.get("page", 1))
+        return 200, {}, found[(page - 1) * per_page : page * per_page]
+
+    def op_pulls_create(self, params, query, body, login) -> Reply:
+        repo = self._repo_of(params)
+        head_ref = body["head"].split(":", 1)[-1]
+        if any(
+            p["head_ref"] == head_ref and p["base_ref"] == body["base"] and p["state"] == "open"
+            for p in repo.pulls.values()
+        ):
+            return _error(
+                422,
+                "Validation Failed",
+                errors=[
+                    {
+                        "resource": "PullRequest",
+                        "code": "custom",
+                        "message": f"A pull request already exists for {body['head']}.",
+                    }
+                ],
+            )
+        number = max([0, *repo.pulls, *repo.comments]) + 1
+        self.add_pull(
+            repo.full_name,
+            number,
+            head_sha="0" * 40,  # the fake holds no git objects: the branch tip is unknown here
+            head_ref=head_ref,
+            base_ref=body["base"],
+            title=body.get("title", ""),
+            body=body.get("body"),
+        )
+        return 201, {}, self._pull_object(repo, repo.pulls[number], "pull-request")
+
+    def op_pulls_update(self, params, query, body, login) -> Reply:
+        repo = self._repo_of(params)
+        pull = repo.pulls.get(int(params["pull_number"]))
+        if pull is None:
+            return _error(404, "Not Found")
+        for key in ("title", "body", "state"):
+            if key in (body or {}):
+                pull[key] = body[key]
+        if "base" in (body or {}):
+            pull["base_ref"] = body["base"]
+        pull["updates"] = pull.get("updates", 0) + 1
+        return 200, {}, self._pull_object(repo, pull, "pull-request")
+
+    def op_issues_add_labels(self, params, query, body, login) -> Reply:
+        repo = self._repo_of(params)
+        pull = repo.pulls.get(int(params["issue_number"]))
+        if pull is None:
+            return _error(404, "Not Found")
+        for item in (body or {}).get("labels", []):
+            name = item if isinstance(item, str) else item["name"]
+            if name not in pull["labels"]:
+                pull["labels"].append(name)
+        return 200, {}, [self._label(repo, name) for name in pull["labels"]]
 
     def _ref_object(self, repo: Repo, ref: str) -> dict[str, Any]:
         obj = openapi.synthesize_component("git-ref")

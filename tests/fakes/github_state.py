@@ -44,6 +44,8 @@ class GitHubState(FakeForge):
         self.comments: dict[int, dict[str, Any]] = {}
         self.tokens: dict[str, str] = {DEFAULT_TOKEN: DEFAULT_LOGIN}
         self.editors: set[str] = set()  # logins that may edit other users' comments
+        # login -> collaborator permission (admin, maintain, write, triage, read); others: 404
+        self.permissions: dict[str, str] = {}
         self._ids = itertools.count(1001)
 
     # --- seeding -----------------------------------------------------------------------------
@@ -56,6 +58,11 @@ class GitHubState(FakeForge):
         """Give `login` write access: it may edit comments other users wrote."""
         with self.lock:
             self.editors.add(login)
+
+    def set_permission(self, login: str, permission: str) -> None:
+        """Make `login` a collaborator with `permission` (what the permission endpoint says)."""
+        with self.lock:
+            self.permissions[login] = permission
 
     def repo(self, full_name: str) -> Repo:
         with self.lock:
@@ -73,15 +80,22 @@ class GitHubState(FakeForge):
         base_ref: str = "main",
         base_sha: str = "0" * 40,
         state: str = "open",
+        title: str = "",
+        body: str | None = None,
+        merge_commit_sha: str | None = None,
     ) -> None:
         with self.lock:
             self.repo(repo).pulls[number] = {
+                "merge_commit_sha": merge_commit_sha,
                 "number": number,
                 "head_sha": head_sha,
                 "head_ref": head_ref,
                 "base_ref": base_ref,
                 "base_sha": base_sha,
                 "state": state,
+                "title": title,
+                "body": body,
+                "labels": [],
             }
 
     def seed_comments(
@@ -197,6 +211,17 @@ class GitHubState(FakeForge):
             repo.comments.setdefault(issue, []).append(cid)
             return comment
 
+    def _label(self, repo: Repo, name: str) -> dict[str, Any]:
+        label = openapi.synthesize_component("label")
+        label.update(
+            id=abs(hash((repo.full_name, name))) % 10_000_000,
+            name=name,
+            description=None,
+            color="ededed",
+            url=f"{self.url}/repos/{repo.full_name}/labels/{name}",
+        )
+        return label
+
     def _pull_object(self, repo: Repo, pull: dict[str, Any], schema: str) -> dict[str, Any]:
         obj = openapi.synthesize_component(schema)
         number = pull["number"]
@@ -208,6 +233,13 @@ class GitHubState(FakeForge):
             url=f"{self.url}/repos/{repo.full_name}/pulls/{number}",
         )
         obj["head"].update(ref=pull["head_ref"], sha=pull["head_sha"])
+        obj.update(title=pull.get("title", ""), body=pull.get("body"))
+        if pull.get("merge_commit_sha"):
+            obj.update(merge_commit_sha=pull["merge_commit_sha"], merged_at="2026-01-03T00:00:00Z")
+        # pull-request-simple's labels have a string description (never null).
+        obj["labels"] = [
+            self._label(repo, name) | {"description": ""} for name in pull.get("labels", [])
+        ]
         obj["base"].update(ref=pull["base_ref"], sha=pull["base_sha"])
         for side in ("head", "base"):
             if isinstance(obj[side].get("repo"), dict):

@@ -36,6 +36,14 @@ ROUTES = [
     ("POST", P + r"/merge_requests/(?P<iid>\d+)/notes", "create_note", set()),
     ("PUT", P + r"/merge_requests/(?P<iid>\d+)/notes/(?P<note>\d+)", "update_note", set()),
     ("GET", P + r"/merge_requests/(?P<iid>\d+)", "get_mr", set()),
+    (
+        "GET",
+        P + r"/merge_requests",
+        "list_mrs",
+        {"source_branch", "target_branch", "state", "per_page", "page"},
+    ),
+    ("POST", P + r"/merge_requests", "create_mr", set()),
+    ("PUT", P + r"/merge_requests/(?P<iid>\d+)", "update_mr", set()),
     ("POST", P + r"/statuses/(?P<sha>[0-9a-f]{40})", "create_status", set()),
     (
         "GET",
@@ -49,6 +57,8 @@ ROUTES = [
         "commit_mrs",
         {"per_page", "page"},
     ),
+    ("GET", P + r"/members/all/(?P<user>\d+)", "get_member", set()),
+    ("GET", P + r"/merge_requests/(?P<iid>\d+)/versions", "list_versions", {"per_page", "page"}),
     ("POST", P + r"/deployments", "create_deployment", set()),
     ("PUT", P + r"/deployments/(?P<deployment>\d+)", "update_deployment", set()),
     (
@@ -70,6 +80,25 @@ BODY_FIELDS = {
         "description",
         "coverage",
         "pipeline_id",
+    },
+    "create_mr": {
+        "source_branch",
+        "target_branch",
+        "title",
+        "description",
+        "labels",
+        "assignee_id",
+        "remove_source_branch",
+        "squash",
+    },
+    "update_mr": {
+        "title",
+        "description",
+        "labels",
+        "add_labels",
+        "remove_labels",
+        "target_branch",
+        "state_event",
     },
     "create_deployment": {"environment", "sha", "ref", "tag", "status"},
     "update_deployment": {"status"},
@@ -199,9 +228,87 @@ class FakeGitLab(GitLabState):
                 return 200, {}, note
         return _msg(404, "404 Not found")
 
+    def op_get_member(self, args, query, body, login) -> Reply:
+        # A member of the project (or an ancestor group) by user id; anyone else: 404.
+        for name, level in self.members.items():
+            if self._user(name)["id"] == int(args["user"]):
+                return 200, {}, {**self._user(name), "access_level": level}
+        return _msg(404, "404 Not found")
+
+    def op_list_versions(self, args, query, body, login) -> Reply:
+        # Newest first, as GitLab lists a merge request's diff versions.
+        found = self.versions.get((args["project"], int(args["iid"])), [])
+        path = f"/api/v4/projects/{args['project']}/merge_requests/{args['iid']}/versions"
+        return self._page(list(reversed(found)), query, path)
+
     def op_get_mr(self, args, query, body, login) -> Reply:
         mr = self.project(args["project"])["mrs"].get(int(args["iid"]))
         return (200, {}, {**mr, "id": mr["iid"] + 10_000}) if mr else _msg(404, "404 Not found")
+
+    def _mr_object(self, project: str, mr: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": mr["iid"] + 10_000,
+            "labels": [],
+            "title": "",
+            "description": None,
+            **mr,
+            "project_id": int(project) if project.isdigit() else 0,
+            "web_url": f"{self.url}/group/demo/-/merge_requests/{mr['iid']}",
+        }
+
+    def op_list_mrs(self, args, query, body, login) -> Reply:
+        state = query.get("state", "all")
+        found = [
+            self._mr_object(args["project"], mr)
+            for mr in sorted(self.project(args["project"])["mrs"].values(), key=lambda m: -m["iid"])
+            if state in ("all", mr["state"])
+            and query.get("source_branch") in (None, mr["source_branch"])
+            and query.get("target_branch") in (None, mr["target_branch"])
+        ]
+        return self._page(found, query, f"/api/v4/projects/{args['project']}/merge_requests")
+
+    def op_create_mr(self, args, query, body, login) -> Reply:
+        missing = self._missing(body, "source_branch", "target_branch", "title")
+        if missing:
+            return missing
+        mrs = self.project(args["project"])["mrs"]
+        for mr in mrs.values():
+            if mr["source_branch"] == body["source_branch"] and mr["state"] == "opened":
+                return (
+                    409,
+                    {},
+                    {
+                        "message": [
+                            "Another open merge request already exists for this source branch: "
+                            f"!{mr['iid']}"
+                        ]
+                    },
+                )
+        iid = max([0, *mrs]) + 1
+        self.add_pull(
+            args["project"],
+            iid,
+            head_sha="0" * 40,  # the fake holds no git objects: the branch tip is unknown here
+            source=body["source_branch"],
+            target=body["target_branch"],
+        )
+        labels = [x for x in str(body.get("labels") or "").split(",") if x]
+        mrs[iid].update(title=body["title"], description=body.get("description"), labels=labels)
+        return 201, {}, self._mr_object(args["project"], mrs[iid])
+
+    def op_update_mr(self, args, query, body, login) -> Reply:
+        mr = self.project(args["project"])["mrs"].get(int(args["iid"]))
+        if mr is None:
+            return _msg(404, "404 Not found")
+        for key in ("title", "description", "target_branch"):
+            if key in body:
+                mr[key] = body[key]
+        labels = mr.setdefault("labels", [])
+        for name in str(body.get("add_labels") or "").split(","):
+            if name and name not in labels:
+                labels.append(name)
+        mr["updates"] = mr.get("updates", 0) + 1
+        return 200, {}, self._mr_object(args["project"], mr)
 
     def op_create_status(self, args, query, body, login) -> Reply:
         missing = self._missing(body, "state")

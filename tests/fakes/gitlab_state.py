@@ -25,6 +25,9 @@ class GitLabState(FakeForge):
         self.readonly_tokens: set[str] = set()
         self.hidden_users: set[str] = set()  # logins whose token may not read GET /user
         self.projects: dict[str, dict[str, Any]] = {}
+        self.members: dict[str, int] = {}  # login -> access level (30 Developer, 40 Maintainer)
+        # (project, iid) -> the merge request's diff versions, oldest first
+        self.versions: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self._ids = itertools.count(501)
 
     # --- seeding -----------------------------------------------------------------------------
@@ -62,6 +65,35 @@ class GitLabState(FakeForge):
             "target_branch": target,
             "state": "opened",
         }
+
+    def set_permission(self, login: str, level: int | str) -> None:
+        """Make `login` a project member with access `level` (10 Guest ... 50 Owner)."""
+        with self.lock:
+            self.members[login] = int(level)
+
+    def push(self, project: str, iid: int, head_sha: str, at: str) -> None:
+        """A push to the merge request's branch at time `at`: a new head and diff version."""
+        with self.lock:
+            self.project(project)["mrs"][iid]["sha"] = head_sha
+            found = self.versions.setdefault((str(project), iid), [])
+            found.append(
+                {
+                    "id": next(self._ids),
+                    "head_commit_sha": head_sha,
+                    "base_commit_sha": "0" * 40,
+                    "start_commit_sha": "0" * 40,
+                    "created_at": at,
+                    "merge_request_id": iid + 10_000,
+                    "state": "collected",
+                    "real_size": "1",
+                }
+            )
+
+    def note_at(self, project: str, iid: int, body: str, login: str, at: str) -> dict[str, Any]:
+        """A note written by `login` at time `at` (GitLab's own timestamp)."""
+        note = self._create_note(project, iid, body, login)
+        note["created_at"] = note["updated_at"] = at
+        return note
 
     def seed_notes(
         self, project: str, iid: int, count: int, *, login: str = "someone", body: str = "LGTM"

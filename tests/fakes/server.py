@@ -5,7 +5,8 @@ Control endpoints under `/_fake/` (never part of a forge's API) let a process th
 the server (act, gitlab-ci-local) read the state or turn the knobs:
 `GET /_fake/state`, `POST /_fake/dump`, `POST /_fake/knobs` with JSON
 `{"fail_next": 3, "status": 502}` / `{"rate_limit_next": 1, "retry_after": 2}` / `{"delay": 0.5}`
-/ `{"trickle": 0.5, "count": 1}` / `{"apply_late": 2, "count": 1}`.
+/ `{"trickle": 0.5, "count": 1}` / `{"apply_late": 2, "count": 1}`; `POST /_fake/pull` with
+`{"repo": "o/r", "number": 7, "head_sha": "<sha>"}` moves a pull request's head (a push).
 """
 
 from __future__ import annotations
@@ -229,6 +230,12 @@ class FakeForge:
             if body.get("reset"):
                 self.reset_knobs()
             return 200, {}, {"ok": True}
+        if path == "/_fake/pull" and method == "POST" and isinstance(body, dict):
+            # A push to the pull request's branch: the same PR, a new head (and its comments).
+            self.add_pull(  # type: ignore[attr-defined]
+                str(body["repo"]), int(body["number"]), head_sha=str(body["head_sha"])
+            )
+            return 200, {}, {"ok": True}
         return 404, {}, {"message": "unknown control endpoint"}
 
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
@@ -351,8 +358,18 @@ def serve_main(cls: type[FakeForge], argv: list[str] | None = None) -> int:
         metavar="REPO#N@SHA",
         help="seed an open pull/merge request N of REPO whose head is SHA (repeatable)",
     )
+    parser.add_argument(
+        "--permission",
+        action="append",
+        default=[],
+        metavar="LOGIN=LEVEL",
+        help="LOGIN's access to every repository (GitHub: admin, write, read...; repeatable)",
+    )
     args = parser.parse_args(argv)
     fake = cls(args.host, args.port, state_file=args.state_file)
+    for item in args.permission:
+        login, _, level = item.partition("=")
+        fake.set_permission(login, level)  # type: ignore[attr-defined]
     for item in args.token:
         token, _, login = item.partition("=")
         fake.add_token(token, login or "mlops-ci-bot")  # type: ignore[attr-defined]

@@ -1,0 +1,119 @@
+"""What the data section adds to `mlops-ci compare`, whole process against whole process.
+
+Two copies of one project, identical but for the baseline's `mlops-ci.yaml`: one declares a
+1,000,000-row x 20-column CSV (10 float, 5 integer, 5 text columns; about 100 MB, tracked with
+`dvc add`) as a table, the other turns the data section off (`data: {files: false}`). The
+candidate's workspace changes the table (1% of rows dropped, one column shifted), so the
+section does everything it does for a real change: the file table (from the records), every row
+counted at both revisions, a 50,000-row sample parsed (the default), a KS or chi-square test per column,
+the correction. One warm-up per side, then the sides take turns (the order flips each round).
+
+Goal: the data section adds under 2 s (median with minus median without), on 2 cores.
+
+    python benchmarks/bench_data.py [--runs 5] [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _shared import BIN, MLOPS_CI, alternate, measured, sh, spread
+
+GOAL_SECONDS = 2.0
+DVC = str(BIN / "dvc")
+
+
+def table(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data: dict[str, object] = {}
+    for i in range(10):
+        data[f"f{i}"] = rng.normal(loc=shift if i == 0 else 0.0, size=rows).round(4)
+    for i in range(5):
+        data[f"i{i}"] = rng.integers(0, 1000, size=rows)
+    for i in range(5):
+        data[f"c{i}"] = rng.choice(np.array(["alpha", "beta", "gamma", "delta"]), size=rows)
+    return pd.DataFrame(data)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+def make_repo(base: Path, name: str, policy: str, files: dict[str, Path]) -> Path:
+    repo = base / name
+    repo.mkdir()
+    sh(["git", "init", "-q", "-b", "main"], repo)
+    sh([DVC, "init", "-q"], repo)
+    (repo / "mlops-ci.yaml").write_text(policy)
+    (repo / "data").mkdir()
+    shutil.copy(files["baseline"], repo / "data" / "table.csv")
+    sh([DVC, "add", "-q", "data/table.csv"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "baseline data"], repo)
+    sh(["git", "checkout", "-qb", "candidate"], repo)
+    shutil.copy(files["candidate"], repo / "data" / "table.csv")
+    sh([DVC, "add", "-q", "data/table.csv"], repo)
+    return repo
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        files = {"baseline": base / "baseline.csv", "candidate": base / "candidate.csv"}
+        write_csv(table(args.rows, 1), files["baseline"])
+        write_csv(table(args.rows, 2, shift=0.05).iloc[: args.rows * 99 // 100], files["candidate"])
+        size_mb = files["baseline"].stat().st_size / 1e6
+        with_data = make_repo(
+            base, "with", "artifact: model\ndata:\n  tables: [data/table.csv]\n", files
+        )
+        without = make_repo(base, "without", "artifact: model\ndata: {files: false}\n", files)
+        cmd = [MLOPS_CI, "compare", "--baseline", "main"]
+        samples = alternate(
+            {"with data": lambda i: measured(cmd, with_data),
+             "without": lambda i: measured(cmd, without)},
+            args.runs,
+        )  # fmt: skip
+        document = json.loads(sh([*cmd, "--json"], with_data))
+    (table_doc,) = document["data"]["tables"]
+    print(
+        f"{args.rows:,} rows x 20 columns ({size_mb:.0f} MB CSV), {args.runs} alternated runs "
+        "after one warm-up each"
+    )
+    for name, runs in samples.items():
+        print(
+            f"  {name:<9} wall {spread([s.wall for s in runs])} s  "
+            f"cpu {spread([s.cpu for s in runs])} s  peak RSS {max(s.rss_mib for s in runs):.0f} MiB"
+        )
+    added = [w.wall - o.wall for w, o in zip(samples["with data"], samples["without"], strict=True)]
+    median_added = statistics.median(s.wall for s in samples["with data"]) - statistics.median(
+        s.wall for s in samples["without"]
+    )
+    met = median_added < GOAL_SECONDS
+    print(f"  added per alternated pair: {spread(added)} s (min/median/max)")
+    print(
+        f"data section adds {median_added:.3f} s (median with - median without; goal < "
+        f"{GOAL_SECONDS} s): {'met' if met else 'NOT met'}"
+    )
+    print(
+        f"rows {table_doc['baseline']['rows']:,} -> {table_doc['candidate']['rows']:,}, "
+        f"sample {table_doc['candidate']['sample']:,}, shifted: {table_doc['drifted_columns']}, "
+        f"files table from: {document['data']['files']['source']}"
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
