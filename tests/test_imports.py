@@ -94,3 +94,16 @@ def test_compare_without_predictions_loads_no_numpy(tmp_path: Path) -> None:
     code, modules = loaded(repo, "gate")
     assert code in (0, 1)
     assert not modules & {*HEAVY, "numpy"}, modules & {*HEAVY, "numpy"}
+
+
+def test_pr_trains_in_a_child_so_dvc_never_shares_a_process_with_numpy(
+    changed_repo: Path,
+) -> None:
+    """`pr` leaves DVC to the training process: the job's peak memory is the larger of the
+    two processes, not their sum, and the comparison's modules load while the stages run."""
+    code, modules = loaded(
+        changed_repo, "pr", "--no-post", "--baseline", "main", "-S", "train.seed=7"
+    )
+    assert code in (0, 1)  # a verdict either way
+    assert "numpy" in modules and "jinja2" in modules
+    assert not modules & {"dvc", "dvc_data", "pandas", "sklearn"}

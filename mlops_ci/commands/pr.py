@@ -180,7 +180,7 @@ def _run_pr(
     forge: Any,
 ) -> PrRun:
     from mlops_ci.commands.report import ReportNotPosted, run_report
-    from mlops_ci.commands.train import run_train
+    from mlops_ci.commands.train import run_train_process
     from mlops_ci.compare.diff import compare
     from mlops_ci.report.write import FITTED_NAME, FULL_NAME
 
@@ -188,9 +188,10 @@ def _run_pr(
     # comparison, verdict or report to be read as this one's.
     for name in (COMPARISON_FILE, VERDICT_FILE, FULL_NAME, FITTED_NAME):
         (run_dir / name).unlink(missing_ok=True)
-    trained = run_train(
-        repo_dir, run_dir, pull=pull, push=push, overrides=overrides, stage_output=out, env=env
-    )
+    trained = run_train_process(
+        repo_dir, run_dir, pull=pull, push=push, overrides=overrides, stage_output=out, env=env,
+        meanwhile=lambda: _load_comparison_modules(repo_dir),
+    )  # fmt: skip
     comparison, policy = compare(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
     )
@@ -216,3 +217,15 @@ def _run_pr(
         except GateNotPosted as exc:
             result.errors.append(exc)
     return result
+
+
+def _load_comparison_modules(repo_dir: Path) -> None:
+    """What compare, gate and report import, loaded while the stages run in their own process:
+    numpy only for a project whose policy names predictions (metrics-only ones never need it)."""
+    from mlops_ci.commands import report  # noqa: F401  (jinja2 and the templates)
+    from mlops_ci.compare import diff  # noqa: F401
+    from mlops_ci.project.settings import load_settings
+
+    with contextlib.suppress(MlopsCiError):  # compare says what is wrong with the settings
+        if load_settings(repo_dir).predictions:
+            from mlops_ci.compare import stats  # noqa: F401

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +22,19 @@ from mlops_ci.project import documents
 from mlops_ci.project.dvc import StageRun, configure_remote, open_repo, pipeline_stages, reproduce
 from mlops_ci.project.dvc import push as dvc_push
 from mlops_ci.project.dvcfile import DEFAULT_PARAMS_FILE
-from mlops_ci.project.errors import ConfigError, StageFailed
+from mlops_ci.project.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_SERVICE,
+    EXIT_UNEXPECTED,
+    ConfigError,
+    MlopsCiError,
+    ServiceError,
+    StageFailed,
+)
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import load_settings
+from mlops_ci.project.tokens import without_write_tokens
 
 TAIL_LINES = 30
 
@@ -49,6 +61,22 @@ class TrainResult:
             data["error"] = self.error
             data["output_tail"] = self.tail
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainResult:
+        """The result `to_dict` wrote (train.json, or `train --json`)."""
+        stages = [
+            StageRun(
+                str(s["name"]), str(s["status"]), float(s.get("duration_s") or 0.0), s.get("source")
+            )
+            for s in data.get("stages") or []
+        ]
+        return cls(
+            stages=stages, duration_s=float(data.get("duration_s") or 0.0),
+            repo_sha=data.get("repo_sha"), pulled=bool(data.get("pulled")),
+            pushed=bool(data.get("pushed")), error=data.get("error"),
+            tail=list(data.get("output_tail") or []),
+        )  # fmt: skip
 
     def counts(self) -> dict[str, int]:
         return dict(collections.Counter(s.status for s in self.stages))
@@ -241,6 +269,103 @@ def run_train(
     result.duration_s = time.perf_counter() - start
     documents.write(run_dir, "train.json", result.to_dict())
     return result
+
+
+# The CLI's last word on a failure (cli._dispatch): the parent raises it again, once.
+_FAILURE_PREFIXES = ("mlops-ci train: error: ", "mlops-ci train: unexpected error: ")
+
+
+def run_train_process(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    pull: bool = False,
+    push: bool = False,
+    overrides: Sequence[str] = (),
+    stage_output: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> TrainResult:
+    """`run_train` in a child process, which gets no write token, calling `meanwhile` while
+    the stages run.
+
+    DVC's modules (about 60 MiB) then never share a process with what comes next (numpy, the
+    report's templates): a pull request job's peak memory is the larger of the two, as for
+    `dvc repro` followed by `dvc metrics diff`, not their sum, and the parent loads its own
+    modules while the stages run. A failure comes back as the error the child reported, with
+    its exit code.
+    """
+    env = os.environ if env is None else env
+    out = stage_output or sys.stdout
+    cmd = [sys.executable, "-m", "mlops_ci.cli", "train", "--json", "-C", str(repo_dir),
+           "--run-dir", str(run_dir)]  # fmt: skip
+    cmd += ["--pull"] * pull + ["--push"] * push
+    cmd += [arg for item in overrides for arg in ("--set", item)]
+    child_env = without_write_tokens({**os.environ, **env})
+    for stream in (sys.stdout, sys.stderr, out):
+        stream.flush()
+    (run_dir / "train.json").unlink(missing_ok=True)  # what the child writes, or nothing
+    proc = subprocess.Popen(
+        cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=repo_dir
+    )
+    failure: list[str] = []
+    document: list[bytes] = []
+
+    def relay() -> None:  # progress (stderr under --json) to `out`, as it happens
+        assert proc.stderr is not None
+        for raw in iter(proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            if failure or line.startswith(_FAILURE_PREFIXES):
+                failure.append(line)
+                continue
+            out.write(line)
+            out.flush()
+
+    relay_thread = threading.Thread(target=relay, name="mlops-ci-train-log", daemon=True)
+    relay_thread.start()
+    reader = threading.Thread(
+        target=lambda: document.append(proc.stdout.read() if proc.stdout else b""),
+        name="mlops-ci-train-result", daemon=True,
+    )  # fmt: skip
+    reader.start()
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        code = proc.wait()
+    except BaseException:
+        proc.wait()  # Ctrl-C reached the child too (one process group): let it stop
+        raise
+    finally:
+        reader.join()
+        relay_thread.join()
+    if code == 0:
+        return TrainResult.from_dict(json.loads(b"".join(document)))
+    raise _child_failure(code, "".join(failure), run_dir)
+
+
+def _child_failure(code: int, said: str, run_dir: Path) -> BaseException:
+    """The child's failure as the error `run_train` would have raised in this process."""
+    if code == EXIT_INTERRUPTED:
+        return KeyboardInterrupt()
+    message = said
+    for prefix in _FAILURE_PREFIXES:
+        message = message.removeprefix(prefix)
+    message = message.rstrip() or f"training exited with {code} and said nothing"
+    if code < 0:
+        message = f"training was killed by signal {-code}"
+    recorded = None
+    if code > 0:
+        with contextlib.suppress(MlopsCiError):  # no readable record: the message says it all
+            recorded = documents.read(run_dir, "train.json", required=False)
+    if isinstance(recorded, dict) and recorded.get("error"):  # a stage failed (train.json)
+        failed = StageFailed(message)
+        result = TrainResult.from_dict(recorded)
+        failed.runs = result.stages
+        failed.stage = next((s.name for s in result.stages if s.status == "failed"), None)
+        return failed
+    error = ServiceError(message) if code == EXIT_SERVICE else MlopsCiError(message)
+    error.exit_code = code if code in (EXIT_BAD_INPUT, EXIT_SERVICE) else EXIT_UNEXPECTED
+    return error
 
 
 class _StageProgress:

@@ -8,7 +8,9 @@ which is what `train` leaves, the records give the same answer at a fraction of 
 opening DVC and indexing the workspace take about half a second. This module walks the records
 the way DVC walks its indexes; `tests/compare/test_data_files_oracle.py` holds the result to
 `dvc diff` itself. Where the workspace may differ from its records (an output missing, of
-another size, or not recorded at all) it answers None and the caller asks DVC.
+another size, or not recorded at all) or where DVC's answer depends on its version (a
+baseline directory whose manifest is not in the local cache), it answers None and the caller
+asks DVC.
 """
 
 from __future__ import annotations
@@ -47,25 +49,16 @@ def tracked_diff(
         return None
     if any(d.endswith(".dir") and cand.cached_manifest(d) is None for d in new_outs.values()):
         return None  # DVC lists the workspace directory itself; we would not know its files
+    if any(d.endswith(".dir") and base.cached_manifest(d) is None for d in old_outs.values()):
+        return None  # what DVC lists inside a directory it cannot open differs by version
     old = {p: Entry(p, d, d.endswith(".dir")) for p, d in old_outs.items()}
     new = {p: Entry(p, d, d.endswith(".dir")) for p, d in new_outs.items()}
-    changes: list[tuple[str, Entry | None, Entry | None]] = []
-    todo: deque[tuple[dict[str, Entry], dict[str, Entry], bool]] = deque([(old, new, False)])
-    while todo:
-        old_items, new_items, unknown = todo.popleft()
-        for path in old_items.keys() | new_items.keys():
-            a, b = old_items.get(path), new_items.get(path)
-            if unknown:
-                typ = "unknown"
-            elif a is None or b is None:
-                typ = "add" if a is None else "delete"
-            else:
-                typ = "modify" if (a.isdir != b.isdir or a.digest != b.digest) else "unchanged"
-            if (a and a.isdir) or (b and b.isdir):
-                old_children, old_unknown = _children(base, a)
-                new_children, new_unknown = _children(cand, b)
-                todo.append((old_children, new_children, old_unknown or new_unknown))
-            changes.append((typ, a, b))
+    # Outputs, then the files of directory outputs (a manifest is flat: files only).
+    changes = _changes(old, new)
+    for path in old.keys() | new.keys():
+        a, b = old.get(path), new.get(path)
+        if (a and a.isdir) or (b and b.isdir):
+            changes += _changes(_files_in(base, a), _files_in(cand, b))
     out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHANGES}
     for typ, a, b in _renames(changes):
         if typ == "add" and b:
@@ -87,18 +80,31 @@ def _path(entry: Entry) -> str:
     return entry.path + "/" if entry.isdir else entry.path
 
 
-def _children(reader: RevisionFiles, entry: Entry | None) -> tuple[dict[str, Entry], bool]:
-    """The files of a directory output from its manifest in the local cache (DVC reads no
-    remote here); unknown when the manifest is not there."""
+def _changes(
+    old: dict[str, Entry], new: dict[str, Entry]
+) -> list[tuple[str, Entry | None, Entry | None]]:
+    """Each path's change as dvc_data's diff names it (`meta_cmp_key` compares isdir only)."""
+    found: list[tuple[str, Entry | None, Entry | None]] = []
+    for path in old.keys() | new.keys():
+        a, b = old.get(path), new.get(path)
+        if a is None or b is None:
+            typ = "add" if a is None else "delete"
+        else:
+            typ = "modify" if (a.isdir != b.isdir or a.digest != b.digest) else "unchanged"
+        found.append((typ, a, b))
+    return found
+
+
+def _files_in(reader: RevisionFiles, entry: Entry | None) -> dict[str, Entry]:
+    """The files of a directory output, from its manifest in the local cache (checked there
+    before: DVC reads no remote here)."""
     if entry is None or not entry.isdir or not entry.digest:
-        return {}, False
-    manifest = reader.cached_manifest(entry.digest)
-    if manifest is None:
-        return {}, True
+        return {}
+    manifest = reader.cached_manifest(entry.digest) or {}
     return {
         f"{entry.path}/{rel}": Entry(f"{entry.path}/{rel}", md5, False)
         for rel, md5 in manifest.items()
-    }, False
+    }
 
 
 def _renames(

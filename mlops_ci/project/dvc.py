@@ -246,7 +246,8 @@ def reproduce(
         return ret
 
     try:
-        repo.reproduce(pull=pull, repro_fn=repro_fn, run_env=_stage_env())
+        with _no_write_tokens():
+            repo.reproduce(pull=pull, repro_fn=repro_fn, run_env=_stage_env())
     except ReproductionError as exc:
         failed = next((r for r in runs if r.status == "failed"), None)
         cause = exc.__cause__ or exc
@@ -289,6 +290,19 @@ def configure_remote(repo: Repo, remote: RemoteSettings, env: Mapping[str, str])
     endpoint = env.get("MLOPS_CI_REMOTE_ENDPOINT_URL") or remote.endpoint_url
     set_remote(repo, remote.name, url, endpoint_url=endpoint)
     return url
+
+
+@contextmanager
+def _no_write_tokens() -> Iterator[None]:
+    """Stages run the repository's code and inherit this process's environment (DVC adds
+    `run_env` to it and cannot take anything away): no write token is in it meanwhile."""
+    from mlops_ci.project.tokens import WRITE_TOKEN_VARIABLES
+
+    saved = {k: os.environ.pop(k) for k in WRITE_TOKEN_VARIABLES if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _stage_env() -> dict[str, str]:
@@ -343,6 +357,7 @@ def reproduce_stage(repo: Repo, stage: str) -> None:
     from dvc.exceptions import DvcException
 
     try:
-        repo.reproduce(stage, single_item=True, force=True, run_env=_stage_env())
+        with _no_write_tokens():
+            repo.reproduce(stage, single_item=True, force=True, run_env=_stage_env())
     except DvcException as exc:
         raise _dvc_error(exc, f"re-run stage '{stage}'") from exc

@@ -7,6 +7,7 @@ or the loopback fake GitHub.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -124,3 +125,30 @@ def test_a_pr_whose_gate_cannot_decide_reports_why_instead_of_a_verdict(
     assert "max\\_dorp" in report
     comparison = documents.read(run_dir, "comparison.json", kind="comparison")
     assert comparison["candidate"]["sha"] == head
+
+
+@pytest.mark.parametrize("command", ["pr", "train"])
+def test_the_stages_never_see_a_write_token(
+    trained_repo: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """`pr` trains in a child process whose environment has no write token, whatever the job
+    gave `pr` itself (it needs one to post); `train` takes them out while the stages run."""
+
+    dvc_yaml = trained_repo / "dvc.yaml"
+    dvc_yaml.write_text(
+        dvc_yaml.read_text().replace(
+            "stages:\n",
+            "stages:\n  leak:\n    cmd: python -c \"import os; open('leak.txt', 'w').write("
+            "repr([os.environ.get(k) for k in ('GITHUB_TOKEN', 'GITLAB_TOKEN', "
+            "'MLOPS_CI_TOKEN')]))\"\n    outs: [leak.txt]\n",
+            1,
+        )
+    )
+    tokens = {"GITHUB_TOKEN": "ghs_secret", "GITLAB_TOKEN": "glpat_secret", "MLOPS_CI_TOKEN": "x"}
+    for name, value in tokens.items():  # the job's environment, as a CI runner sets it
+        monkeypatch.setenv(name, value)
+    assert main(
+        [command, "-C", str(trained_repo), *(["--no-post"] if command == "pr" else [])]
+    ) in (0, 1)
+    assert (trained_repo / "leak.txt").read_text() == "[None, None, None]"
+    assert os.environ["GITHUB_TOKEN"] == "ghs_secret"  # the process keeps its own
