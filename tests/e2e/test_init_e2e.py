@@ -134,7 +134,13 @@ def test_init_then_a_pull_request_through_the_generated_workflow(
     assert all(rows[n]["baseline"] is not None for n in gated), "main's metrics were read"
     (comment,) = state["repos"][harness.REPOSITORY]["comments"][str(PR)]
     assert "Gate: " in comment["body"]
-    (status,) = state["repos"][harness.REPOSITORY]["statuses"]
+    # The run is announced before training: `pending` first, then the verdict, one context.
+    pending, status = state["repos"][harness.REPOSITORY]["statuses"]
+    assert (pending["sha"], pending["context"], pending["state"]) == (
+        head_sha,
+        f"mlops-ci/{artifact}",
+        "pending",
+    )
     assert (status["sha"], status["context"], status["state"]) == (
         head_sha,
         f"mlops-ci/{artifact}",
