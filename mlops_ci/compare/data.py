@@ -209,7 +209,7 @@ def _summary(table: Table | None, digest: str | None) -> dict[str, Any] | None:
 
 def _content_digest(table: Table) -> str:
     """A digest of the rows read, for tables DVC records no hash for (files in git)."""
-    import pandas as pd
+    from mlops_ci.compare.numeric import pd
 
     hashed = pd.util.hash_pandas_object(table.frame, index=False).to_numpy().tobytes()
     cols = "\x1f".join(f"{c}:{t}" for c, t in table.frame.dtypes.astype(str).items())

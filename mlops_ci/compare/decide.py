@@ -99,8 +99,7 @@ def read_slice_columns(
     loaded predictions; from the predictions files, or joined by `slices.key` from the
     `slices.features` file of the working tree (relative to `root`, the repository). A column that is missing is left out, with a
     warning (the slices are reported, never guessed)."""
-    import numpy as np
-    import pandas as pd
+    from mlops_ci.compare.numeric import np, pd
 
     spec = settings.slices
     tables = []

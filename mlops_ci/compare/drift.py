@@ -41,7 +41,7 @@ def clean(value: object, limit: int = 200) -> str:
 
 def kind_of(series: pd.Series) -> str:
     """number, bool, datetime or category (text and anything else)."""
-    import pandas as pd
+    from mlops_ci.compare.numeric import pd
 
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
@@ -64,7 +64,7 @@ ASYMPTOTIC_FROM = 1_000
 
 
 def _ks(base: pd.Series, cand: pd.Series) -> tuple[float, float]:
-    import numpy as np
+    from mlops_ci.compare.numeric import np
 
     a = np.sort(base.dropna().to_numpy(dtype=float))
     b = np.sort(cand.dropna().to_numpy(dtype=float))
@@ -124,7 +124,7 @@ def _counts(series: pd.Series) -> dict[str, int]:
 
 
 def _chi2(base: dict[str, int], cand: dict[str, int]) -> tuple[float, float]:
-    import numpy as np
+    from mlops_ci.compare.numeric import np
 
     cats = sorted(set(base) | set(cand))
     table = np.array([[base.get(c, 0) for c in cats], [cand.get(c, 0) for c in cats]], float)

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
+from mlops_ci.compare.numeric import np
 from mlops_ci.compare.predictions import Predictions
 from mlops_ci.compare.resample import (
     DISCRETE,

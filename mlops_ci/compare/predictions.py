@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import numpy as np
-
+from mlops_ci.compare.numeric import np
 from mlops_ci.project.errors import ConfigError
 
 Task = Literal["classification", "regression"]
@@ -204,7 +203,7 @@ def _typed(cells: list[str]) -> np.ndarray:
 
 
 def _read_csv_pandas(raw: bytes) -> tuple[list[str] | None, dict[str, np.ndarray]]:
-    import pandas as pd  # only for large files: see PANDAS_FROM_BYTES
+    from mlops_ci.compare.numeric import pd  # only for large files: see PANDAS_FROM_BYTES
 
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype={"id": str}, skipinitialspace=True)
@@ -279,8 +278,14 @@ def task_of(preds: Predictions) -> Task:
     """
     if not whole_numbers(preds.y_true, preds.y_pred):
         return "regression"
-    n_labels = len(np.unique(np.concatenate([preds.y_true, preds.y_pred])))
+    n_labels = len(distinct(np.concatenate([preds.y_true, preds.y_pred])))
     return "classification" if n_labels <= MAX_CLASSES else "regression"
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)`, sorted. Asking for the counts keeps numpy on its sorting path: the
+    plain call takes the hashing one, which imports `numpy.ma` (10 ms) to rule out masks."""
+    return np.unique(values, return_counts=True)[0]
 
 
 def whole_numbers(*columns: np.ndarray) -> bool:

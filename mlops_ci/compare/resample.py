@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-import numpy as np
-
+from mlops_ci.compare.numeric import np
 from mlops_ci.compare.predictions import Predictions
 
 DISCRETE = ("accuracy", "precision", "recall", "f1")

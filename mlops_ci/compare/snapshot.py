@@ -600,7 +600,7 @@ def confusion_counts(
     lacks as "None", blank lines skipped."""
     sep = "\t" if path.endswith(".tsv") else ","
     if len(data) >= pandas_from:
-        import pandas as pd
+        from mlops_ci.compare.numeric import pd
 
         header = pd.read_csv(io.BytesIO(data), sep=sep, nrows=0).columns
         if actual not in header or predicted not in header or actual == predicted:

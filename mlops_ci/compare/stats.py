@@ -42,12 +42,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-import numpy as np
-
+from mlops_ci.compare.numeric import np
 from mlops_ci.compare.predictions import (
     InvalidPredictions,
     Predictions,
     Task,
+    distinct,
     load_predictions,
     task_of,
     whole_numbers,
@@ -386,7 +386,7 @@ def _segments(
     rows: list[list[np.ndarray]] = [[np.arange(len(p))] for p in sides]
     for column, per_side in columns.items():
         texts = [np.asarray(v).astype(str) for v in per_side]
-        for value in np.unique(np.concatenate(texts)):
+        for value in distinct(np.concatenate(texts)):
             at = [np.flatnonzero(t == value) for t in texts]
             n0, n1 = len(at[0]), len(at[1])
             gated = min(n0, n1) >= max(min_size, 1)
@@ -452,9 +452,7 @@ class _Plan:
                 raise InvalidPredictions(
                     f"{fractional[0]}: classification labels must be whole numbers"
                 )
-            self.labels = np.unique(
-                np.concatenate([a for p in sides for a in (p.y_true, p.y_pred)])
-            )
+            self.labels = distinct(np.concatenate([a for p in sides for a in (p.y_true, p.y_pred)]))
             self.binary = bool(np.isin(self.labels, (0, 1)).all())
         names = (
             list(metrics)
@@ -481,7 +479,7 @@ class _Plan:
         for p in self.sides:
             if p.y_score is None:
                 return f"{p.source} has no y_score column"
-            if name == "roc_auc" and len(np.unique(p.y_true)) < 2:
+            if name == "roc_auc" and len(distinct(p.y_true)) < 2:
                 return f"y_true of {p.source} has one class only; ROC AUC is undefined"
             if name == "log_loss" and (p.y_score.min() < 0 or p.y_score.max() > 1):
                 return f"y_score of {p.source} is not a probability in [0, 1]"

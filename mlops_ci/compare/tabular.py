@@ -148,7 +148,7 @@ def _index(name: str, data: bytes) -> _Part:
 
 def _lines(data: bytes, *, skip_header: bool) -> tuple[np.ndarray, np.ndarray]:
     """Start and end offsets of the non-blank lines (after the header line, for CSV/TSV)."""
-    import numpy as np
+    from mlops_ci.compare.numeric import np
 
     raw = np.frombuffer(data, dtype=np.uint8)
     breaks = [np.flatnonzero(raw[at : at + _CHUNK] == 10) + at for at in range(0, len(raw), _CHUNK)]
@@ -169,7 +169,7 @@ def _lines(data: bytes, *, skip_header: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parse(name: str, data: bytes) -> pd.DataFrame:
-    import pandas as pd
+    from mlops_ci.compare.numeric import pd
 
     suffix = posixpath.splitext(name.lower())[1]
     if suffix in LINE_SUFFIXES:
@@ -180,8 +180,7 @@ def _parse(name: str, data: bytes) -> pd.DataFrame:
 
 
 def _sample(parts: list[_Part], sample_rows: int) -> Table:
-    import numpy as np
-    import pandas as pd
+    from mlops_ci.compare.numeric import np, pd
 
     total = sum(p.rows for p in parts)
     rng = np.random.default_rng(SAMPLE_SEED)
@@ -213,7 +212,7 @@ def _rows_of(part: _Part, picks: np.ndarray | None) -> pd.DataFrame:
         return table.to_pandas()
     if picks is None:
         return _parse(part.name, part.data)
-    import numpy as np
+    from mlops_ci.compare.numeric import np
 
     assert part.starts is not None and part.ends is not None
     text = part.name.lower().endswith(tuple(TEXT_SUFFIXES))

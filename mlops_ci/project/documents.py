@@ -30,7 +30,7 @@ def header(kind: str) -> dict[str, Any]:
 
 # Documents up to this size are indented for people; larger ones stay compact: indenting takes
 # json's pure-Python encoder (about 10x slower) and a third more bytes for no reader.
-PRETTY_UP_TO_BYTES = 256 * 1024
+PRETTY_UP_TO_BYTES = 16 * 1024
 
 
 def write(run_dir: Path, name: str, data: dict[str, Any]) -> Path:

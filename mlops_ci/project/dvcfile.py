@@ -17,6 +17,7 @@ DVC's own resolver first (`dvc.resolve_templated`), then read here like any othe
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -38,11 +39,20 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 
 def load_pipeline_yaml(text: bytes | str, name: str) -> Any:
-    """A `dvc.yaml`/`dvc.lock`/`.dvc` file as data (ConfigError naming the file when broken)."""
+    """A `dvc.yaml`/`dvc.lock`/`.dvc` file as data (ConfigError naming the file when broken).
+
+    The same bytes are parsed once per process: a comparison reads each revision's `dvc.lock`
+    for its outputs, its data files and its stages' inputs. The data is shared between the
+    callers, which only read it."""
     try:
-        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader
+        return _parse_pipeline_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name} is not valid YAML: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_pipeline_yaml(text: bytes | str) -> Any:
+    return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader
 
 
 # Above this many `[`/`{` a YAML file is parsed by the pure-Python parser: see parse_structured.

@@ -6,13 +6,16 @@ what git said instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mlops_ci.project.errors import GitError, NotAGitRepo
 
@@ -30,11 +33,28 @@ class Commit:
     timestamp: int
 
 
+# Commands that never change refs, the index or the working tree: what `rev_parse` answered
+# stays true across them. Any other command through this object forgets those answers.
+_READ_ONLY = frozenset(
+    {"rev-parse", "symbolic-ref", "cat-file", "ls-files", "ls-tree", "log", "show", "status",
+     "merge-base", "remote", "tag", "diff", "config", "for-each-ref", "rev-list", "describe"}
+)  # fmt: skip
+
+
 class Git:
-    """Runs git in one repository."""
+    """Runs git in one repository.
+
+    A command asks git many small questions (which commit a ref names, the bytes of a file at
+    a revision); each git process costs a few milliseconds to start. So the answers of
+    `rev_parse` are kept until a command that may move a ref runs through this object, and
+    `read_many` keeps one `git cat-file --batch` process for all its reads (`close` ends it;
+    so does the end of the process).
+    """
 
     def __init__(self, repo_dir: Path | str) -> None:
         self.repo_dir = Path(repo_dir)
+        self._revs: dict[str, str | None] = {}
+        self._batch: _CatFile | None = None
 
     def _exec(
         self,
@@ -46,6 +66,8 @@ class Git:
         timeout: float,
     ) -> subprocess.CompletedProcess[Any]:
         cmd = ["git", *args]
+        if not args or args[0] not in _READ_ONLY:
+            self._revs.clear()
         try:
             proc = subprocess.run(
                 cmd, cwd=self.repo_dir, capture_output=True, text=text, input=stdin,
@@ -84,8 +106,10 @@ class Git:
 
     def rev_parse(self, rev: str) -> str | None:
         """The full SHA of `rev`, or None when it does not name a commit here."""
-        proc = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
-        return proc.stdout.strip() if proc.returncode == 0 else None
+        if rev not in self._revs:
+            proc = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+            self._revs[rev] = proc.stdout.strip() if proc.returncode == 0 else None
+        return self._revs[rev]
 
     def head_sha(self) -> str | None:
         return self.rev_parse("HEAD")
@@ -102,35 +126,26 @@ class Git:
         return self.out("rev-parse", "--is-shallow-repository") == "true"
 
     def show(self, rev: str, path: str) -> bytes | None:
-        """The bytes of `path` at `rev`, or None when it does not exist there."""
-        proc = self._exec(
-            ["show", f"{rev}:{path}"], check=False, stdin=None, text=False, timeout=300
-        )
-        return proc.stdout if proc.returncode == 0 else None
+        """The bytes of the file `path` at `rev`, or None when there is no such file there."""
+        spec = f"{rev}:{path}"
+        return self.read_many([spec])[spec]
 
     def read_many(self, specs: Sequence[str]) -> dict[str, bytes | None]:
-        """Contents of many `rev:path` objects through one `git cat-file --batch` process."""
+        """Contents of many `rev:path` objects (None: not a file there), read through the one
+        `git cat-file --batch` process this object keeps."""
         if not specs:
             return {}
-        request = "".join(f"{spec}\n" for spec in specs).encode()
-        proc = self._exec(
-            ["cat-file", "--batch"], check=True, stdin=request, text=False, timeout=300
-        )
-        out, pos, result = proc.stdout, 0, {}
-        for spec in specs:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].split()
-            pos = end + 1
-            if len(header) == 3 and header[1] == b"blob":
-                size = int(header[2])
-                result[spec] = out[pos : pos + size]
-                pos += size + 1
-            elif len(header) == 3:  # a tree or commit: skip its body
-                pos += int(header[2]) + 1
-                result[spec] = None
-            else:  # "<spec> missing" / "ambiguous"
-                result[spec] = None
-        return result
+        if any("\n" in spec for spec in specs):
+            raise GitError("a revision or path with a line break cannot be read from git")
+        if self._batch is None or not self._batch.alive():
+            self._batch = _CatFile(self.repo_dir)
+        return self._batch.read(specs)
+
+    def close(self) -> None:
+        """End the `git cat-file` process, if one was started."""
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
 
     def list_files(self, rev: str | None, prefix: str = "") -> list[str]:
         """Paths of the files git has at `rev` under `prefix` (None: the working tree's tracked
@@ -155,6 +170,7 @@ class Git:
         for line in self.out(*args).splitlines():
             sha, subject, author, ts = line.split("\x00")
             commits.append(Commit(sha=sha, subject=subject, author=author, timestamp=int(ts)))
+            self._revs.setdefault(sha, sha)  # a commit's name never changes
         return commits
 
     def commit_all(self, message: str) -> str:
@@ -204,3 +220,103 @@ class Git:
             "fetch", "--quiet", "--no-tags", f"--deepen={by}", remote, *refspecs, check=False
         )
         return proc.returncode == 0
+
+
+class _CatFile:
+    """One `git cat-file --batch` process: a request line in, a header and the object out. git
+    flushes after each object, so requests and answers alternate without a deadlock."""
+
+    def __init__(self, repo_dir: Path) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                ["git", "cat-file", "--batch"], cwd=repo_dir, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_GIT_ENV},
+            )  # fmt: skip
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed or not on PATH") from exc
+        self.lock = threading.Lock()  # the data section reads tables from a second thread
+        weakref.finalize(self, _end, self.proc)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def read(self, specs: Sequence[str]) -> dict[str, bytes | None]:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        result: dict[str, bytes | None] = {}
+        with self.lock:
+            try:
+                for chunk in _chunks(specs):
+                    stdin.write(b"".join(line for _, line in chunk))
+                    stdin.flush()
+                    for spec, _ in chunk:
+                        result[spec] = _answer(stdout)
+            except (OSError, ValueError) as exc:
+                said = (
+                    self.proc.stderr.read().decode("utf-8", "replace")
+                    if not self.alive() and self.proc.stderr
+                    else ""
+                )
+                _end(self.proc)
+                raise GitError(f"`git cat-file --batch` failed: {said.strip() or exc}") from exc
+        return result
+
+    def close(self) -> None:
+        _end(self.proc)
+
+
+# Requests are written a chunk at a time, then its answers read: a chunk fits the pipe to git
+# whatever git is doing, so neither side waits on the other.
+_CHUNK_BYTES = 32 * 1024
+
+
+def _chunks(specs: Sequence[str]) -> Iterator[list[tuple[str, bytes]]]:
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for spec in specs:
+        line = spec.encode("utf-8", "surrogateescape") + b"\n"
+        if chunk and size + len(line) > _CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((spec, line))
+        size += len(line)
+    if chunk:
+        yield chunk
+
+
+def _answer(stdout: IO[bytes]) -> bytes | None:
+    """One object's bytes, None for a tree, commit or tag, or a missing or ambiguous name."""
+    header = stdout.readline().split()
+    if not header:
+        raise OSError("git cat-file stopped")
+    if not _found(header):  # "<spec> missing" / "<spec> ambiguous"
+        return None
+    size = int(header[2])
+    body = stdout.read(size + 1)
+    if len(body) != size + 1:
+        raise OSError("git cat-file stopped in the middle of an object")
+    return body[:-1] if header[1] == b"blob" else None
+
+
+def _found(header: list[bytes]) -> bool:
+    """`<sha> <type> <size>`, not `<spec> missing` (a spec may hold spaces and those words)."""
+    return (
+        len(header) == 3
+        and header[1] in (b"blob", b"tree", b"commit", b"tag")
+        and header[2].isdigit()
+        and len(header[0]) in (40, 64)
+        and all(c in b"0123456789abcdef" for c in header[0])
+    )
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Close the requests (git then exits) and reap the process."""
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

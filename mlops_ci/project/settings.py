@@ -14,7 +14,6 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,15 @@ SETTINGS_FILE = "mlops-ci.yaml"
 # The JSON Schema of mlops-ci.yaml is the source of truth for its keys, choices and ranges;
 # editors read the same file (`# yaml-language-server: $schema=...`).
 SCHEMA_FILE = "mlops-ci.schema.json"
+# Package data beside the modules (pyproject's "**/*.json" glob); read from the file system, not
+# through importlib.resources, whose import costs more than the read.
+SCHEMAS = Path(__file__).parent / "schemas"
 
 
 @cache
 def settings_schema() -> dict[str, Any]:
     """The JSON Schema of `mlops-ci.yaml`, shipped in the package (project/schemas/)."""
-    path = resources.files("mlops_ci.project").joinpath("schemas", SCHEMA_FILE)
+    path = SCHEMAS.joinpath(SCHEMA_FILE)
     return json.loads(path.read_text(encoding="utf-8"))
 
 

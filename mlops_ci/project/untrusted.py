@@ -19,12 +19,12 @@ import os
 import stat
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mlops_ci.project.documents import loads_strict
 from mlops_ci.project.errors import MlopsCiError
+from mlops_ci.project.settings import SCHEMAS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -57,8 +57,7 @@ class ValidatedRun:
 
 @cache
 def load_schema(kind: str) -> dict[str, Any]:
-    # schemas/ is package data (no __init__.py), shipped by pyproject's "**/*.json" glob.
-    path = resources.files("mlops_ci.project").joinpath("schemas", f"{kind}.schema.json")
+    path = SCHEMAS.joinpath(f"{kind}.schema.json")
     text = path.read_text("utf-8")
     return json.loads(text)
 
