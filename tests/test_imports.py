@@ -5,6 +5,7 @@ interpreter per command, on the trained reference project with a changed paramet
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,13 +28,14 @@ print(json.dumps({"code": code, "modules": top}), file=sys.__stderr__)
 """
 
 
-def loaded(repo: Path, *argv: str) -> tuple[int, set[str]]:
+def loaded(repo: Path, *argv: str, **env: str) -> tuple[int, set[str]]:
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *argv],
         cwd=repo,
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **env},
     )
     last = proc.stderr.strip().splitlines()[-1]
     result = json.loads(last)
@@ -55,11 +57,20 @@ def test_help_loads_nothing_heavy(changed_repo: Path) -> None:
     assert not modules & {*HEAVY, "numpy", "yaml", "ruamel", "jsonschema", "requests", "jinja2"}
 
 
-def test_compare_reads_and_bootstraps_without_dvc_pandas_or_sklearn(changed_repo: Path) -> None:
+def test_compare_bootstraps_in_a_forked_helper_and_loads_nothing_heavy(changed_repo: Path) -> None:
+    """numpy loads in the helper `compare` forks (prefork), while it reads git; the comparison
+    is the one the process computes on its own, which loads numpy and still nothing heavy."""
     code, modules = loaded(changed_repo, "compare", "--baseline", "main")
     assert code == 0
-    assert "numpy" in modules  # the bootstrap
+    assert not modules & {*HEAVY, "numpy"}, modules & {*HEAVY, "numpy"}
+    forked = json.loads((changed_repo / ".mlops-ci" / "comparison.json").read_text())
+    assert forked["family"]["interval_members"] >= 5  # the intervals were bootstrapped
+    code, modules = loaded(changed_repo, "compare", "--baseline", "main", MLOPS_CI_PREFORK="0")
+    assert code == 0
+    assert "numpy" in modules  # the bootstrap, here
     assert not modules & set(HEAVY), modules & set(HEAVY)
+    alone = json.loads((changed_repo / ".mlops-ci" / "comparison.json").read_text())
+    assert {**forked, "created_at": None} == {**alone, "created_at": None}
 
 
 def test_report_without_png_loads_no_renderer(changed_repo: Path) -> None:

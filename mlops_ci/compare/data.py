@@ -17,19 +17,15 @@ import contextlib
 import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_ci.compare import data_files
 from mlops_ci.compare.snapshot import Project, RevisionFiles, read_declarations
-from mlops_ci.compare.tabular import (
-    Table,
-    TableAbsent,
-    TableUnreadable,
-    build_table,
-    load_table,
-)
 from mlops_ci.project.data_settings import DataSettings, TableSettings
 from mlops_ci.project.errors import ConfigError, MlopsCiError
+
+if TYPE_CHECKING:  # the tables' module loads only when a table is declared
+    from mlops_ci.compare.tabular import Table
 
 MAX_COLUMNS = 1000  # per table in comparison.json (its schema's bound)
 
@@ -157,6 +153,8 @@ def _digest(reader: RevisionFiles, path: str) -> str | None:
 
 def _load(reader: RevisionFiles, path: str) -> tuple[list[tuple[str, bytes]] | None, str | None]:
     """(files, None), (None, None) when absent, or (None, why) when unreadable."""
+    from mlops_ci.compare.tabular import TableAbsent, TableUnreadable, load_table
+
     try:
         return load_table(reader, path), None
     except TableAbsent:
@@ -170,6 +168,8 @@ def _build(
 ) -> tuple[Table | None, str | None]:
     if files is None:
         return None, None
+    from mlops_ci.compare.tabular import TableUnreadable, build_table
+
     try:
         return build_table(path, files, sample_rows), None
     except TableUnreadable as exc:

@@ -17,15 +17,20 @@ so that the chance that anything at all is coloured on a no-op change stays with
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlops_ci.compare.intervals import METRICS, Family
 from mlops_ci.compare.noise import History, NoiseEstimate, estimate_noise, split_alpha
 from mlops_ci.project.settings import MetricRule, Settings, metric_aliases
+
+if TYPE_CHECKING:
+    from mlops_ci.compare.prefork import Helper
 
 REPEATED = "repeated"  # the inputs label of repeat measurements: a group no baseline matches
 
@@ -54,8 +59,8 @@ def noise_estimates(
 
 
 def family_intervals(
-    baseline: Any,
-    candidate: Any,
+    base_raw: bytes,
+    cand_raw: bytes,
     settings: Settings,
     warnings: list[str],
     *,
@@ -63,19 +68,19 @@ def family_intervals(
     slice_columns: Mapping[str, tuple[Any, Any]] | None = None,
     root: Path | None = None,
 ) -> Any:
-    """The bootstrap family (`stats.Family`) of the predictions of both revisions, its share of
-    the error set by how many metrics a noise band judges (`band_members`)."""
+    """The bootstrap family (`intervals.Family`) of both revisions' predictions (their files'
+    bytes), its share of the error set by how many metrics a noise band judges
+    (`band_members`)."""
     from mlops_ci.compare.predictions import load_pair
     from mlops_ci.compare.stats import bootstrap_family
 
     base, cand = load_pair(
-        baseline.predictions, candidate.predictions,
+        base_raw, cand_raw,
         sources=(f"{settings.predictions}@baseline", f"{settings.predictions}@candidate"),
     )  # fmt: skip
     slices = dict(slice_columns or {})
     if settings.slices.columns and not slices:
-        slices = read_slice_columns(baseline.predictions, candidate.predictions, base, cand,
-                                    settings, warnings, root)  # fmt: skip
+        slices = read_slice_columns(base_raw, cand_raw, base, cand, settings, warnings, root)
     family = bootstrap_family(
         base, cand, confidence=settings.confidence, n_resamples=settings.bootstrap_resamples,
         slices=slices, min_slice=settings.slices.min_size, band_members=band_members,
@@ -84,6 +89,18 @@ def family_intervals(
         f"no confidence interval for {name}: {why}" for name, why in family.skipped.items()
     ]
     return family
+
+
+def interval_job(
+    base_raw: bytes, cand_raw: bytes, settings: Settings, band_members: int, root: Path
+) -> tuple[Family, list[str]]:
+    """`family_intervals` as one picklable job (`prefork`): the family in plain Python numbers
+    and the warnings it adds."""
+    warnings: list[str] = []
+    family = family_intervals(
+        base_raw, cand_raw, settings, warnings, band_members=band_members, root=root
+    )
+    return family.plain(), warnings
 
 
 def read_slice_columns(
@@ -301,16 +318,24 @@ class Judgement:
 
     def __init__(
         self,
-        family: Any,
+        family: Family | Callable[[], Family | None] | None,
         noise: Mapping[str, NoiseEstimate],
         band_members: int,
         settings: Settings,
     ) -> None:
-        self.family, self.noise, self.band_members, self.settings = (
-            family, noise, band_members, settings,
-        )  # fmt: skip
-        self.intervals: dict[str, Any] = dict(family.overall) if family is not None else {}
+        """`family` may be a call that gives it: the bootstrap then runs (or is collected
+        from the helper) when the family is first needed, after other work."""
+        self._family = family
+        self.noise, self.band_members, self.settings = noise, band_members, settings
         self.trend: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def family(self) -> Family | None:
+        return self._family() if callable(self._family) else self._family
+
+    @property
+    def intervals(self) -> dict[str, Any]:
+        return dict(self.family.overall) if self.family is not None else {}
 
     @classmethod
     def of(
@@ -324,18 +349,18 @@ class Judgement:
         warnings: list[str],
         names: Mapping[tuple[str, str], str],
         run_dir: Path | None = None,
+        helper: Helper | None = None,
     ) -> Judgement:
         """`names`: (file, key) -> row name, as `diff.metric_names` gives them; `run_dir`
-        may hold repeat measurements (noise.json)."""
+        may hold repeat measurements (noise.json); `helper` bootstraps the intervals in a
+        forked process (`prefork`)."""
         from mlops_ci.compare.noise import LOCK_FILE, read_history, read_repeats
 
         with_predictions = bool(
             settings.predictions and baseline.predictions is not None
             and candidate.predictions is not None
         )  # fmt: skip
-        interval_metrics: Mapping[str, Any] = {}
-        if with_predictions:  # stats needs numpy, which metrics-only projects never load
-            from mlops_ci.compare.stats import METRICS as interval_metrics
+        interval_metrics: Mapping[str, Any] = METRICS if with_predictions else {}
         pairs = []
         for (path, key), name in names.items():
             base = baseline.metrics.get(path, {}).get(key)
@@ -364,10 +389,20 @@ class Judgement:
         noise = noise_estimates(history if banded else None, pairs, repeats)
         family = None
         if with_predictions:
-            family = family_intervals(
-                baseline, candidate, settings, warnings, band_members=len(noise),
-                root=Path(git.repo_dir),
-            )  # fmt: skip
+            job = (baseline.predictions, candidate.predictions, settings, len(noise))
+            root = Path(git.repo_dir)
+            done = (
+                helper.submit(interval_job, *job, root)
+                if helper
+                else functools.partial(interval_job, *job, root)
+            )
+
+            def collect() -> Family:
+                result, said = done()
+                warnings.extend(said)
+                return result
+
+            family = collect
         elif settings.predictions and baseline.rev != "none":
             side = "baseline" if baseline.predictions is None else "candidate"
             missing = (baseline if side == "baseline" else candidate).predictions_missing

@@ -10,7 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_ci.compare.baseline import Baseline, resolve_baseline
 from mlops_ci.compare.snapshot import Project, Snapshot, take_snapshot
@@ -20,6 +20,9 @@ from mlops_ci.project.dvc import RemoteFetcher
 from mlops_ci.project.errors import ConfigError, ServiceError
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mlops_ci.compare.prefork import Helper
 
 # Names that mean "lower is better" when mlops-ci.yaml does not say (documented in README).
 LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "latency", "time", "duration")
@@ -194,11 +197,13 @@ def plots(
     return out
 
 
-def baseline_policy(repo_dir: Path, baseline_sha: str | None, warnings: list[str]) -> Policy | None:
+def baseline_policy(
+    repo_dir: Path, baseline_sha: str | None, warnings: list[str], git: Git | None = None
+) -> Policy | None:
     """The policy the gate will apply: directions and the predictions path come from it.
     None when it cannot be read: the gate reports that (exit 2); the comparison goes on."""
     try:
-        return load_policy(repo_dir, baseline_sha)
+        return load_policy(repo_dir, baseline_sha, git)
     except ConfigError as exc:
         warnings.append(f"the baseline's policy is unreadable, using the working tree's: {exc}")
         return None
@@ -242,16 +247,18 @@ def compare(
     baseline: str | None = None,
     target_branch: str | None = None,
     env: Mapping[str, str] | None = None,
+    helper: Helper | None = None,
 ) -> tuple[dict[str, Any], Policy | None]:
     """Compare the workspace with the baseline and write `<run_dir>/comparison.json`; hand back
-    the document and the baseline's policy it read (for the gate)."""
+    the document and the baseline's policy it read (for the gate). `helper`: a forked process
+    that bootstraps the intervals (`prefork`)."""
     env = os.environ if env is None else env
     if baseline is not None and not baseline.strip():
         raise ConfigError("--baseline is empty; use merge-base, base, stage:NAME or a git ref")
     git = Git(repo_dir)
     project = Project.find(Path(repo_dir), git.toplevel())
     repo_dir = project.git_top
-    git = Git(repo_dir)
+    git = project.git
     local = load_settings(repo_dir)
     from mlops_ci.project.ci_event import read_ci_event
 
@@ -266,7 +273,7 @@ def compare(
         event_before_sha=before, branch=branch, stages=local.promote.stages,
     )  # fmt: skip
     warnings: list[str] = [resolved.note] if resolved.note else []
-    policy = baseline_policy(repo_dir, resolved.sha, warnings)
+    policy = baseline_policy(repo_dir, resolved.sha, warnings, git)
     settings = policy.settings if policy else local
     fetch = RemoteFetcher(project.root, local.remote, env)
     cand = take_snapshot(project, None, predictions_path=settings.predictions, fetch=fetch)
@@ -291,11 +298,13 @@ def compare(
 
     names = metric_names([base, cand])
     judgement = Judgement.of(
-        git, target, resolved.sha, base, cand, settings, warnings, names, run_dir=run_dir
-    )
-    cis = judgement.intervals
+        git, target, resolved.sha, base, cand, settings, warnings, names, run_dir=run_dir,
+        helper=helper,
+    )  # fmt: skip
+    # The intervals are bootstrapped (in the helper, if any) while the data section is read.
     train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
     data = _data(project, resolved.sha, settings, local, fetch, warnings, (base, cand))
+    cis = judgement.intervals
     document = documents.header("comparison") | {
         "created_at": documents.now(),
         "artifact": settings.artifact,

@@ -13,11 +13,14 @@ theirs here too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
 
-if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+_LOADED_BEFORE = "numpy" in sys.modules
+_ASKED = os.environ.get("OPENBLAS_NUM_THREADS")
+if _LOADED_BEFORE or _ASKED is not None:
     import numpy as np
 else:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -25,6 +28,31 @@ else:
         import numpy as np
     finally:
         del os.environ["OPENBLAS_NUM_THREADS"]
+
+
+def _one_blas_thread() -> bool:
+    """Whether numpy's BLAS is OpenBLAS loaded here with one thread, so that no thread limit
+    needs setting (threadpoolctl costs 7 ms to load and scan the process's libraries)."""
+    if _LOADED_BEFORE or _ASKED not in (None, "1"):
+        return False
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]
+    except (AttributeError, KeyError, TypeError):
+        return False
+    return "openblas" in str(blas).lower()
+
+
+ONE_BLAS_THREAD = _one_blas_thread()
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[object]:
+    """A block that runs BLAS on one thread: nothing to do when numpy loaded that way here,
+    else threadpoolctl's limit."""
+    if ONE_BLAS_THREAD:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 def __getattr__(name: str) -> Any:
@@ -35,4 +63,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["np"]  # and `pd`, through __getattr__
+__all__ = ["ONE_BLAS_THREAD", "np", "one_blas_thread"]  # and `pd`, through __getattr__

@@ -20,12 +20,11 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
+from mlops_ci.compare.intervals import Task
 from mlops_ci.compare.numeric import np
 from mlops_ci.project.errors import ConfigError
-
-Task = Literal["classification", "regression"]
 
 REQUIRED_COLUMNS = ("id", "y_true", "y_pred")
 SCORE_COLUMN = "y_score"

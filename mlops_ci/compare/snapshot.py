@@ -11,6 +11,7 @@ but unreadable is an error naming the file, the revision and why, never silently
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -78,6 +79,12 @@ class Project:
         prefix = "" if root == top else root.relative_to(top).as_posix()
         return cls(top, root, prefix)
 
+    @functools.cached_property
+    def git(self) -> Git:
+        """One `Git` for everything read of this project: git's answers and its `cat-file`
+        process are shared by the revisions, the policy and the data section."""
+        return Git(self.git_top)
+
 
 class RevisionFiles:
     """Reads the files of one revision of the project: git objects, the DVC cache (directory
@@ -85,7 +92,7 @@ class RevisionFiles:
 
     def __init__(self, project: Project, rev: str | None, fetch: Any = None) -> None:
         self.project, self.rev = project, rev
-        self.git = Git(project.git_top)
+        self.git = project.git
         self.fetch = fetch  # md5s -> {md5: bytes | None} and {md5: why}; None: no remote tried
         top_files = self.git.list_files(rev, project.prefix)
         cut = len(project.prefix) + 1 if project.prefix else 0

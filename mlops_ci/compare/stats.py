@@ -39,10 +39,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
 
-from mlops_ci.compare.numeric import np
+from mlops_ci.compare.intervals import (
+    METRICS,
+    DeltaCI,
+    Deltas,
+    Family,
+    Method,
+    MetricInfo,
+    PointMetrics,
+    Segment,
+)
+from mlops_ci.compare.numeric import np, one_blas_thread
 from mlops_ci.compare.predictions import (
     InvalidPredictions,
     Predictions,
@@ -55,85 +64,9 @@ from mlops_ci.compare.predictions import (
 from mlops_ci.compare.resample import Group, make_groups
 from mlops_ci.project.errors import ConfigError
 
-Direction = Literal["higher", "lower"]
-Method = Literal["paired-bootstrap", "unpaired-bootstrap"]
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    task: Task
-    direction: Direction
-    needs_score: bool = False  # binary only, from y_score
-
-
-METRICS: dict[str, MetricInfo] = {
-    "accuracy": MetricInfo("classification", "higher"),
-    "precision": MetricInfo("classification", "higher"),
-    "recall": MetricInfo("classification", "higher"),
-    "f1": MetricInfo("classification", "higher"),
-    "roc_auc": MetricInfo("classification", "higher", needs_score=True),
-    "log_loss": MetricInfo("classification", "lower", needs_score=True),
-    "rmse": MetricInfo("regression", "lower"),
-    "mae": MetricInfo("regression", "lower"),
-    "r2": MetricInfo("regression", "higher"),
-}
-_V = TypeVar("_V")
-
 
 class InvalidStatsOptions(ConfigError):
     """A bootstrap option (confidence, resamples, task) is out of range."""
-
-
-@dataclass(frozen=True)
-class DeltaCI:
-    """candidate - baseline for one metric, with a bootstrap interval [low, high]."""
-
-    metric: str
-    baseline: float
-    candidate: float
-    delta: float
-    low: float
-    high: float
-    method: Method
-    n_baseline: int
-    n_candidate: int
-    confidence: float = 0.95
-    n_resamples: int = 0  # resamples in which the metric was defined on both sides
-
-    @property
-    def direction(self) -> Direction:
-        return METRICS[self.metric].direction
-
-    def regressed(self, tolerance: float = 0.0) -> bool:
-        """The whole interval is worse than `-tolerance` (in the metric's direction)."""
-        if self.direction == "higher":
-            return self.high < -tolerance
-        return self.low > tolerance
-
-    def improved(self, tolerance: float = 0.0) -> bool:
-        """The whole interval is better than `tolerance` (in the metric's direction)."""
-        if self.direction == "higher":
-            return self.low > tolerance
-        return self.high < -tolerance
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "direction": self.direction}
-
-
-class _WithSkipped(dict[str, _V], Generic[_V]):
-    """metric -> value; `skipped` says why each requested metric that is absent was left out."""
-
-    def __init__(self, values: dict[str, _V], skipped: dict[str, str]) -> None:
-        super().__init__(values)
-        self.skipped = skipped
-
-
-class PointMetrics(_WithSkipped[float]):
-    """metric -> value of one predictions set, with `.skipped`."""
-
-
-class Deltas(_WithSkipped[DeltaCI]):
-    """metric -> DeltaCI, with `.skipped`."""
 
 
 def point_metrics(
@@ -189,9 +122,7 @@ def bootstrap_deltas(
     draws: list[dict[str, np.ndarray]] = [{}, {}]
     # One BLAS thread: the resampling is matrix-vector products on small blocks, where threads
     # cost more in contention than they give (100k rows: 3.3 s CPU for 2 s wall with them).
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
+    with one_blas_thread():
         for stream, group in plan.groups():
             rng = np.random.default_rng([seed, *stream])
             resampled = group.resampled(rng, n_resamples)
@@ -227,43 +158,6 @@ def bootstrap_deltas(
 
 
 # --- the family: every metric on the whole set and on each slice, simultaneous intervals --------
-
-
-@dataclass(frozen=True)
-class Segment:
-    """The whole test set (`column` None) or one slice: the rows whose `column` is `value`."""
-
-    column: str | None
-    value: str | None
-    n_baseline: int
-    n_candidate: int
-    gated: bool = True  # false: under the minimum size, reported but not gated
-
-    @property
-    def label(self) -> str:
-        return "all rows" if self.column is None else f"{self.column}={self.value}"
-
-
-@dataclass
-class Family:
-    """Deltas of every metric on every segment, with intervals that hold simultaneously.
-
-    `deltas[g][metric]`: segment g (0 is all rows). A segment under the minimum size has point
-    deltas only (low and high NaN). `level` is the share of the family's confidence all gated
-    intervals hold at together; `member_level` the per-interval level the calibration gave.
-    """
-
-    segments: list[Segment]
-    deltas: list[dict[str, DeltaCI]]
-    skipped: dict[str, str]
-    level: float
-    critical: float
-    members: int
-    method: str = "simultaneous bootstrap intervals (studentized max-|t| over joint resamples)"
-
-    @property
-    def overall(self) -> Deltas:
-        return Deltas(self.deltas[0], self.skipped)
 
 
 def bootstrap_family(
@@ -306,8 +200,6 @@ def bootstrap_family(
         columns = {c: (v[1][orders[1]], v[1][orders[1]]) for c, v in columns.items()}
     plan = _Plan([baseline, candidate], metrics, task, paired=orders is not None)
     segments, rows = _segments([baseline, candidate], columns, min_slice)
-    from threadpoolctl import threadpool_limits
-
     from mlops_ci.compare.family import make_segment_groups
 
     point: list[dict[tuple[str, int], float]] = [{}, {}]
@@ -318,7 +210,7 @@ def bootstrap_family(
         **({} if linear_cells is None else {"linear_cells": linear_cells}),
         **({} if gaussian_rows is None else {"gaussian_rows": gaussian_rows}),
     )  # fmt: skip
-    with threadpool_limits(limits=1):  # see bootstrap_deltas
+    with one_blas_thread():  # see bootstrap_deltas
         for stream, group in groups:
             rng = np.random.default_rng([seed, *stream])
             resampled = group.resampled(rng, n_resamples)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.gate.verdict import PolicySource
 from mlops_ci.project.errors import BaselineNotFound, ConfigError
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import (
@@ -27,6 +26,17 @@ from mlops_ci.project.settings import (
 )
 
 PROPOSED_SOURCE = f"{SETTINGS_FILE} in this change"
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """Where the policy was read: `baseline` (the normal case), `working tree` (no baseline:
+    the first pull request) or `defaults` (no policy file at that revision)."""
+
+    revision: str | None
+    source: str
+    path: str = "mlops-ci.yaml"
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,14 +53,15 @@ class Policy:
         return {"changed": self.source.changed, "diff": self.diff}
 
 
-def load_policy(repo_dir: Path, baseline_sha: str | None) -> Policy:
-    """The policy at the baseline revision; the working tree's only when there is no baseline."""
+def load_policy(repo_dir: Path, baseline_sha: str | None, git: Git | None = None) -> Policy:
+    """The policy at the baseline revision; the working tree's only when there is no baseline.
+    `git`: the repository's, when the caller has one (its answers are shared)."""
     if not baseline_sha:
         work = read_settings_text(repo_dir / SETTINGS_FILE)
         settings = parse_settings(work, SETTINGS_FILE)
         where = "working tree" if work is not None else "defaults"
         return Policy(settings, PolicySource(None, where, SETTINGS_FILE))
-    git = Git(repo_dir)
+    git = git or Git(repo_dir)
     if git.rev_parse(baseline_sha) is None:
         raise BaselineNotFound(
             f"the baseline commit {baseline_sha} is not in this clone, so its {SETTINGS_FILE} "

@@ -7,21 +7,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlops_ci.gate.policy import PolicySource
 from mlops_ci.project import documents
 
 CHECK_CONCLUSION = {"pass": "success", "fail": "failure", "neutral": "neutral"}
 STATUS_STATE = {"pass": "success", "fail": "failure", "neutral": "success"}
-
-
-@dataclass(frozen=True)
-class PolicySource:
-    """Where the policy was read: `baseline` (the normal case), `working tree` (no baseline:
-    the first pull request) or `defaults` (no policy file at that revision)."""
-
-    revision: str | None
-    source: str
-    path: str = "mlops-ci.yaml"
-    changed: bool = False
 
 
 @dataclass

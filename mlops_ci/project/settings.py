@@ -6,13 +6,14 @@ worst failure a gate can have.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,25 @@ def _rule(source: str, where: str, data: Any) -> MetricRule:
 
 
 def parse_settings(text: str | None, source: str = SETTINGS_FILE) -> Settings:
+    """`mlops-ci.yaml`'s text as Settings, errors naming `source`.
+
+    A comparison reads the same text up to three times (the working tree's settings, the
+    baseline's policy, the change's proposal): it is parsed once. Settings are immutable."""
+    if text is None:
+        return Settings(source=source)
+    try:
+        settings = _parsed(text)
+    except ConfigError:
+        return _parse_settings(text, source)  # raises again, naming this source
+    return settings if source == settings.source else replace(settings, source=source)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str) -> Settings:
+    return _parse_settings(text, SETTINGS_FILE)
+
+
+def _parse_settings(text: str | None, source: str) -> Settings:
     """Settings from the text of `mlops-ci.yaml`; None (no file) gives the defaults."""
     if text is None:
         return Settings(source=source)
