@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -12,9 +14,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+BIN = Path(sys.executable).parent  # this venv: dvc and the test tools
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`): the measured process's own peak RSS
-MLOPS_CI = str(BIN / "mlops-ci")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _install_wheel() -> Path:
+    """mlops-ci as users get it (`pip install`, the setup action): built from this checkout
+    and installed, byte-compiled, into a venv of its own that borrows this venv's
+    site-packages for its dependencies. Run from the editable checkout instead, every process
+    would pay for the editable install's import hook (it loads at startup and is asked about
+    every import) and, under PYTHONDONTWRITEBYTECODE=1, compile every module from source:
+    costs no user pays."""
+    home = Path(tempfile.mkdtemp(prefix="mlops-ci-bench-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    source = home / "source"  # what the wheel is built from, apart from the checkout's build/
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(
+        REPO / "mlops_ci", source / "mlops_ci", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    venv = home / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(Path(p) for p in sys.path if p.endswith("site-packages"))
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (venv / "lib" / version / "site-packages" / "_bench_deps.pth").write_text(f"{site}\n")
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+         "--no-build-isolation", "--disable-pip-version-check", str(source)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return venv / "bin"
+
+
+MLOPS_CI = str(_install_wheel() / "mlops-ci")
 ENV = {
     **os.environ,
     "DVC_NO_ANALYTICS": "1",
@@ -22,20 +56,6 @@ ENV = {
     "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
     "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
 }  # fmt: skip
-
-
-def _compile_package() -> None:
-    """Byte-compile mlops_ci as `pip install` does for a wheel (and has done for DVC and every
-    other installed package): an editable checkout under PYTHONDONTWRITEBYTECODE=1 would
-    otherwise compile every module from source on every run, a cost no user pays."""
-    import compileall
-
-    import mlops_ci
-
-    compileall.compile_dir(Path(mlops_ci.__file__).parent, quiet=1)
-
-
-_compile_package()
 
 
 def sh(cmd: list[str], cwd: Path, **env: str) -> str:

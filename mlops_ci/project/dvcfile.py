@@ -74,13 +74,19 @@ def parse_structured(path: str, data: bytes) -> Any:
         from dvc.utils.serialize import parse_py
 
         return parse_py(text, path)
-    from ruamel.yaml import YAML
-
     # DVC's own call (dvc/utils/serialize/_yaml.py): the C parser when ruamel.yaml.clib is
     # installed, as it is with mlops-ci, else the pure one; YAML 1.2 either way. The C composer
     # recurses without a limit and crashes the process on flow collections nested some 100,000
     # deep; the pure one stops with a RecursionError that is reported as too deep.
     flow_openings = text.count("[") + text.count("{")
+    if flow_openings <= MAX_C_FLOW_OPENINGS:  # plain documents, without loading ruamel
+        from mlops_ci.project import yaml12
+
+        sure, parsed = yaml12.load(text)
+        if sure:
+            return parsed or {}
+    from ruamel.yaml import YAML
+
     return YAML(typ="safe", pure=flow_openings > MAX_C_FLOW_OPENINGS).load(text) or {}
 
 
