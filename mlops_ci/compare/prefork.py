@@ -37,6 +37,9 @@ PRELOAD = (
     "numpy.random",
     "mlops_ci.compare.decide",
 )
+# Jobs larger than this (the predictions files) run in the parent: past it, parsing and
+# resampling dominate and sending the bytes over costs more than the parallel import saves.
+MAX_JOB_BYTES = 4 * 1024 * 1024
 SETTINGS_FILE = "mlops-ci.yaml"  # settings.SETTINGS_FILE, named here without loading YAML
 # `predictions:` set to something in a settings file: a hint only, the baseline's policy decides.
 _PREDICTIONS = re.compile(rb"^predictions:[ \t]*([^ \t\r\n].*)?$", re.MULTILINE)
