@@ -133,13 +133,14 @@ class Git:
     def read_many(self, specs: Sequence[str]) -> dict[str, bytes | None]:
         """Contents of many `rev:path` objects (None: not a file there), read through the one
         `git cat-file --batch` process this object keeps."""
-        if not specs:
-            return {}
-        if any("\n" in spec for spec in specs):
-            raise GitError("a revision or path with a line break cannot be read from git")
-        if self._batch is None or not self._batch.alive():
-            self._batch = _CatFile(self.repo_dir)
-        return self._batch.read(specs)
+        # A request is one line: a path with a line break cannot be asked for (not a file).
+        asked = [spec for spec in specs if "\n" not in spec]
+        result: dict[str, bytes | None] = dict.fromkeys(specs)
+        if asked:
+            if self._batch is None or not self._batch.alive():
+                self._batch = _CatFile(self.repo_dir)
+            result.update(self._batch.read(asked))
+        return result
 
     def close(self) -> None:
         """End the `git cat-file` process, if one was started."""
