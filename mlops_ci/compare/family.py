@@ -17,7 +17,9 @@ sums at any size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 from mlops_ci.compare.numeric import np
 from mlops_ci.compare.predictions import Predictions
@@ -87,7 +89,7 @@ class SegmentGroup:
         ]
 
 
-def make_segment_groups(
+def segment_group_jobs(
     sides: list[Predictions],
     metrics: Sequence[str],
     segments: list[list[np.ndarray]],
@@ -98,34 +100,38 @@ def make_segment_groups(
     n_resamples: int,
     linear_cells: int = LINEAR_CELLS,
     gaussian_rows: int = GAUSSIAN_ROWS,
-) -> list[tuple[tuple[int, int], SegmentGroup]]:
-    """(random stream, group) per metric family and set of rows sharing weights.
+) -> list[tuple[tuple[int, int], Callable[[], SegmentGroup]]]:
+    """(random stream, a function building the group) per metric family and set of rows
+    sharing weights (`resample.run_groups` builds them, on two threads when large).
 
     `segments[s]` holds, per side s, the row indices of each segment (segment 0: every row);
     a pair shares its rows, so both sides' lists are the same.
     """
     members = [[0, 1]] if paired else [[i] for i in range(len(sides))]
-    out: list[tuple[tuple[int, int], SegmentGroup]] = []
+    out: list[tuple[tuple[int, int], Callable[[], SegmentGroup]]] = []
     for idx in members:
         preds, segs = [sides[i] for i in idx], segments[idx[0]]
+        large = len(preds[0]) >= gaussian_rows
         chosen = [m for m in DISCRETE if m in metrics]
         if chosen:
-            group: SegmentGroup = DiscreteSegments(preds, idx, chosen, segs, labels, binary)
-            out.append(((0, idx[0]), group))
+            out.append(
+                ((0, idx[0]), partial(DiscreteSegments, preds, idx, chosen, segs, labels, binary))
+            )
         chosen = [m for m in SCORE if m in metrics]
         if chosen:
             linear = len(preds[0]) * n_resamples > linear_cells
-            group = ScoreSegments(
-                preds, idx, chosen, segs, linear=linear, gaussian=len(preds[0]) >= gaussian_rows
-            )
-            out.append(((1, idx[0]), group))
+            build = partial(ScoreSegments, preds, idx, chosen, segs, linear=linear, gaussian=large)
+            out.append(((1, idx[0]), build))
         chosen = [m for m in REGRESSION if m in metrics]
         if chosen:
-            group = RegressionSegments(
-                preds, idx, chosen, segs, gaussian=len(preds[0]) >= gaussian_rows
-            )
-            out.append(((2, idx[0]), group))
+            build = partial(RegressionSegments, preds, idx, chosen, segs, gaussian=large)
+            out.append(((2, idx[0]), build))
     return out
+
+
+def make_segment_groups(*args: Any, **kwargs: Any) -> list[tuple[tuple[int, int], SegmentGroup]]:
+    """(random stream, group) per job of `segment_group_jobs` (same arguments), built here."""
+    return [(stream, build()) for stream, build in segment_group_jobs(*args, **kwargs)]
 
 
 def _membership(n: int, segs: list[np.ndarray]) -> np.ndarray:

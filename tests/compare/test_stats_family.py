@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlops_ci.compare.family import make_segment_groups
+from mlops_ci.compare.family import make_segment_groups, segment_group_jobs
 from mlops_ci.compare.stats import Predictions, bootstrap_deltas, bootstrap_family
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
@@ -205,3 +205,25 @@ def test_the_normal_limit_of_the_resampled_sums_agrees_with_resampling_rows(kind
             width = ra.high - ra.low
             assert rb.high - rb.low == pytest.approx(width, rel=0.12), name
             assert abs((ra.low + ra.high) - (rb.low + rb.high)) / 2 < 0.1 * width, name
+
+
+def test_groups_run_on_two_threads_give_the_answer_of_one() -> None:
+    """Each group draws from its own stream: building and resampling them at once changes
+    nothing, to the bit."""
+    from mlops_ci.compare.resample import THREADED_ROWS, run_groups
+
+    rng = np.random.default_rng(5)
+    (base, cand), region = _pair(rng, 2_000, score_round=3)
+    segs = [np.arange(2_000), *(np.flatnonzero(region == v) for v in ("eu", "us"))]
+    jobs = segment_group_jobs(
+        [base, cand], CLASSIFICATION, [segs, segs], paired=False, labels=np.array([0, 1]),
+        binary=True, n_resamples=200,
+    )  # fmt: skip
+    assert len(jobs) == 4  # two families a side
+    alone = run_groups(jobs, 3, 200, rows=0)
+    threaded = run_groups(jobs, 3, 200, rows=THREADED_ROWS)
+    for one, other in zip(alone, threaded, strict=True):
+        for side_one, side_other in zip(one, other, strict=True):
+            assert side_one.keys() == side_other.keys()
+            for key, value in side_one.items():
+                assert np.array_equal(value, side_other[key], equal_nan=True), key
