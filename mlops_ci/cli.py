@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 from mlops_ci import __version__
 from mlops_ci.project.ci_output import guard_streams, json_for_log
@@ -761,33 +761,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def entry() -> None:
-    code = main()
-    if sys.gettrace() is None and sys.getprofile() is None:  # a profiler writes at the end
-        leave(code)
-    raise SystemExit(code)
-
-
-def leave(code: int) -> NoReturn:
-    """End the process with `code` without tearing the interpreter down.
-
-    Freeing every module and object at exit takes 35-50 ms after a `compare` (numpy, YAML, the
-    documents), a tenth of the command, and nothing needs it. What a normal exit must still do
-    is done here first: other non-daemon threads finish, atexit handlers run (temporary
-    directories, logging), and the standard streams are flushed; every file the commands
-    write is closed before they return.
-    """
-    import atexit
-    import contextlib
-    import threading
-
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`)
-            stream.flush()
-    os._exit(code)
+    raise SystemExit(main())
 
 
 if __name__ == "__main__":

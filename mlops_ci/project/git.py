@@ -33,27 +33,17 @@ class Commit:
     timestamp: int
 
 
-# Commands that never change refs, the index or the working tree: what `rev_parse` answered
-# stays true across them. Any other command through this object forgets those answers.
-_READ_ONLY = frozenset(
-    {"rev-parse", "symbolic-ref", "cat-file", "ls-files", "ls-tree", "log", "show", "status",
-     "merge-base", "remote", "tag", "diff", "config", "for-each-ref", "rev-list", "describe"}
-)  # fmt: skip
-
-
 class Git:
     """Runs git in one repository.
 
-    A command asks git many small questions (which commit a ref names, the bytes of a file at
-    a revision); each git process costs a few milliseconds to start. So the answers of
-    `rev_parse` are kept until a command that may move a ref runs through this object, and
-    `read_many` keeps one `git cat-file --batch` process for all its reads (`close` ends it;
-    so does the end of the process).
+    A command reads many files at revisions; each git process costs a few milliseconds to
+    start, so `read_many` keeps one `git cat-file --batch` process for all its reads (`close`
+    ends it; so does the end of the process). Refs are asked of git every time: tags and
+    branches move under a command (promote, retrain), and a remembered answer would be stale.
     """
 
     def __init__(self, repo_dir: Path | str) -> None:
         self.repo_dir = Path(repo_dir)
-        self._revs: dict[str, str | None] = {}
         self._batch: _CatFile | None = None
 
     def _exec(
@@ -66,8 +56,6 @@ class Git:
         timeout: float,
     ) -> subprocess.CompletedProcess[Any]:
         cmd = ["git", *args]
-        if not args or args[0] not in _READ_ONLY:
-            self._revs.clear()
         try:
             proc = subprocess.run(
                 cmd, cwd=self.repo_dir, capture_output=True, text=text, input=stdin,
@@ -106,10 +94,8 @@ class Git:
 
     def rev_parse(self, rev: str) -> str | None:
         """The full SHA of `rev`, or None when it does not name a commit here."""
-        if rev not in self._revs:
-            proc = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
-            self._revs[rev] = proc.stdout.strip() if proc.returncode == 0 else None
-        return self._revs[rev]
+        proc = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
 
     def head_sha(self) -> str | None:
         return self.rev_parse("HEAD")
@@ -171,7 +157,6 @@ class Git:
         for line in self.out(*args).splitlines():
             sha, subject, author, ts = line.split("\x00")
             commits.append(Commit(sha=sha, subject=subject, author=author, timestamp=int(ts)))
-            self._revs.setdefault(sha, sha)  # a commit's name never changes
         return commits
 
     def commit_all(self, message: str) -> str:

@@ -27,6 +27,25 @@ def test_help_imports_nothing_heavy() -> None:
     assert "HEAVY []" in out.stdout
 
 
+def test_the_console_script_ends_while_a_library_keeps_a_thread_pool() -> None:
+    """DVC, fsspec and s3fs leave `ThreadPoolExecutor`s open; the interpreter ends their
+    workers at shutdown, so the command must exit the ordinary way, not wait for them."""
+    code = (
+        "import sys\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "pool = ThreadPoolExecutor(1)\n"
+        "pool.submit(int).result()\n"
+        "from mlops_ci.cli import entry\n"
+        "sys.argv = ['mlops-ci', '--version']\n"
+        "entry()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("mlops-ci ")
+
+
 @pytest.mark.parametrize(
     "command", ["train", "compare", "report", "gate", "pr", "promote", "deploy", "rollback", "demo"]
 )

@@ -53,15 +53,18 @@ def test_reads_many_objects_through_one_process(repo: Path) -> None:
     assert git.show("HEAD", "dir/small.json") == b'{"a": 1}'  # a new one when needed
 
 
-def test_revisions_are_remembered_until_a_command_moves_a_ref(repo: Path) -> None:
+def test_a_ref_moved_by_another_process_is_seen_at_once(repo: Path) -> None:
+    """Tags and branches move under a command (the registry writes tags with its own git
+    calls): the wrapper asks git every time instead of answering from memory."""
     git = Git(repo)
     before = git.rev_parse("HEAD")
-    assert before is not None and git.rev_parse("HEAD") == before
-    assert git.rev_parse("nosuch") is None
-    after = git.commit_all("second")  # through this object: what it remembered is forgotten
+    assert before is not None and git.rev_parse("v1") is None
+    subprocess.run(["git", "tag", "-a", "v1", "-m", "v1"], cwd=repo, check=True)
+    assert git.rev_parse("v1") == before
+    after = git.commit_all("second")
     assert after != before and git.rev_parse("HEAD") == after
-    subprocess.run(["git", "branch", "nosuch"], cwd=repo, check=True)
-    assert Git(repo).rev_parse("nosuch") == after  # a new object asks git again
+    subprocess.run(["git", "tag", "-f", "-a", "v1", "-m", "moved"], cwd=repo, check=True)
+    assert git.rev_parse("v1") == after
 
 
 def test_outside_a_repository_the_reader_says_what_git_said(tmp_path: Path) -> None:
