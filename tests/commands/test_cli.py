@@ -27,7 +27,7 @@ def test_help_imports_nothing_heavy() -> None:
     assert "HEAVY []" in out.stdout
 
 
-def test_the_console_script_ends_while_a_library_keeps_a_thread_pool() -> None:
+def test_the_console_script_ends_while_a_library_keeps_a_thread_pool(tmp_path: Path) -> None:
     """DVC, fsspec and s3fs leave `ThreadPoolExecutor`s open; the interpreter ends their
     workers at shutdown, so the command must exit the ordinary way, not wait for them."""
     code = (
@@ -36,14 +36,15 @@ def test_the_console_script_ends_while_a_library_keeps_a_thread_pool() -> None:
         "pool = ThreadPoolExecutor(1)\n"
         "pool.submit(int).result()\n"
         "from mlops_ci.cli import entry\n"
-        "sys.argv = ['mlops-ci', '--version']\n"
+        "sys.argv = ['mlops-ci', 'validate', '-C', sys.argv[1]]\n"
         "entry()\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("mlops-ci ")
+        [sys.executable, "-c", code, str(tmp_path / "absent")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "not inside a git repository" in proc.stderr
 
 
 @pytest.mark.parametrize(
