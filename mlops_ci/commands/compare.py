@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.compare import prefork
-
 
 def run_compare(
     repo_dir: Path,
@@ -18,14 +16,11 @@ def run_compare(
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Compare the workspace with the baseline and write `<run_dir>/comparison.json`."""
-    # The helper forks before the comparison's own modules load, so it is ready in time.
-    with prefork.helper(prefork.wanted(repo_dir)) as helper:
-        from mlops_ci.compare.diff import compare
+    from mlops_ci.compare.diff import compare
 
-        document, _ = compare(
-            repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env,
-            helper=helper,
-        )  # fmt: skip
+    document, _ = compare(
+        repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
+    )
     return document
 
 

@@ -23,14 +23,11 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_ci.compare.intervals import METRICS, Family
 from mlops_ci.compare.noise import History, NoiseEstimate, estimate_noise, split_alpha
 from mlops_ci.project.settings import MetricRule, Settings, metric_aliases
-
-if TYPE_CHECKING:
-    from mlops_ci.compare.prefork import Helper
 
 REPEATED = "repeated"  # the inputs label of repeat measurements: a group no baseline matches
 
@@ -89,18 +86,6 @@ def family_intervals(
         f"no confidence interval for {name}: {why}" for name, why in family.skipped.items()
     ]
     return family
-
-
-def interval_job(
-    base_raw: bytes, cand_raw: bytes, settings: Settings, band_members: int, root: Path
-) -> tuple[Family, list[str]]:
-    """`family_intervals` as one picklable job (`prefork`): the family in plain Python numbers
-    and the warnings it adds."""
-    warnings: list[str] = []
-    family = family_intervals(
-        base_raw, cand_raw, settings, warnings, band_members=band_members, root=root
-    )
-    return family.plain(), warnings
 
 
 def read_slice_columns(
@@ -309,15 +294,6 @@ def _finite(x: float) -> float | None:
 # --- one comparison: history, intervals, decisions ----------------------------------------------
 
 
-def _small(*files: bytes) -> bool:
-    """Predictions small enough to send to the forked helper: for larger ones the parsing and
-    the bootstrap dominate, and sending the files over costs more than loading numpy here (1M
-    rows: 4.3 s of CPU against 3.7 s)."""
-    from mlops_ci.compare.prefork import MAX_JOB_BYTES
-
-    return sum(len(raw) for raw in files) <= MAX_JOB_BYTES
-
-
 class Judgement:
     """What `compare` needs to decide its rows: the interval family and the noise estimates.
 
@@ -332,8 +308,8 @@ class Judgement:
         band_members: int,
         settings: Settings,
     ) -> None:
-        """`family` may be a call that gives it: the bootstrap then runs (or is collected
-        from the helper) when the family is first needed, after other work."""
+        """`family` may be a call that gives it: the bootstrap then runs when the family is
+        first needed."""
         self._family = family
         self.noise, self.band_members, self.settings = noise, band_members, settings
         self.trend: dict[str, Any] | None = None
@@ -358,11 +334,9 @@ class Judgement:
         warnings: list[str],
         names: Mapping[tuple[str, str], str],
         run_dir: Path | None = None,
-        helper: Helper | None = None,
     ) -> Judgement:
         """`names`: (file, key) -> row name, as `diff.metric_names` gives them; `run_dir`
-        may hold repeat measurements (noise.json); `helper` bootstraps the intervals in a
-        forked process (`prefork`)."""
+        may hold repeat measurements (noise.json)."""
         from mlops_ci.compare.noise import LOCK_FILE, read_history, read_repeats
 
         with_predictions = bool(
@@ -398,23 +372,10 @@ class Judgement:
         noise = noise_estimates(history if banded else None, pairs, repeats)
         family = None
         if with_predictions:
-            job = (baseline.predictions, candidate.predictions, settings, len(noise))
-            root = Path(git.repo_dir)
-            if helper and not _small(baseline.predictions, candidate.predictions):
-                helper.close()  # the child exits; numpy loads here
-                helper = None
-            done = (
-                helper.submit(interval_job, *job, root)
-                if helper
-                else functools.partial(interval_job, *job, root)
-            )
-
-            def collect() -> Family:
-                result, said = done()
-                warnings.extend(said)
-                return result
-
-            family = collect
+            family = functools.partial(
+                family_intervals, baseline.predictions, candidate.predictions, settings,
+                warnings, band_members=len(noise), root=Path(git.repo_dir),
+            )  # fmt: skip
         elif settings.predictions and baseline.rev != "none":
             side = "baseline" if baseline.predictions is None else "candidate"
             missing = (baseline if side == "baseline" else candidate).predictions_missing

@@ -10,7 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_ci.compare.baseline import Baseline, resolve_baseline
 from mlops_ci.compare.snapshot import Project, Snapshot, take_snapshot
@@ -20,9 +20,6 @@ from mlops_ci.project.dvc import RemoteFetcher
 from mlops_ci.project.errors import ConfigError, ServiceError
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from mlops_ci.compare.prefork import Helper
 
 # Names that mean "lower is better" when mlops-ci.yaml does not say (documented in README).
 LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "latency", "time", "duration")
@@ -247,11 +244,9 @@ def compare(
     baseline: str | None = None,
     target_branch: str | None = None,
     env: Mapping[str, str] | None = None,
-    helper: Helper | None = None,
 ) -> tuple[dict[str, Any], Policy | None]:
     """Compare the workspace with the baseline and write `<run_dir>/comparison.json`; hand back
-    the document and the baseline's policy it read (for the gate). `helper`: a forked process
-    that bootstraps the intervals (`prefork`)."""
+    the document and the baseline's policy it read (for the gate)."""
     env = os.environ if env is None else env
     if baseline is not None and not baseline.strip():
         raise ConfigError("--baseline is empty; use merge-base, base, stage:NAME or a git ref")
@@ -298,10 +293,8 @@ def compare(
 
     names = metric_names([base, cand])
     judgement = Judgement.of(
-        git, target, resolved.sha, base, cand, settings, warnings, names, run_dir=run_dir,
-        helper=helper,
-    )  # fmt: skip
-    # The intervals are bootstrapped (in the helper, if any) while the data section is read.
+        git, target, resolved.sha, base, cand, settings, warnings, names, run_dir=run_dir
+    )
     train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
     data = _data(project, resolved.sha, settings, local, fetch, warnings, (base, cand))
     cis = judgement.intervals

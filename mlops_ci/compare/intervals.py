@@ -2,14 +2,13 @@
 
 The metrics that get intervals (`METRICS`), one delta with its interval (`DeltaCI`) and the
 whole family of them (`Family`). `stats` computes them; `decide`, the report and the gate
-read them. They live apart from `stats` so that a process that only reads a family (a
-`compare` whose forked helper bootstraps for it, `prefork`) never loads numpy, and a family
-pickles with plain Python numbers (`Family.plain`).
+read them. They live apart from `stats` so that a process that only reads a family (the
+report, the gate) never loads numpy.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 Task = Literal["classification", "regression"]
@@ -71,14 +70,6 @@ class DeltaCI:
             return self.low > tolerance
         return self.high < -tolerance
 
-    def plain(self) -> DeltaCI:
-        floats = ("baseline", "candidate", "delta", "low", "high", "confidence")
-        ints = ("n_baseline", "n_candidate", "n_resamples")
-        return replace(
-            self, **{k: float(getattr(self, k)) for k in floats},
-            **{k: int(getattr(self, k)) for k in ints},
-        )  # fmt: skip
-
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "direction": self.direction}
 
@@ -134,16 +125,3 @@ class Family:
     @property
     def overall(self) -> Deltas:
         return Deltas(self.deltas[0], self.skipped)
-
-    def plain(self) -> Family:
-        """The same family with Python floats and ints only: numpy's scalars would make
-        whoever unpickles it load numpy."""
-        segments = [
-            replace(s, n_baseline=int(s.n_baseline), n_candidate=int(s.n_candidate))
-            for s in self.segments
-        ]
-        deltas = [{name: ci.plain() for name, ci in row.items()} for row in self.deltas]
-        return Family(
-            segments, deltas, {str(k): str(v) for k, v in self.skipped.items()},
-            float(self.level), float(self.critical), int(self.members), str(self.method),
-        )  # fmt: skip

@@ -3,10 +3,8 @@
 OpenBLAS starts a worker thread per core when it loads, and each spins for about a tenth of a
 second of CPU after start-up and after every call. Nothing here wants a second BLAS thread
 (the bootstrap runs on one, `stats`), so on a two-core runner the spinning only takes the
-other core away from git and the stages: `compare` on the reference project used 0.53 s of
-CPU for 0.41 s of wall time, and 0.39 s with one thread. The variable is set only while numpy
-loads, so the stages DVC starts later keep the user's own setting; a user who sets it keeps
-theirs here too.
+other core away from git and the stages. The variable is set only while numpy loads, so the
+stages DVC starts later keep the user's own setting; a user who sets it keeps theirs here too.
 
     from mlops_ci.compare.numeric import np, pd
 """
@@ -30,26 +28,8 @@ else:
         del os.environ["OPENBLAS_NUM_THREADS"]
 
 
-def _one_blas_thread() -> bool:
-    """Whether numpy's BLAS is OpenBLAS loaded here with one thread, so that no thread limit
-    needs setting (threadpoolctl costs 7 ms to load and scan the process's libraries)."""
-    if _LOADED_BEFORE or _ASKED not in (None, "1"):
-        return False
-    try:
-        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]
-    except (AttributeError, KeyError, TypeError):
-        return False
-    return "openblas" in str(blas).lower()
-
-
-ONE_BLAS_THREAD = _one_blas_thread()
-
-
 def one_blas_thread() -> contextlib.AbstractContextManager[object]:
-    """A block that runs BLAS on one thread: nothing to do when numpy loaded that way here,
-    else threadpoolctl's limit."""
-    if ONE_BLAS_THREAD:
-        return contextlib.nullcontext()
+    """A block that runs BLAS on one thread, whichever BLAS numpy was built with."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)
@@ -63,4 +43,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ONE_BLAS_THREAD", "np", "one_blas_thread"]  # and `pd`, through __getattr__
+__all__ = ["np", "one_blas_thread"]  # and `pd`, through __getattr__

@@ -235,7 +235,9 @@ def bootstrap_family(
         for name in plan.metrics:
             if name in plan.skipped:
                 continue
-            base, cand = point[0].get((name, g), math.nan), point[1].get((name, g), math.nan)
+            # Python floats: the family is written to JSON and read by numpy-free modules.
+            base = float(point[0].get((name, g), math.nan))
+            cand = float(point[1].get((name, g), math.nan))
             low, high = bounds.get((name, g), (math.nan, math.nan))
             row[name] = DeltaCI(
                 metric=name, baseline=base, candidate=cand, delta=cand - base, low=low,
@@ -244,7 +246,7 @@ def bootstrap_family(
                 n_resamples=int(np.isfinite(draws[1][name, g] - draws[0][name, g]).sum()),
             )  # fmt: skip
         out.append(row)
-    return Family(segments, out, plan.skipped, 1 - alpha, critical, len(keys))
+    return Family(segments, out, plan.skipped, 1 - alpha, float(critical), len(keys))
 
 
 def _check_options(confidence: float, n_resamples: int) -> None:
