@@ -10,6 +10,10 @@ input set is a Student-t prediction interval for one new measurement:
 
     half-width = t(df, 1 - alpha / 2) * sd * sqrt(1 + 1 / n_centre)
 
+A band needs evidence: at least `MIN_REPEATS` repeat measurements (values beyond the first of
+each input set). With two or three values, one hand-edited metric gives a band so wide (t with
+one or two degrees of freedom at a small alpha) that any change would read as noise.
+
 History is read once (`git log` over the metrics files, then one `git cat-file --batch` for
 every commit's metrics files and `dvc.lock`); no fetch, no DVC checkout. The same batch gives
 the report's trend (`History.series`), so the report reads no git history of its own.
@@ -30,6 +34,8 @@ from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
 
 LOCK_FILE = "dvc.lock"
+# Fewer repeat measurements than this give no band: the spread of so few says too little.
+MIN_REPEATS = 4
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,11 @@ class NoiseEstimate:
     commits: int  # commits of the target branch read
 
     def half_width(self, alpha: float) -> float:
-        from scipy.stats import t  # comes with scikit-learn
+        # scipy.special's quantile is scipy.stats' `t.ppf` without loading all of scipy.stats.
+        from scipy.special import stdtrit  # scipy comes with scikit-learn
 
-        return float(t.ppf(1 - alpha / 2, self.df)) * self.sd * math.sqrt(1 + 1 / self.n_centre)
+        t = float(stdtrit(self.df, 1 - alpha / 2))
+        return t * self.sd * math.sqrt(1 + 1 / self.n_centre)
 
     def band(self, alpha: float) -> tuple[float, float]:
         """The values one more measurement with unchanged inputs falls in, 1 - alpha of the time."""
@@ -64,12 +72,13 @@ def estimate_noise(
     commits: int | None = None,
 ) -> NoiseEstimate | None:  # fmt: skip
     """The noise of one metric from (inputs digest, value) measurements of the target branch;
-    None when no input set was measured twice (nothing to tell noise from change).
+    None with fewer than `MIN_REPEATS` repeat measurements (too little to tell noise from
+    change).
 
-    >>> pts = [("a", 10.0), ("a", 10.4), ("a", 9.8), ("b", 12.0), ("b", 12.3)]
+    >>> pts = [("a", 10.0), ("a", 10.4), ("a", 9.8), ("b", 12.0), ("b", 12.3), ("b", 12.1)]
     >>> est = estimate_noise(pts, "a", 10.4)
     >>> est.df, round(est.sd, 3), est.n_centre
-    (3, 0.027, 3)
+    (4, 0.023, 3)
     """
     values = [v for _, v in points] + [baseline_value]
     relative = all(v > 0 for v in values)
@@ -78,7 +87,7 @@ def estimate_noise(
     for digest, value in points:
         groups.setdefault(digest, []).append(scale(value))
     df = sum(len(g) - 1 for g in groups.values())
-    if df < 1:
+    if df < MIN_REPEATS:
         return None
     ss = sum(sum((x - sum(g) / len(g)) ** 2 for x in g) for g in groups.values())
     own = groups.get(baseline_inputs or "", [])

@@ -79,12 +79,6 @@ def parse_structured(path: str, data: bytes) -> Any:
     # recurses without a limit and crashes the process on flow collections nested some 100,000
     # deep; the pure one stops with a RecursionError that is reported as too deep.
     flow_openings = text.count("[") + text.count("{")
-    if flow_openings <= MAX_C_FLOW_OPENINGS:  # plain documents, without loading ruamel
-        from mlops_ci.project import yaml12
-
-        sure, parsed = yaml12.load(text)
-        if sure:
-            return parsed or {}
     from ruamel.yaml import YAML
 
     return YAML(typ="safe", pure=flow_openings > MAX_C_FLOW_OPENINGS).load(text) or {}

@@ -60,9 +60,31 @@ def test_history_groups_repeat_runs_by_their_stage_s_declared_inputs(tmp_path: P
     digests = [d for d, _ in points]
     assert digests[0] == digests[1] != digests[2] == digests[3]
     assert history.baseline_inputs["eval/metrics.json"] == digests[0]
-    est = estimate_noise(points, history.baseline_inputs["eval/metrics.json"], 13.3)
-    assert est is not None and est.relative and est.df == 2 and est.n_centre == 2
+    # Two repeat measurements are too few for a band.
+    assert estimate_noise(points, history.baseline_inputs["eval/metrics.json"], 13.3) is None
+    est = estimate_noise(
+        [*points, *points], history.baseline_inputs["eval/metrics.json"], 13.3
+    )  # the same runs seen twice: four repeats
+    assert est is not None and est.relative and est.df == 6 and est.n_centre == 4
     assert est.centre == pytest.approx(math.sqrt(14.0 * 13.3))  # geometric mean of its set
+
+
+def test_a_hand_edited_metric_on_three_commits_gives_no_band(tmp_path: Path) -> None:
+    """main: three commits whose stage inputs are the same, the metric edited by hand on the
+    last. With one or two degrees of freedom the band would span any value; there is none."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = Git(repo)
+    git.run("init", "--quiet", "-b", "main")
+    _commit(repo, "m1", 0.91, "o1", "train")
+    _commit(repo, "m1", 0.90, "o2", "re-run")
+    baseline = _commit(repo, "m1", 0.2, "o3", "edited by hand")
+    history = read_history(
+        git, "main", [("eval/metrics.json", "latency_ms")], commits=20, baseline_sha=baseline
+    )
+    points = history.points["eval/metrics.json", "latency_ms"]
+    assert len({d for d, _ in points}) == 1 and len(points) == 3
+    assert estimate_noise(points, history.baseline_inputs["eval/metrics.json"], 0.2) is None
 
 
 def test_the_digest_ignores_outputs_and_sizes_but_not_params() -> None:
@@ -73,9 +95,11 @@ def test_the_digest_ignores_outputs_and_sizes_but_not_params() -> None:
     assert stage_inputs(b"{not yaml") == {} and stage_inputs(None) == {}
 
 
-def test_no_repeat_measurement_means_no_estimate() -> None:
+def test_too_few_repeat_measurements_mean_no_estimate() -> None:
     assert estimate_noise([("a", 1.0), ("b", 1.2), ("c", 0.9)], "c", 0.9) is None
-    est = estimate_noise([("a", -1.0), ("a", 1.0)], "x", 0.5)  # not all positive: absolute
+    assert estimate_noise([("a", 1.0), ("a", 1.1), ("a", 0.9), ("a", 1.0)], "a", 1.0) is None
+    runs = [("a", -1.0), ("a", 1.0), ("a", 0.0), ("a", 0.5), ("a", -0.5)]
+    est = estimate_noise(runs, "x", 0.5)  # not all positive: absolute
     assert est is not None and not est.relative and est.n_centre == 1 and est.centre == 0.5
 
 
