@@ -29,6 +29,7 @@ STAND_INS = Path(__file__).parent / "stand-ins"
 REMOTE_ACTIONS = {
     "actions/checkout@v4": STAND_INS / "checkout",
     "actions/setup-python@v5": STAND_INS / "setup-python",
+    "actions/cache@v4": STAND_INS / "cache",
     "actions/upload-artifact@v4": STAND_INS / "upload-artifact",
     "actions/download-artifact@v4": STAND_INS / "download-artifact",
     "pypa/gh-action-pypi-publish@release/v1": STAND_INS / "pypi-publish",
