@@ -27,6 +27,22 @@ from mlops_ci.project.scaffold import init_repo, set_dvc_remote
 
 pytest_plugins = ["tests.fakes.plugin"]  # fake_github / fake_gitlab loopback forges
 
+# The inner loop (`pytest -m "not integration"`) leaves out what needs the trained reference
+# project, a fake forge, S3, or a real runner: tests that use these fixtures, tests under
+# tests/e2e, and modules that mark themselves `integration` (real DVC projects of their own).
+INTEGRATION_FIXTURES = frozenset(
+    {"trained_template", "trained_repo", "fake_github", "fake_gitlab", "moto_s3"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        in_e2e = "e2e" in item.path.parts
+        if in_e2e or fixtures & INTEGRATION_FIXTURES or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.integration)
+
+
 # Variables of the CI we may be running in: the code under test must see a plain local machine.
 _LEAKY_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "RUNNER_", "MLOPS_CI_")
 
