@@ -6,6 +6,11 @@ version tag records a verdict the gate let through (`gate: pass` or `gate: neutr
 `mlops-ci promote`), or when an override with a reason is given; the override is recorded in
 `deployment.json` and in the forge's deployment. Anything else is refused (exit 1), so a tag
 cannot ship a model the gate never judged.
+
+A deregistration (`name@vX.Y.Z!`) deploys, for each stage its version held, what `gto show`
+names there now; a stage that holds nothing any more (emptied, or the artifact deprecated) is
+left serving what it served and listed under `left` with the reason; a stage held by a bare
+commit (`gto assign --skip-registration`) is refused, since only registered versions ship.
 """
 
 from __future__ import annotations
@@ -87,6 +92,16 @@ def _stages_held_by_deregistered(art: Any, version: str) -> list[str]:
         if not now or vstage.activated_at >= now[0].activated_at:
             stages.append(vstage.stage)
     return sorted(stages)
+
+
+def _reason(tag: str, parsed: dict[str, Any], action: str, stage: str, version: str) -> str:
+    """Why the registry tag `tag` deploys `version` to `stage`, in the deployment's record."""
+    named = f"gto show names {version} in {stage}"
+    if action == "deregister":
+        return f"{tag} deregistered {parsed['version']}; {named} now"
+    if action == "unassign":
+        return f"{tag} unassigned {stage}; {named} now"
+    return f"{tag}: {named}"
 
 
 def check_deployable(
@@ -186,6 +201,7 @@ def deploy_from_tag(
         deployed: Deployment = deploy(
             repo_dir, run_dir, target=target, version=version, environment=stage,
             env=env, out=out, settings=settings, override=result.override,
+            reason=_reason(tag, parsed, action, stage, version),
         )  # fmt: skip
         result.deployed.append(deployed.to_dict())
     documents.write(run_dir, TAG_DEPLOY, result.to_dict())

@@ -58,6 +58,8 @@ class Deployment:
     deployed_at: str = field(default_factory=now)
     # Why a deploy went ahead without a recorded passing verdict (`deploy --override`).
     override: str | None = None
+    # What moved the stage, for a deploy a registry tag started (`deploy --from-tag`).
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**documents.header("deployment"), **asdict(self)}

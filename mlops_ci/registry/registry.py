@@ -3,8 +3,9 @@
 A version is the annotated tag `<artifact>@vX.Y.Z`, a stage assignment `<artifact>#<stage>#N`
 (N counts every stage tag of the artifact), so `gto show` and `gto history` read exactly what
 mlops-ci writes (`tags` writes and pushes them). Which version holds a stage follows gto's
-default rule (the version whose active assignment is newest), so mlops-ci and `gto show`
-never disagree.
+default rule (the version whose active assignment is newest; nothing for a deprecated
+artifact), so mlops-ci and `gto show` never disagree. A commit gets one version, ever: one whose
+version was deregistered is refused rather than tagged again, which gto could not read.
 """
 
 from __future__ import annotations

@@ -80,8 +80,6 @@ def test_a_deprecated_artifact_holds_no_stage_for_any_command(
     assert current(gated) == "versions/v0.2.0"
     gto(gated, "deprecate", "classifier")
     assert shown(gated) == []
-    reading = gto_reading.reading(gated, "classifier")
-    assert (reading["holders"], reading["versions"], reading["deprecated"]) == ({}, [], True)
     found = baseline(gated, "staging")
     assert found.sha is None and "classifier is deprecated" in (found.note or "")
     capfd.readouterr()
@@ -91,12 +89,20 @@ def test_a_deprecated_artifact_holds_no_stage_for_any_command(
     assert tag_deploy_record(gated)["left"][0]["environment"] == "staging"
     assert main(["deploy", "-C", str(gated), "--from-tag", "classifier@deprecated"]) == 0
     assert "classifier is deprecated" in capfd.readouterr().out
+    reading = gto_reading.reading(gated, "classifier")
+    assert (reading["holders"], reading["versions"], reading["deprecated"]) == ({}, [], True)
 
 
-def test_mlops_ci_deprecate_says_what_its_own_reading_says(gated: Path) -> None:
+def test_mlops_ci_deprecate_says_what_its_own_reading_says(
+    gated: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert main(["deprecate", "-C", str(gated)]) == 0
-    assert gto_reading.reading(gated, "classifier")["holders"] == {}
+    assert "no stage holds any of its versions" in capfd.readouterr().out
     assert json.loads(gto(gated, "show", "--json")) == {}
+    # Nothing is in staging any more, so there is nothing to unassign there.
+    assert main(["deprecate", "-C", str(gated), "--stage", "staging"]) != 0
+    assert "nothing to unassign" in capfd.readouterr().err
+    assert gto_reading.reading(gated, "classifier")["holders"] == {}
 
 
 def test_a_deregistration_of_the_production_version_redeploys_what_gto_names(
@@ -113,6 +119,9 @@ def test_a_deregistration_of_the_production_version_redeploys_what_gto_names(
     assert current(gated, "production") == "versions/v0.2.0"
     record = json.loads((gated / ".mlops-ci" / "deployment.json").read_text())
     assert (record["version"], record["environment"]) == ("v0.2.0", "production")
+    assert record["reason"] == (
+        "classifier@v0.1.0! deregistered v0.1.0; gto show names v0.2.0 in production now"
+    )
 
 
 def test_a_deregistration_that_empties_a_stage_leaves_its_environment_and_says_why(
