@@ -14,6 +14,7 @@ from mlops_ci.cli import main
 from mlops_ci.commands import promote
 from mlops_ci.compare.baseline import resolve_baseline
 from mlops_ci.project import gto as gto_reading
+from mlops_ci.project.errors import RegistryError
 from mlops_ci.project.git import Git
 from tests.registry.test_deploy import current, two_versions_template
 from tests.registry.test_registry import new_commit, write_verdict
@@ -176,3 +177,23 @@ def test_tag_dates_never_run_ahead_of_the_clock_so_a_later_gto_assign_wins(
     gto(gated, "assign", "classifier", "--version", "v0.1.0", "--stage", "staging", "--force")
     assert gto_holders(gated)["staging"] == "v0.1.0", "the person's later assignment wins"
     assert gto_reading.reading(gated, "classifier")["holders"]["staging"] == "v0.1.0"
+
+
+def test_a_tag_dated_far_ahead_of_the_clock_is_refused_not_outbid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = Git(repo)
+    git.run("init", "--quiet")
+    (repo / "mlops-ci.yaml").write_text("artifact: clf\npromote:\n  stages: [staging]\n")
+    git.run("add", "mlops-ci.yaml")
+    git.run("commit", "--quiet", "-m", "c0")
+    ahead = int(time.time()) + 600  # a runner whose clock ran ten minutes fast
+    monkeypatch.setenv("GIT_COMMITTER_DATE", f"{ahead} +0000")
+    promote.promote(repo, repo / ".mlops-ci", stage="staging")
+    monkeypatch.delenv("GIT_COMMITTER_DATE")
+    new_commit(repo, "c1")
+    with pytest.raises(RegistryError, match="ahead of this clock"):
+        promote.promote(repo, repo / ".mlops-ci", stage="staging")
+    assert sorted(git.tags()) == ["clf#staging#1", "clf@v0.1.0"], "nothing half-written"
