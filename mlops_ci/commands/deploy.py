@@ -33,6 +33,8 @@ def record(
         description = f"{deployment.artifact} {deployment.version} ({deployment.state})"
         if deployment.override:
             description += f"; override: {deployment.override}"
+        if deployment.reason:
+            description += f"; {deployment.reason}"
         deployment.recorded = forge.record_deployment(
             deployment.sha,
             deployment.environment,
@@ -77,6 +79,7 @@ def deploy(
     out: TextIO | None = None,
     settings: Settings | None = None,
     override: str | None = None,
+    reason: str | None = None,
 ) -> Deployment:
     """Bundle + deploy + verify + record one version (default: the version at HEAD).
 
@@ -106,7 +109,7 @@ def deploy(
                 f"{exc}; {_stage_left(settings.artifact, version, environment)}"
             ) from exc
         raise
-    result.override = override
+    result.override, result.reason = override, reason
     documents.write(run_dir, "deployment.json", record(run_dir, result, env, out).to_dict())
     return result
 

@@ -19,7 +19,7 @@ from typing import Any
 from mlops_ci.project import documents
 from mlops_ci.project.errors import ConfigError, RegistryError
 from mlops_ci.project.git import Git
-from mlops_ci.project.gto import read_artifact, stage_holders
+from mlops_ci.project.gto import read_artifact, shown_versions, stage_holders
 from mlops_ci.project.settings import load_settings
 from mlops_ci.registry import registry, tags
 
@@ -69,7 +69,10 @@ def deprecate(
 
     def decide(writer: tags.TagWriter) -> str | None:
         art = read_artifact(repo_dir, artifact)
-        commits = {v.version: v.commit_hexsha for v in art.get_versions(active_only=True)}
+        commits = {v.version: v.commit_hexsha for v in shown_versions(art)}
+        if action == "deregister":
+            # gto deregisters an active registered version even of a deprecated artifact.
+            commits = {v.version: v.commit_hexsha for v in art.get_versions(active_only=True)}
         if version is not None and version not in commits:
             known = ", ".join(commits) or "none"
             raise RegistryError(

@@ -6,6 +6,11 @@ version tag records a verdict the gate let through (`gate: pass` or `gate: neutr
 `mlops-ci promote`), or when an override with a reason is given; the override is recorded in
 `deployment.json` and in the forge's deployment. Anything else is refused (exit 1), so a tag
 cannot ship a model the gate never judged.
+
+A deregistration (`name@vX.Y.Z!`) deploys, for each stage its version held, what `gto show`
+names there now; a stage that holds nothing any more (emptied, or the artifact deprecated) is
+left serving what it served and listed under `left` with the reason; a stage held by a bare
+commit (`gto assign --skip-registration`) is refused, since only registered versions ship.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from mlops_ci.commands.deploy import deploy
 from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_GATE_FAILED, ConfigError, MlopsCiError
 from mlops_ci.project.git import Git
-from mlops_ci.project.gto import read_artifact, stage_holders
+from mlops_ci.project.gto import deprecation_note, read_artifact, shown_versions, stage_holders
 from mlops_ci.project.settings import Settings, load_settings
 from mlops_ci.registry import registry, tags
 from mlops_ci.registry.deploy import Deployment
@@ -42,6 +47,8 @@ class TagDeploy:
     artifact: str
     deployed: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Environments whose stage no longer holds a version: left as they were, with the reason.
+    left: list[dict[str, str]] = field(default_factory=list)
     override: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +73,35 @@ def _stages_moved(parsed: dict[str, Any], art: Any) -> list[str]:
     if action == "register":
         held = stage_holders(art)
         return sorted(s for s, vs in held.items() if vs and vs[0].version == parsed["version"])
-    return []  # deregister, deprecate: nothing new to ship
+    if action == "deregister":
+        return _stages_held_by_deregistered(art, parsed["version"])
+    # A deprecation withdraws every stage the artifact held.
+    return sorted(s for s, vs in art.get_vstages().items() if vs)
+
+
+def _stages_held_by_deregistered(art: Any, version: str) -> list[str]:
+    """The stages `version` held by gto's rule just before it was deregistered: its active
+    assignment to the stage is at least as new as the one of the stage's holder now."""
+    gone = next((v for v in art.versions if v.version == version and v.is_registered), None)
+    if gone is None or gone.is_active:
+        return []
+    held = stage_holders(art)
+    stages = []
+    for vstage in gone.get_vstages():
+        now = held.get(vstage.stage)
+        if not now or vstage.activated_at >= now[0].activated_at:
+            stages.append(vstage.stage)
+    return sorted(stages)
+
+
+def _reason(tag: str, parsed: dict[str, Any], action: str, stage: str, version: str) -> str:
+    """Why the registry tag `tag` deploys `version` to `stage`, in the deployment's record."""
+    named = f"gto show names {version} in {stage}"
+    if action == "deregister":
+        return f"{tag} deregistered {parsed['version']}; {named} now"
+    if action == "unassign":
+        return f"{tag} unassigned {stage}; {named} now"
+    return f"{tag}: {named}"
 
 
 def check_deployable(
@@ -134,24 +169,39 @@ def deploy_from_tag(
     if remote in git.remotes():
         tags.sync_tags(git, remote)
     art = read_artifact(repo_dir, settings.artifact)
-    commits = {v.version: v.commit_hexsha for v in art.get_versions(active_only=True)}
+    commits = {v.version: v.commit_hexsha for v in shown_versions(art)}
     stages = _stages_moved(parsed, art)
     if not stages and action == "register":
         result.skipped.append(f"nothing to deploy: {parsed['version']} holds no stage")
     elif not stages:
-        result.skipped.append(f"nothing to deploy: a {action} tag moves no stage to a version")
+        result.skipped.append(f"nothing to deploy: this {action} tag moved no stage")
     plans: list[tuple[str, str, str]] = []
+    why_empty = deprecation_note(art, settings.artifact) or "no version holds it now"
     for stage in stages:
         version = registry.holder(art, stage)
         if version is None:
-            result.skipped.append(f"{stage}: no version holds it now; its target is left as it is")
+            # Chosen: an emptied stage leaves its environment serving what it served (taking
+            # a model down is a person's call); the record says so and why.
+            result.left.append({"environment": stage, "reason": why_empty})
+            result.skipped.append(
+                f"{stage}: {why_empty}; its environment is left serving what it served"
+            )
             continue
-        check_deployable(git, settings, version, commits[version], result.override)
+        sha = commits[version]
+        if version == sha:
+            raise DeployRefused(
+                f"stage {stage!r} of {settings.artifact} is held by commit {sha[:12]}, assigned "
+                "without a version (`gto assign --skip-registration`); only registered versions "
+                f"are deployed: check out that commit and run `mlops-ci promote --stage {stage} "
+                "--push` (or `gto register`), then the stage tag deploys it"
+            )
+        check_deployable(git, settings, version, sha, result.override)
         plans.append((stage, version, commits[version]))
     for stage, version, _sha in plans:
         deployed: Deployment = deploy(
             repo_dir, run_dir, target=target, version=version, environment=stage,
             env=env, out=out, settings=settings, override=result.override,
+            reason=_reason(tag, parsed, action, stage, version),
         )  # fmt: skip
         result.deployed.append(deployed.to_dict())
     documents.write(run_dir, TAG_DEPLOY, result.to_dict())

@@ -86,14 +86,13 @@ def _ensure_commit(git: Git, sha: str) -> bool:
     return git.rev_parse(sha) is not None
 
 
-def stage_commit(git: Git, artifact: str, stage: str) -> str | None:
-    """The commit of the version currently in `stage`, by the registry's (gto's) own rule."""
-    from mlops_ci.project.gto import show
+def stage_commit(git: Git, artifact: str, stage: str) -> tuple[str | None, str | None]:
+    """(commit in `stage`, None) by the registry's (gto's) own rule, or (None, why not)."""
+    from mlops_ci.project import gto
 
     if _has_remote(git):
         git.run("fetch", "--quiet", "--tags", REMOTE, check=False)
-    versions = show(git.repo_dir, artifact)["versions"]
-    return next((v["commit"] for v in versions if stage in v["stages"]), None)
+    return gto.stage_commit(git.repo_dir, artifact, stage)
 
 
 def resolve_baseline(
@@ -125,7 +124,9 @@ def resolve_baseline(
         raise ConfigError("the baseline is empty; use merge-base, base, stage:NAME or a git ref")
     if spec.startswith("stage:"):
         stage = spec.split(":", 1)[1]
-        sha = stage_commit(git, artifact, stage)
+        sha, why_none = stage_commit(git, artifact, stage)
+        if why_none:
+            return Baseline(f"stage:{stage}", stage, None, note=why_none)
         if sha is None and stage not in stages:
             known = ", ".join(stages) or "none"
             raise BaselineNotFound(

@@ -58,6 +58,8 @@ class Deployment:
     deployed_at: str = field(default_factory=now)
     # Why a deploy went ahead without a recorded passing verdict (`deploy --override`).
     override: str | None = None
+    # What moved the stage, for a deploy a registry tag started (`deploy --from-tag`).
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**documents.header("deployment"), **asdict(self)}
@@ -204,7 +206,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def find_version(repo_dir: Path, artifact: str, version: str | None) -> dict[str, Any]:
     """`version` (default: the one registered at HEAD) as `gto.show` lists it."""
-    known = gto.show(repo_dir, artifact)["versions"]
+    art = gto.read_artifact(repo_dir, artifact)
+    deprecated = gto.deprecation_note(art, artifact)
+    if deprecated:
+        raise RegistryError(f"nothing to deploy: {deprecated}")
+    # A commit that holds a stage without a registration is shown, but it is no version.
+    known = [v for v in gto.show_artifact(art, artifact)["versions"] if v["registered"]]
     if version is None:
         head = Git(repo_dir).head_sha() or ""
         found = next((v for v in known if v["commit"] == head), None)

@@ -3,8 +3,9 @@
 A version is the annotated tag `<artifact>@vX.Y.Z`, a stage assignment `<artifact>#<stage>#N`
 (N counts every stage tag of the artifact), so `gto show` and `gto history` read exactly what
 mlops-ci writes (`tags` writes and pushes them). Which version holds a stage follows gto's
-default rule (the version whose active assignment is newest), so mlops-ci and `gto show`
-never disagree.
+default rule (the version whose active assignment is newest; nothing for a deprecated
+artifact), so mlops-ci and `gto show` never disagree. A commit gets one version, ever: one whose
+version was deregistered is refused rather than tagged again, which gto could not read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from mlops_ci.project import documents
 from mlops_ci.project.errors import ConfigError, RegistryError
 from mlops_ci.project.git import Git
-from mlops_ci.project.gto import read_artifact, stage_holders
+from mlops_ci.project.gto import read_artifact, shown_versions, stage_holders
 from mlops_ci.project.settings import Settings, load_settings
 from mlops_ci.registry import tags
 
@@ -58,19 +59,34 @@ def _previous_holder(art: Any, stage: str, current: str) -> str | None:
 
 
 def version_at(art: Any, sha: str) -> str | None:
-    for v in art.get_versions(active_only=True):
-        if v.commit_hexsha == sha:
+    """The version registered at `sha`, or None; a commit whose version was deregistered is
+    refused, since gto allows one version per commit, ever (`gto register` refuses too, and a
+    second version tag there makes every reading of the registry fail)."""
+    registered = [v for v in art.versions if v.commit_hexsha == sha and v.is_registered]
+    for v in registered:
+        if v.is_active:
             return v.version
+    if registered:
+        gone = registered[0].version
+        raise RegistryError(
+            f"commit {sha[:12]} held {art.artifact} {gone}, which was deregistered; gto allows "
+            "one version per commit, so it cannot be registered again: make a new commit "
+            "(e.g. `git commit --allow-empty`) and promote that, or deploy another version"
+        )
     return None
 
 
 def next_version(art: Any, bump: str) -> str:
+    """The bump of the highest version ever registered, deregistered ones included: their
+    tags still exist, so reusing a deregistered number would collide with them."""
     from gto.versions import SemVer
 
-    latest = art.get_latest_version(registered_only=True)
-    if latest is None:
+    numbers = [
+        SemVer(v.version) for v in art.versions if v.is_registered and SemVer.is_valid(v.version)
+    ]
+    if not numbers:
         return FIRST_VERSION[bump]
-    return SemVer(latest.version).bump(**{f"bump_{bump}": True}).version
+    return max(numbers).bump(**{f"bump_{bump}": True}).version
 
 
 def read_verdict(run_dir: Path, sha: str) -> dict[str, Any] | None:
@@ -147,7 +163,7 @@ def _rollback_plan(repo_dir: Path, artifact: str, stage: str) -> RollbackPlan:
     art = read_artifact(repo_dir, artifact)
     current = holder(art, stage)
     previous = _previous_holder(art, stage, current) if current else None
-    commits = {v.version: v.commit_hexsha for v in art.get_versions(active_only=True)}
+    commits = {v.version: v.commit_hexsha for v in shown_versions(art)}
     return RollbackPlan(artifact, stage, current, previous, commits)
 
 

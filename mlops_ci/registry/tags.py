@@ -1,7 +1,7 @@
 """Writing GTO tags with git, and pushing one round of them in a race with other runners.
 
-`registry` decides which tags a promotion or a rollback needs; this module writes them (each
-with a tagger date later than every earlier tag of the artifact) and pushes them atomically.
+`registry` decides which tags a promotion or a rollback needs; this module writes them (dated
+at the real time, later than every earlier tag of the artifact) and pushes them atomically.
 A push that loses a race re-fetches the remote's tags and lets the caller decide again.
 """
 
@@ -22,6 +22,8 @@ from mlops_ci.project.git import Git
 MAX_PUSH_ATTEMPTS = 6
 # Used only when git has no identity (a bare CI runner): tags need a tagger.
 FALLBACK_TAGGER = ("mlops-ci", "mlops-ci@localhost")
+# Seconds the writer waits for the clock to pass the newest tag before calling it clock skew.
+MAX_CLOCK_WAIT = 5
 
 T = TypeVar("T")
 
@@ -36,10 +38,33 @@ def tagger_env(git: Git) -> dict[str, str]:
     return env
 
 
+def clock(git: Git, tagger: dict[str, str]) -> int:
+    """Now, in whole seconds, as git would date a tag: GIT_COMMITTER_DATE when the caller set
+    one (git parses it, in any of its formats), else the real time."""
+    if not os.environ.get("GIT_COMMITTER_DATE"):
+        return int(time.time())
+    proc = subprocess.run(
+        ["git", "var", "GIT_COMMITTER_IDENT"],
+        cwd=git.repo_dir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **tagger},
+        check=False,
+    )
+    ident = proc.stdout.split()
+    if proc.returncode != 0 or len(ident) < 2 or not ident[-2].lstrip("-").isdigit():
+        date = os.environ["GIT_COMMITTER_DATE"]
+        raise ConfigError(f"git cannot read GIT_COMMITTER_DATE={date!r}: {proc.stderr.strip()}")
+    return int(ident[-2])
+
+
 class TagWriter:
-    """Writes GTO tags with git itself, so each gets a tagger date later than every earlier tag
-    of the artifact: `gto show` orders assignments by that date (whole seconds), and two tags in
-    one second would leave the stage's holder to chance."""
+    """Writes GTO tags with git itself, all of one round dated at one real second that is later
+    than every earlier tag of the artifact: `gto show` orders assignments by that date (whole
+    seconds), so a tie with an earlier tag would leave the stage's holder to chance, and a date
+    ahead of the clock would make a person's later `gto assign` lose. When the newest tag is in
+    the current second, the writer waits for the next one; a tag dated further ahead than
+    `MAX_CLOCK_WAIT` is refused as a clock problem rather than waited out or outbid."""
 
     def __init__(self, git: Git, artifact: str, tagger: dict[str, str]) -> None:
         from gto.constants import name_to_tag
@@ -50,6 +75,7 @@ class TagWriter:
         self.env = tagger
         self.created: list[str] = []
         self.counter, self.latest = 0, 0
+        self.date: int | None = None
         listing = git.out(
             "for-each-ref", "--format=%(refname:strip=2) %(taggerdate:raw)", "refs/tags"
         )
@@ -62,9 +88,31 @@ class TagWriter:
             if date.strip():
                 self.latest = max(self.latest, int(date.split()[0]))
 
+    def _round_date(self) -> int:
+        if self.date is not None:
+            return self.date
+        now = clock(self.git, self.env)
+        if now <= self.latest and os.environ.get("GIT_COMMITTER_DATE"):
+            raise RegistryError(
+                f"GIT_COMMITTER_DATE ({now}) is not later than the newest tag of the artifact "
+                f"({self.latest}); gto would not see the new tags as the newest: unset it"
+            )
+        ahead = self.latest + 1 - now
+        if ahead > MAX_CLOCK_WAIT:
+            raise RegistryError(
+                f"the newest tag of the artifact is dated {ahead - 1} s ahead of this clock; "
+                "a new tag dated now would lose to it in `gto show`: check the clocks (NTP) "
+                "of the machines that tag, then rerun"
+            )
+        if ahead > 0:
+            time.sleep(self.latest + 1 - time.time())
+            now = clock(self.git, self.env)
+        self.date = now
+        return now
+
     def _tag(self, name: str, sha: str, message: str) -> str:
-        self.latest = max(int(time.time()), self.latest + 1)
-        env = {**os.environ, **self.env, "GIT_COMMITTER_DATE": f"{self.latest} +0000"}
+        date = self._round_date()
+        env = {**os.environ, **self.env, "GIT_COMMITTER_DATE": f"{date} +0000"}
         proc = subprocess.run(
             ["git", "tag", "--annotate", "--file=-", name, sha],
             cwd=self.git.repo_dir,

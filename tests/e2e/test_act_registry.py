@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,43 @@ def test_rollback_through_workflow_dispatch(act_bin: str, trained_template: Path
     assert json.loads(shown)["classifier"]["stage"]["staging"] == "v0.1.0"
     (deployment,) = state["repos"][harness.REPOSITORY]["deployments"]
     assert deployment["environment"] == "staging"
+
+
+def test_a_pushed_deregistration_of_the_production_version_deploys_what_gto_names(
+    act_bin: str, trained_template: Path, tmp_path: Path
+):
+    """`gto deprecate classifier v0.1.0` on the version in production, pushed: registry.yml
+    redeploys what `gto show` names in production now (v0.2.0), and the record says why."""
+    project = tmp_path / "project"
+    target = tmp_path / "serving"
+    repo = registry_repo(trained_template, project, target)
+    env = {"MLOPS_CI_DVC_REMOTE_URL": str(project / "dvc-remote")}
+    gto_assign(repo, "v0.2.0", "production")
+    time.sleep(1.1)  # the person's next command, a second later by the clock
+    tag = gto_assign(repo, "v0.1.0", "production")
+    v020 = Git(repo).out("rev-list", "-n1", "classifier@v0.2.0")
+    live = target / "classifier" / "production" / "current"
+    with harness.fake_forge("github") as fake:
+        act = harness.Act(act_bin, repo, fake)
+        proc = act.run("push", tag_push(tag), workflow="registry.yml", work=tmp_path / "w", env=env)
+        assert proc.returncode == 0, harness.tail(proc)
+        assert os.readlink(live) == "versions/v0.1.0"
+        subprocess.run(
+            [GTO, "deprecate", "classifier", "v0.1.0"], cwd=repo, capture_output=True, check=True
+        )
+        Git(repo).run("push", "--quiet", "origin", "refs/tags/classifier@v0.1.0!")
+        proc = act.run(
+            "push", tag_push("classifier@v0.1.0!"), workflow="registry.yml",
+            work=tmp_path / "w2", env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, harness.tail(proc)
+        state = fake.state()
+    assert state["violations"] == []
+    assert os.readlink(live) == "versions/v0.2.0"
+    shown = subprocess.run(
+        [GTO, "show", "--json"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(shown)["classifier"]["stage"]["production"] == "v0.2.0"
+    last = state["repos"][harness.REPOSITORY]["deployments"][-1]
+    assert (last["sha"], last["environment"]) == (v020, "production")
+    assert "classifier@v0.1.0! deregistered v0.1.0" in last["description"]

@@ -129,8 +129,13 @@ def test_gto_reads_exactly_the_versions_and_stages_written(trained_repo: Path) -
     for tag in tags(trained_repo):
         assert tag in table
     assert gto.show(trained_repo, "classifier")["versions"] == [
-        {"version": "v0.2.0", "commit": second_sha, "stages": ["production", "staging"]},
-        {"version": "v0.1.0", "commit": first.sha, "stages": []},
+        {
+            "version": "v0.2.0",
+            "commit": second_sha,
+            "registered": True,
+            "stages": ["production", "staging"],
+        },
+        {"version": "v0.1.0", "commit": first.sha, "registered": True, "stages": []},
     ]
 
 
