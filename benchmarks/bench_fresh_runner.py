@@ -16,8 +16,11 @@ holding main's outputs and run-cache:
   Node and CML's own package; the plot is rendered as HTML, not uploaded as an image).
 
 Scenarios: `cold` (empty package caches: a fresh PIP_CACHE_DIR and uv cache per run) and
-`warm` (the caches filled by a warm-up run of the same side, as on a runner whose cache
-step hits: actions/cache for uv's cache on side (a), setup-python's pip cache on side (b)).
+`warm` (the caches filled by a warm-up run of the same side, the cold scenario's first run when
+both are measured, as on a runner whose cache step hits: actions/cache for uv's cache on side
+(a), setup-python's pip cache on side (b)). pip follows the machine's pip configuration; a
+local file index it names is read in place, never cached, so pip's two scenarios differ little
+there. uv reads the package index itself.
 The sides alternate (the order flips each round); each side's seconds are split into install,
 pull, stages, compare, posting and the rest (checkout, act, uploads) from act's step timings
 and the run's `train.json`. The last line is `ratio: X`, median (b) / median (a) in the warm
@@ -408,7 +411,13 @@ def summary(name: str, results: dict[str, list[Run]]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="measured runs per side and scenario")
-    parser.add_argument("--scenario", choices=("warm", "cold", "both"), default="both")
+    parser.add_argument(
+        "--scenario",
+        choices=("warm", "cold", "both"),
+        default="both",
+        help="package caches empty (cold), filled by a warm-up (warm), or both; the ratio "
+        "printed last is the warm one (the cold one with --scenario cold)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-fresh-runner-"))
