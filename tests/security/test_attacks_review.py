@@ -15,7 +15,6 @@ from mlops_ci.gate.waivers import ack_marker
 from mlops_ci.report import build_report
 from mlops_ci.report.waivers import decode_payload, encode_payload
 from tests.commands.test_untrusted import FORK, comparison_doc, publish, write_run_dir
-from tests.commands.test_untrusted import trusted_checkout, trusted_env  # noqa: F401 (fixtures)
 from tests.fakes.github import DEFAULT_LOGIN, FakeGitHub
 from tests.gate.test_waivers import MAINTAINER_TOKEN, PR, REPO, review_env
 
