@@ -32,6 +32,7 @@ from mlops_ci.gate.waivers import (
 )
 from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_OK, EXIT_SERVICE, ConfigError, ServiceError
+from mlops_ci.project.untrusted.inventory import entry_point
 
 VERDICT_FILE = "verdict.json"
 
@@ -81,6 +82,7 @@ class ReviewRun:
         return "\n".join(lines + self.notes)
 
 
+@entry_point("the issue_comment event of the review job")
 def read_comment_event(env: Mapping[str, str]) -> CommandComment | None:
     """The pull request comment of a GitHub `issue_comment` event; None for a comment on an
     issue (not a pull request) or another action than `created`."""

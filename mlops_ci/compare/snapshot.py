@@ -100,6 +100,8 @@ class RevisionFiles:
         self.project, self.rev = project, rev
         self.git = project.git
         self.fetch = fetch  # md5s -> {md5: bytes | None} and {md5: why}; None: no remote tried
+        self._links: set[str] | None = None  # top-level paths of tracked symlinks, when asked
+        self.why: dict[str, str] = {}  # path -> why it could not be read
         top_files = self.git.list_files(rev, project.prefix)
         cut = len(project.prefix) + 1 if project.prefix else 0
         files = [p[cut:] for p in top_files]
@@ -110,9 +112,7 @@ class RevisionFiles:
         self.tracked = set(self.files)
         self.outs: dict[str, str] = {}  # output path -> md5 (`.dir` for directories)
         self.manifests: dict[str, dict[str, str] | None] = {}
-        self.why: dict[str, str] = {}  # path -> why it could not be read
         self._cache_dirs = _cache_dirs(project.root)
-        self._links: set[str] | None = None  # top-level paths of tracked symlinks, when asked
 
     def _not_ignored(self, files: list[str]) -> list[str]:
         """What `.dvcignore` files leave for DVC to see (gitignore patterns, each file for its

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlops_ci.gate.rules import _summary
 from mlops_ci.gate.verdict import RuleResult, Verdict
+from mlops_ci.project.untrusted.inventory import entry_point
 from mlops_ci.project.untrusted.records import ack_record, read_ack_record
 
 PREFIX = "/mlops-ci"
@@ -59,6 +60,7 @@ def is_command(body: str) -> bool:
     return body.lstrip().startswith(PREFIX)
 
 
+@entry_point("a pull request comment or merge request note")
 def parse_command(body: str) -> AcceptCommand | None:
     """`/mlops-ci accept <target> <reason>` → AcceptCommand; None when the body is not a command
     at all; BadCommand (with what to write instead) when it is one we cannot act on.

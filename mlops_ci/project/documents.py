@@ -16,6 +16,7 @@ from typing import Any
 
 from mlops_ci import __version__
 from mlops_ci.project.errors import ConfigError, OutputNotWritten
+from mlops_ci.project.untrusted.inventory import entry_point
 
 SCHEMA_VERSION = 1
 MAX_DEPTH = 32  # deeper than any document mlops-ci writes; deeper input is refused, not recursed
@@ -196,6 +197,7 @@ def loads_strict(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
     return data
 
 
+@entry_point("a metrics or params file's bytes at a revision")
 def parse_bounded(
     path: str, raw: bytes, parse: Callable[[str, bytes], Any], max_depth: int = 64
 ) -> Any:

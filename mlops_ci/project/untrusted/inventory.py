@@ -28,9 +28,9 @@ def load_all() -> dict[str, str]:
     """Every entry point, after importing every module of the boundary."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    from mlops_ci.project import untrusted
-
-    for info in pkgutil.iter_modules(untrusted.__path__):
-        importlib.import_module(f"{untrusted.__name__}.{info.name}")
+    package = __name__.rsplit(".", 1)[0]
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"{package}.{info.name}")
     return dict(ENTRY_POINTS)

@@ -85,7 +85,7 @@ def check_retrain_change(
     already schema-checked (`run_dir.read_document`)."""
     if doc.get("base_sha") != base_sha:
         raise RetrainRefused(
-            f"retrain.json was made on {str(doc.get('base_sha'))[:12]}, but the target branch's "
+            f"retrain.json was made on {inert_line(str(doc.get('base_sha')), 13)}, but the target branch's "
             f"tip is {base_sha[:12]}: nothing pushed. Rerun `mlops-ci retrain` on the tip"
         )
     fetched = _fetch_bundle(git, run_dir / "retrain.bundle", branch)
