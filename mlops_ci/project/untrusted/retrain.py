@@ -38,7 +38,7 @@ from mlops_ci.project.dvcfile import (
     stage_paths,
     stage_wdirs,
 )
-from mlops_ci.project.errors import ConfigError, MlopsCiError
+from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
 from mlops_ci.project.untrusted.inventory import entry_point
 from mlops_ci.project.untrusted.text import inert_line
@@ -49,7 +49,7 @@ DELETED = "000000"
 FETCHED_REF = "refs/mlops-ci/retrain"
 
 
-class RetrainRefused(MlopsCiError):
+class RetrainRefused(ConfigError):
     """The retrain run's change is not one the trusted side can vouch for: nothing is pushed."""
 
 
