@@ -116,7 +116,9 @@ def test_a_retrain_run_directory_with_a_foreign_commit_is_refused_and_nothing_pu
     git = Git(repo)
     git.run("checkout", "-q", "--orphan", "evil")
     git.run("rm", "-rq", "--cached", ".")
-    (repo / ".github" / "workflows" / "evil.yml").write_text("on: push\n")
+    evil = repo / ".github" / "workflows" / "evil.yml"
+    evil.parent.mkdir(parents=True, exist_ok=True)
+    evil.write_text("on: push\n")
     git.run("add", ".github/workflows/evil.yml")
     identity = {"GIT_AUTHOR_NAME": "mlops-ci[bot]", "GIT_AUTHOR_EMAIL": "x@evil.example",
                 "GIT_COMMITTER_NAME": "mlops-ci[bot]", "GIT_COMMITTER_EMAIL": "x@evil.example"}  # fmt: skip
@@ -124,7 +126,7 @@ def test_a_retrain_run_directory_with_a_foreign_commit_is_refused_and_nothing_pu
     commit = git.out("rev-parse", "HEAD")
     git.run("branch", "-f", RETRAIN_BRANCH, commit)
     git.run("checkout", "-q", "-f", "main")
-    (repo / ".github" / "workflows" / "evil.yml").unlink()
+    evil.unlink(missing_ok=True)
     store = tmp_path / "publish" / "artifacts" / "mlops-ci-retrain"
     store.mkdir(parents=True)
     git.run("bundle", "create", str(store / "retrain.bundle"), f"refs/heads/{RETRAIN_BRANCH}")
