@@ -150,7 +150,6 @@ class Act:
         workflow: str,
         work: Path,
         env: dict[str, str] | None = None,
-        job: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         work.mkdir(parents=True, exist_ok=True)
         event = work / f"{event_name}.json"
@@ -169,8 +168,6 @@ class Act:
         }
         cmd = [self.exe, event_name, "-W", f".github/workflows/{workflow}", "-e", str(event)]
         cmd += ["-P", "ubuntu-latest=-self-hosted"]
-        if job:  # one job alone (its `needs` not run): what a tampered artifact meets
-            cmd += ["-j", job]
         for name, value in env.items():
             cmd += ["--env", f"{name}={value}"]
         cmd += ["-s", f"GITHUB_TOKEN={self.token}"]

@@ -104,12 +104,26 @@ def test_a_forks_forged_record_and_a_maintainers_accept_leave_the_status_failure
     assert "fork" in bodies[-1] and "nothing changed" in bodies[-1]
 
 
+def publish_job_alone(repo: Path) -> None:
+    """retrain.yml with its publish job only (steps unchanged): the run directory it downloads
+    is then the one this test put in the artifact store, as a poisoned reproduce job would."""
+    path = repo / ".github" / "workflows" / "retrain.yml"
+    text = path.read_text()
+    start, end = text.index("\n  reproduce:\n"), text.index("\n  publish:\n")
+    text = text[:start] + text[end:]
+    assert "    needs: reproduce\n" in text
+    path.write_text(text.replace("    needs: reproduce\n", ""))
+    harness.commit_all(repo, "The publish job alone")
+    Git(repo).run("push", "--quiet", "origin", "main")
+
+
 def test_a_retrain_run_directory_with_a_foreign_commit_is_refused_and_nothing_pushed(
     trained_template: Path, tmp_path: Path
 ):
     act_bin = tools.act()
     project = tmp_path / "project"
     repo = harness.make_ci_repo(trained_template, project, ["retrain.yml"])
+    publish_job_alone(repo)
     origin = project / "origin.git"
     before = Git(origin).out("for-each-ref", "--format=%(refname) %(objectname)")
     # What a poisoned reproduce job would upload: an orphan base, a workflow file, a bot author.
@@ -146,11 +160,11 @@ def test_a_retrain_run_directory_with_a_foreign_commit_is_refused_and_nothing_pu
         act = harness.Act(act_bin, repo, fake)
         proc = act.run(
             "schedule", {"schedule": "17 4 * * 1", "repository": {"full_name": harness.REPOSITORY}},
-            workflow="retrain.yml", work=tmp_path / "publish", job="publish",
+            workflow="retrain.yml", work=tmp_path / "publish",
         )  # fmt: skip
         state = fake.state()
 
-    assert proc.returncode != 0
+    assert proc.returncode != 0, harness.tail(proc)
     log = proc.stdout + proc.stderr
     assert "target branch's tip" in log and "nothing pushed" in log, harness.tail(proc)
     assert "exit code 2" in log or "exitcode '2'" in log, harness.tail(proc)
