@@ -167,6 +167,6 @@ def test_a_retrain_run_directory_with_a_foreign_commit_is_refused_and_nothing_pu
     assert proc.returncode != 0, harness.tail(proc)
     log = proc.stdout + proc.stderr
     assert "target branch's tip" in log and "nothing pushed" in log, harness.tail(proc)
-    assert "exit code 2" in log or "exitcode '2'" in log, harness.tail(proc)
+    assert "exit status 2" in log, harness.tail(proc)
     assert Git(origin).out("for-each-ref", "--format=%(refname) %(objectname)") == before
     assert state["repos"].get(harness.REPOSITORY, {}).get("pulls", {}) == {}
