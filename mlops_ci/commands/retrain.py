@@ -381,7 +381,8 @@ def _commit_change(git: Git, change: RetrainChange, settings: Settings) -> str:
             return proc.stdout.strip()
 
         git_in("read-tree", change.base_sha)
-        git_in("update-index", "--index-info", stdin="\n".join(lines) + "\n")
+        # NUL-terminated: a path with a line break cannot add an index entry of its own.
+        git_in("update-index", "-z", "--index-info", stdin="\0".join(lines) + "\0")
         tree = git_in("write-tree")
         return git_in("commit-tree", tree, "-p", change.base_sha, "-F", "-", stdin=message)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ MAX_BUNDLE = 512 * 1024 * 1024  # git-tracked outputs only: DVC's data never tra
 REGULAR = "100644"
 DELETED = "000000"
 FETCHED_REF = "refs/mlops-ci/retrain"
+_CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RetrainRefused(ConfigError):
@@ -100,6 +102,12 @@ def check_retrain_change(
             + (f"; reported but unchanged: {', '.join(_say(p) for p in missing[:10])}" if missing else "")
             + ". Nothing pushed"
         )  # fmt: skip
+    odd_names = [c.path for c in diff if _CONTROL_IN_PATH.search(c.path)]
+    if odd_names:
+        raise RetrainRefused(
+            f"{', '.join(_say(p) for p in odd_names[:10])}: a path with a control character "
+            "or line break is no file DVC writes. Nothing pushed"
+        )
     allowed = _retrain_paths(git, base_sha)
     refused = [c.path for c in diff if not allowed.allows(c.path)]
     if refused:
