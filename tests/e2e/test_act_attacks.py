@@ -130,17 +130,26 @@ def test_a_retrain_run_directory_with_a_foreign_commit_is_refused_and_nothing_pu
     git = Git(repo)
     git.run("checkout", "-q", "--orphan", "evil")
     git.run("rm", "-rq", "--cached", ".")
+    identity = {"GIT_AUTHOR_NAME": "mlops-ci[bot]", "GIT_AUTHOR_EMAIL": "x@evil.example",
+                "GIT_COMMITTER_NAME": "mlops-ci[bot]", "GIT_COMMITTER_EMAIL": "x@evil.example"}  # fmt: skip
+
+    def commit_as(message: str) -> str:
+        subprocess.run(["git", "commit", "-qm", message], cwd=repo, check=True, env={**os.environ, **identity})  # fmt: skip
+        return git.out("rev-parse", "HEAD")
+
+    (repo / "BASE").write_text("an unrelated history\n")
+    git.run("add", "BASE")
+    orphan = commit_as("An unrelated base")
     evil = repo / ".github" / "workflows" / "evil.yml"
     evil.parent.mkdir(parents=True, exist_ok=True)
     evil.write_text("on: push\n")
     git.run("add", ".github/workflows/evil.yml")
-    identity = {"GIT_AUTHOR_NAME": "mlops-ci[bot]", "GIT_AUTHOR_EMAIL": "x@evil.example",
-                "GIT_COMMITTER_NAME": "mlops-ci[bot]", "GIT_COMMITTER_EMAIL": "x@evil.example"}  # fmt: skip
-    subprocess.run(["git", "commit", "-qm", "Retrain classifier"], cwd=repo, check=True, env={**os.environ, **identity})  # fmt: skip
+    commit_as("Retrain classifier\n\nSigned-off-by: mlops-ci[bot]")
     commit = git.out("rev-parse", "HEAD")
     git.run("branch", "-f", RETRAIN_BRANCH, commit)
     git.run("checkout", "-q", "-f", "main")
     evil.unlink(missing_ok=True)
+    (repo / "BASE").unlink(missing_ok=True)
     store = tmp_path / "publish" / "artifacts" / "mlops-ci-retrain"
     store.mkdir(parents=True)
     git.run("bundle", "create", str(store / "retrain.bundle"), f"refs/heads/{RETRAIN_BRANCH}")
@@ -150,7 +159,7 @@ def test_a_retrain_run_directory_with_a_foreign_commit_is_refused_and_nothing_pu
     (store / "comparison.json").write_text(json.dumps(comparison_doc()))
     doc: dict[str, Any] = {
         "schema_version": 1, "kind": "retrain", "changed": True, "artifact": "classifier",
-        "target_branch": "main", "base_sha": commit, "commit_sha": commit, "tree_sha": None,
+        "target_branch": "main", "base_sha": orphan, "commit_sha": commit, "tree_sha": None,
         "bundle": "retrain.bundle", "changed_files": [".github/workflows/evil.yml"],
         "sources": [], "stages": [],
     }  # fmt: skip
