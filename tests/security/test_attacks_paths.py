@@ -45,3 +45,24 @@ def test_a_link_inside_the_repository_is_followed(tmp_path: Path, rev):
     root = repo_with_link(tmp_path, "real.csv")
     reader = RevisionFiles(Project.find(root, root), rev)
     assert read_table(reader, "data/t.csv", sample_rows=100).rows == 1
+
+
+def test_a_link_to_a_shared_dvc_cache_object_is_read_and_a_lookalike_is_not(tmp_path: Path):
+    """DVC's `symlink` cache type links outputs into a cache that may sit outside the
+    repository: a content-addressed object is read; a file merely named like one is not."""
+    import hashlib
+
+    data = b"a,b\n1,2\n3,4\n"
+    md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - DVC's object names
+    cache = tmp_path / "shared-cache" / "files" / "md5"
+    (cache / md5[:2]).mkdir(parents=True)
+    (cache / md5[:2] / md5[2:]).write_bytes(data)
+    fake = "0" * 32
+    (cache / fake[:2]).mkdir()
+    (cache / fake[:2] / fake[2:]).write_text(SECRET)
+    root = repo_with_link(tmp_path, str(cache / md5[:2] / md5[2:]))
+    (root / "data" / "lookalike.csv").symlink_to(cache / fake[:2] / fake[2:])
+    reader = RevisionFiles(Project.find(root, root), None)
+    assert read_table(reader, "data/t.csv", sample_rows=100).rows == 2
+    with pytest.raises(TableUnreadable, match="leaves the repository"):
+        read_table(reader, "data/lookalike.csv", sample_rows=100)

@@ -6,7 +6,8 @@ whatever it points at. DVC refuses `..` in declared paths, and so does `dvcfile.
 is the other way out. So every read of such a file goes through here:
 
 - in the workspace, the file's real path (every symlink on the way resolved) must lie inside
-  the repository's root; else `PathOutside` and the file is not opened;
+  the repository's root, or be an object of a DVC cache (DVC's `symlink` cache type) whose
+  bytes have the md5 its path names; else `PathOutside` and the file is not returned;
 - at a git revision, a tracked symlink is followed within that revision's tree (its target is
   the blob's text), and it must stay inside the repository too.
 
@@ -15,8 +16,10 @@ Either way the caller records the file as unreadable (its metric or table `unkno
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
+import re
 from pathlib import Path
 
 from mlops_ci.project.errors import MlopsCiError
@@ -24,6 +27,7 @@ from mlops_ci.project.untrusted.inventory import entry_point
 from mlops_ci.project.untrusted.text import inert_line
 
 MAX_LINK_HOPS = 8
+_CACHE_OBJECT = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}")
 
 
 class PathOutside(MlopsCiError):
@@ -45,12 +49,19 @@ def read_workspace_file(top: Path, path: Path, rel: str) -> bytes | None:
         top = Path(os.path.realpath(top))
     except (OSError, ValueError):
         return None
-    if real != top and top not in real.parents:
+    inside = real == top or top in real.parents
+    if not inside and not _CACHE_OBJECT.fullmatch(f"{real.parent.name}/{real.name}"):
         raise _outside(rel)
     try:
-        return real.read_bytes()
+        data = real.read_bytes()
     except OSError:  # missing, a directory, unreadable
         return None
+    # DVC's `symlink` cache type links outputs to its cache, which may sit outside the
+    # repository (a shared cache): such a link is followed only to a content-addressed object
+    # whose bytes have the md5 its path names, which no file of the machine has by chance.
+    if not inside and hashlib.md5(data).hexdigest() != real.parent.name + real.name:  # noqa: S324
+        raise _outside(rel)
+    return data
 
 
 @entry_point("a symlink git tracks at a revision (its target is the blob's text)")
