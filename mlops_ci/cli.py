@@ -746,18 +746,35 @@ def _dispatch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("mlops-ci: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:
-        if args.traceback:
-            import traceback
+    except OSError as exc:
+        from mlops_ci.project.documents import ENVIRONMENT_ERRNOS
 
-            traceback.print_exc()
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            return _unexpected(args, exc)
+        # A write no `documents.writing` wrapped (a summary file, a bundle): the machine's
+        # refusal, not a bug.
+        where = f" {exc.filename}" if exc.filename else ""
         print(
-            f"mlops-ci {args.command}: unexpected error: {type(exc).__name__}: {exc}\n"
-            "This is a bug in mlops-ci; please report it with the output of the same command "
-            "rerun with --traceback.",
+            f"mlops-ci {args.command}: error: cannot write{where}: {exc.strerror or exc}",
             file=sys.stderr,
         )
-        return EXIT_UNEXPECTED
+        return EXIT_SERVICE
+    except Exception as exc:
+        return _unexpected(args, exc)
+
+
+def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+    if args.traceback:
+        import traceback
+
+        traceback.print_exc()
+    print(
+        f"mlops-ci {args.command}: unexpected error: {type(exc).__name__}: {exc}\n"
+        "This is a bug in mlops-ci; please report it with the output of the same command "
+        "rerun with --traceback.",
+        file=sys.stderr,
+    )
+    return EXIT_UNEXPECTED
 
 
 def entry() -> None:

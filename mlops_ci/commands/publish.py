@@ -172,8 +172,9 @@ def publish_run(
         markdown=report.markdown, run_dir=run_dir, verdict=verdict.verdict, ignored=run.ignored
     )
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report.full_markdown, encoding="utf-8")
+        from mlops_ci.project import documents
+
+        documents.write_file(output, report.full_markdown)
     if forge is None:
         result.notes.append("not posted (--no-post)")
         return _refuse_without_policy(result, verdict)

@@ -6,9 +6,11 @@ Two halves, so no process that runs repository code ever holds a write token:
   the target branch, gate and render; when tracked files changed (dvc.lock, .dvc files, params,
   git-tracked metrics), commit them signed off by the bot on `<branch_prefix><artifact>` and
   write that one commit as `retrain.bundle` beside `retrain.json`.
-- `--publish` (token; runs no stage, no DVC): read `retrain.json` as untrusted input, take the
-  commit from the bundle, push it with `--force-with-lease` against the branch tip it saw, and
-  open or update the one labelled pull request, its sticky comment and the commit status.
+- `--publish` (token; runs no stage, no DVC): read `retrain.json` and the bundle as untrusted
+  input (`project/untrusted/retrain.py`: the base is the target branch's tip this job fetched,
+  the changed paths are DVC's files and records), make the bot's commit of those files itself,
+  push it with `--force-with-lease` against the branch tip it saw, and open or update the one
+  labelled pull request, its sticky comment and the commit status.
 
 Without either flag both run in this process (the embedded default and local use); the CI
 workflows run them as two jobs.
@@ -29,6 +31,8 @@ from mlops_ci.project.errors import ConfigError, GitError, MlopsCiError, Service
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import Settings, load_settings
 from mlops_ci.project.tokens import WRITE_TOKEN_VARIABLES, without_write_tokens
+from mlops_ci.project.untrusted.retrain import DELETED as DELETED_MODE
+from mlops_ci.project.untrusted.retrain import RetrainChange, check_retrain_change
 
 RETRAIN_FILE = "retrain.json"
 BUNDLE_FILE = "retrain.bundle"
@@ -285,6 +289,7 @@ def publish_retrain(
     """
     from mlops_ci.forge import detect_forge
     from mlops_ci.project.untrusted import KIB, read_document
+    from mlops_ci.project.untrusted.text import inert_line
 
     env = os.environ if env is None else env
     out = sys.stdout if out is None else out
@@ -299,8 +304,8 @@ def publish_retrain(
         branch=branch,
         base_sha=doc["base_sha"],
         commit_sha=doc.get("commit_sha"),
-        changed_files=list(doc.get("changed_files") or []),
-        sources=list(doc.get("sources") or []),
+        changed_files=[inert_line(p, 300) for p in doc.get("changed_files") or []],
+        sources=[s | {"path": inert_line(s["path"], 300)} for s in doc.get("sources") or []],
     )
     forge = detect_forge(env, run_dir, out=out)
     if not result.changed:
@@ -311,11 +316,15 @@ def publish_retrain(
         )
         forge.write_summary(f"### mlops-ci retrain: {settings.artifact}\n\n{result.lines[-1]}\n")
         return result
-    commit = _take_commit(git, run_dir, doc, branch)
     has_remote = remote in git.remotes()
+    base = _target_tip(git, remote, settings.target_branch, has_remote)
+    change = check_retrain_change(git, run_dir, doc, base_sha=base, branch=branch)
+    commit = _commit_change(git, change, settings)
+    result.base_sha, result.commit_sha, result.changed_files = base, commit, change.paths
     if has_remote:
         _push(git, remote, branch, commit, result)
     else:
+        git.run("update-ref", f"refs/heads/{branch}", commit)
         result.lines.append(f"no git remote {remote!r}: {branch} is kept in this clone only")
     _open_pull_request(repo_dir, run_dir, forge, settings, branch, commit, result)
     forge.write_summary(
@@ -326,36 +335,56 @@ def publish_retrain(
     return result
 
 
-def _take_commit(git: Git, run_dir: Path, doc: Mapping[str, Any], branch: str) -> str:
-    """The one commit of the bundle, checked against what retrain.json says it is."""
-    commit = doc.get("commit_sha")
-    bundle = run_dir / BUNDLE_FILE
-    if not commit or not bundle.is_file() or bundle.is_symlink():
-        raise ConfigError(
-            f"{run_dir / RETRAIN_FILE} reports a change but {bundle} is missing; upload the run "
-            "directory of `mlops-ci retrain --reproduce-only` whole"
-        )
-    if git.rev_parse(doc["base_sha"]) is None:
-        git.fetch(REMOTE, doc["base_sha"])  # a shallow clone may lack the base
-    proc = git.run("bundle", "verify", "--quiet", str(bundle), check=False)
-    if proc.returncode != 0:
-        raise ConfigError(
-            f"{bundle} is not a git bundle this clone can read: {proc.stderr.strip()}"
-        )
-    git.run(
-        "fetch", "--quiet", "--no-tags", str(bundle), f"+refs/heads/{branch}:refs/mlops-ci/retrain"
+def _target_tip(git: Git, remote: str, target: str, has_remote: bool) -> str:
+    """The target branch's tip as this (trusted) job fetches it: the only base it commits on."""
+    ref = f"refs/heads/{target}"
+    if has_remote:
+        proc = git.run("fetch", "--quiet", "--no-tags", remote, f"+{ref}:refs/mlops-ci/target", check=False)  # fmt: skip
+        if proc.returncode != 0:
+            raise ServiceError(f"cannot fetch {target} from {remote}: {proc.stderr.strip()}")
+        ref = "refs/mlops-ci/target"
+    tip = git.rev_parse(ref)
+    if tip is None:
+        raise ConfigError(f"no branch {target} to retrain on (retrain.target_branch)")
+    return tip
+
+
+def _commit_change(git: Git, change: RetrainChange, settings: Settings) -> str:
+    """The bot's commit of the checked files on the checked base: tree, author, committer and
+    message are made here, from this checkout's settings; nothing of the bundle's commit."""
+    import tempfile
+
+    lines = [
+        f"{DELETED_MODE} {'0' * 40}\t{f.path}" if f.blob is None else f"{f.mode} {f.blob}\t{f.path}"
+        for f in change.files
+    ]
+    message = (
+        f"{settings.retrain.pull_title(settings.artifact)}\n\nChanged: {', '.join(change.paths)}\n"
+        f"\nSigned-off-by: {BOT_NAME} <{BOT_EMAIL}>\n"
     )
-    fetched = git.out("rev-parse", "refs/mlops-ci/retrain")
-    if fetched != commit:
-        raise ConfigError(
-            f"{bundle} holds {fetched[:12]} on {branch}, but {RETRAIN_FILE} names {commit[:12]}"
-        )
-    parents = git.out("rev-list", "--parents", "-n", "1", commit).split()[1:]
-    if parents != [doc["base_sha"]]:
-        raise ConfigError(
-            f"the retrain commit {commit[:12]} must be one commit on {doc['base_sha'][:12]}"
-        )
-    return commit
+    identity = {
+        "GIT_AUTHOR_NAME": BOT_NAME,
+        "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+        "GIT_COMMITTER_NAME": BOT_NAME,
+        "GIT_COMMITTER_EMAIL": BOT_EMAIL,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, **identity, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+
+        def git_in(*args: str, stdin: str | None = None) -> str:
+            proc = subprocess.run(
+                ["git", *args], cwd=git.repo_dir, env=env, input=stdin,
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise GitError(f"`git {args[0]}` failed: {(proc.stderr or proc.stdout).strip()}")
+            return proc.stdout.strip()
+
+        git_in("read-tree", change.base_sha)
+        # NUL-terminated: a path with a line break cannot add an index entry of its own.
+        git_in("update-index", "-z", "--index-info", stdin="\0".join(lines) + "\0")
+        tree = git_in("write-tree")
+        return git_in("commit-tree", tree, "-p", change.base_sha, "-F", "-", stdin=message)
 
 
 def _remote_tip(git: Git, remote: str, branch: str) -> str | None:
@@ -434,14 +463,17 @@ def _open_pull_request(
         full_report_hint="report.md in the retrain run's artifact",
         marker_id=report_marker_id(settings.artifact, REPORT_WORKFLOW),
     )
+    from mlops_ci.report.markdown import code_span, md_text
+
     refreshed = [s["path"] for s in result.sources if s.get("changed")]
     intro = "\n".join(
         [
-            f"Retrained **{settings.artifact}** by `mlops-ci retrain` on {settings.target_branch} "
+            f"Retrained **{md_text(settings.artifact, 80)}** by `mlops-ci retrain` on "
+            f"{md_text(settings.target_branch, 120)} "
             f"({result.base_sha[:12]}).",
             "",
-            f"- refreshed: {', '.join(f'`{p}`' for p in refreshed) or 'no source (the outputs changed)'}",
-            f"- changed: {', '.join(f'`{p}`' for p in result.changed_files)}",
+            f"- refreshed: {', '.join(code_span(p, 300) for p in refreshed) or 'no source (the outputs changed)'}",
+            f"- changed: {', '.join(code_span(p, 300) for p in result.changed_files)}",
             f"- commit: {commit[:12]} (signed off by {BOT_NAME})",
             "",
             "The pull request's own workflow gates it; the report of this run follows.",

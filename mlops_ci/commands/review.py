@@ -32,6 +32,7 @@ from mlops_ci.gate.waivers import (
 )
 from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_OK, EXIT_SERVICE, ConfigError, ServiceError
+from mlops_ci.project.untrusted.inventory import entry_point
 
 VERDICT_FILE = "verdict.json"
 
@@ -81,6 +82,7 @@ class ReviewRun:
         return "\n".join(lines + self.notes)
 
 
+@entry_point("the issue_comment event of the review job")
 def read_comment_event(env: Mapping[str, str]) -> CommandComment | None:
     """The pull request comment of a GitHub `issue_comment` event; None for a comment on an
     issue (not a pull request) or another action than `created`."""
@@ -136,8 +138,8 @@ def run_review(
     """`mlops-ci review`: re-judge the head's verdict with a reviewer's waiver, or reply why not."""
     from mlops_ci.commands.gate import post_verdict
     from mlops_ci.forge import detect_forge
-    from mlops_ci.report.markdown import md_text
-    from mlops_ci.report.waivers import code_span, encode_payload, splice_waivers
+    from mlops_ci.report.markdown import code_span, md_text
+    from mlops_ci.report.waivers import encode_payload, splice_waivers
 
     env = os.environ if env is None else env
     command = read_comment_event(env)
@@ -174,6 +176,31 @@ def run_review(
             command,
             "only people with write access to this repository can accept a failing rule; "
             "nothing changed.",
+        )
+        return result
+    try:
+        fork = forge.pr_from_fork(command.pr_number)
+    except ServiceError as exc:
+        result.outcome, result.exit_code = "refused", EXIT_SERVICE
+        result.notes.append(f"the pull request's source was not checked: {exc}")
+        result.reply_url = _reply(
+            forge,
+            command.pr_number,
+            command,
+            "the pull request could not be read, so nothing changed; comment again later.",
+        )
+        return result
+    if fork:
+        # A fork's verdict is computed from the fork's own numbers (advisory) and carries no
+        # record for its head; docs/review.md: waivers are read for same-repository PRs only.
+        result.outcome = "refused"
+        result.notes.append("pull request from a fork: no waivers")
+        result.reply_url = _reply(
+            forge,
+            command.pr_number,
+            command,
+            "waivers are not read on a pull request from a "
+            "fork (its numbers come from the fork's own job); nothing changed.",
         )
         return result
     result.head_sha = head = forge.pr_head(command.pr_number)

@@ -157,8 +157,9 @@ def _save_images(
         data = (entry or {}).get("bytes")
         if data is not None:
             name = f"{safe}.{side}{ext.lower()}"
-            (run_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-            (run_dir / IMAGES_DIR / name).write_bytes(data)
+            with documents.writing(run_dir / IMAGES_DIR / name):
+                (run_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+                (run_dir / IMAGES_DIR / name).write_bytes(data)
             saved[f"{side}_file"] = f"{IMAGES_DIR}/{name}"
     return saved
 

@@ -28,6 +28,12 @@ from mlops_ci.project.documents import parse_bounded
 from mlops_ci.project.dvcfile import Declarations, LockEntry, PlotDef, parse_structured
 from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
+from mlops_ci.project.untrusted.paths import (
+    MAX_LINK_HOPS,
+    PathOutside,
+    link_target,
+    read_workspace_file,
+)
 
 MAX_PLOT_POINTS = 200
 # Neither in git nor recorded as an output at the revision: never produced there.
@@ -94,6 +100,8 @@ class RevisionFiles:
         self.project, self.rev = project, rev
         self.git = project.git
         self.fetch = fetch  # md5s -> {md5: bytes | None} and {md5: why}; None: no remote tried
+        self._links: set[str] | None = None  # top-level paths of tracked symlinks, when asked
+        self.why: dict[str, str] = {}  # path -> why it could not be read
         top_files = self.git.list_files(rev, project.prefix)
         cut = len(project.prefix) + 1 if project.prefix else 0
         files = [p[cut:] for p in top_files]
@@ -104,7 +112,6 @@ class RevisionFiles:
         self.tracked = set(self.files)
         self.outs: dict[str, str] = {}  # output path -> md5 (`.dir` for directories)
         self.manifests: dict[str, dict[str, str] | None] = {}
-        self.why: dict[str, str] = {}  # path -> why it could not be read
         self._cache_dirs = _cache_dirs(project.root)
 
     def _not_ignored(self, files: list[str]) -> list[str]:
@@ -143,9 +150,40 @@ class RevisionFiles:
 
     def _read_plain(self, paths: list[str]) -> dict[str, bytes | None]:
         if self.rev is None:
-            return {p: _read_disk(self.project.root / p) for p in paths}
-        blobs = self.git.read_many([f"{self.rev}:{self._git_path(p)}" for p in paths])
-        return {p: blobs.get(f"{self.rev}:{self._git_path(p)}") for p in paths}
+            return {p: self._read_workspace(p) for p in paths}
+        return self._read_git(paths)
+
+    def _read_workspace(self, path: str) -> bytes | None:
+        """A workspace file, only when it resolves inside the repository (untrusted.paths)."""
+        try:
+            return read_workspace_file(self.project.git_top, self.project.root / path, path)
+        except PathOutside as exc:
+            self.why[path] = str(exc)
+            return None
+
+    def _read_git(self, paths: list[str]) -> dict[str, bytes | None]:
+        """Blobs of tracked files; a tracked symlink followed within the revision's tree, only
+        while it stays inside the repository (untrusted.paths.link_target)."""
+        assert self.rev is not None
+        specs = {p: f"{self.rev}:{self._git_path(p)}" for p in paths}
+        blobs = self.git.read_many(list(specs.values()))
+        found = {p: blobs.get(spec) for p, spec in specs.items()}
+        if self._links is None:
+            self._links = set(self.git.symlinks(self.rev, self.project.prefix))
+        for p in paths:
+            top_path = self._git_path(p)
+            hops = 0
+            try:
+                while top_path in self._links and found[p] is not None:
+                    if hops == MAX_LINK_HOPS:
+                        raise PathOutside(f"{p} is a chain of more than {MAX_LINK_HOPS} symlinks")
+                    top_path = link_target(top_path, found[p] or b"")
+                    found[p] = self.git.show(self.rev, top_path)
+                    hops += 1
+            except PathOutside as exc:
+                found[p] = None
+                self.why[p] = str(exc)
+        return found
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -192,16 +230,13 @@ class RevisionFiles:
         """The bytes of each path at this revision; None (and `why[path]`) when unreadable."""
         paths = list(dict.fromkeys(paths))
         if self.rev is None:
-            found = {p: _read_disk(self.project.root / p) for p in paths}
+            found = {p: self._read_workspace(p) for p in paths}
             for p, data in found.items():
                 if data is None:
-                    self.why[p] = "missing in the workspace"
+                    self.why.setdefault(p, "missing in the workspace")
             return found
         in_git = [p for p in paths if p in self.tracked]
-        blobs = self.git.read_many([f"{self.rev}:{self._git_path(p)}" for p in in_git])
-        found: dict[str, bytes | None] = {
-            p: blobs.get(f"{self.rev}:{self._git_path(p)}") for p in in_git
-        }
+        found: dict[str, bytes | None] = self._read_git(in_git)
         wanted = {p: self._md5(p) for p in paths if p not in found}
         for p, md5 in wanted.items():
             if md5 is None:

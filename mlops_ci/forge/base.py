@@ -174,6 +174,11 @@ class Forge(ABC):
         """The current head SHA of pull/merge request `number`."""
         raise ReviewNotSupported(f"{self.name} has no pull requests")
 
+    def pr_from_fork(self, number: int) -> bool:
+        """Whether pull/merge request `number` comes from another repository (a fork): its
+        author needs no write access to this one, so the review reads no waiver for it."""
+        raise ReviewNotSupported(f"{self.name} has no pull requests")
+
     def note_head(self, number: int, written_at: str | None) -> str | None:
         """The head a comment written at `written_at` was about, where the forge can tell from
         its own records (GitLab's merge request versions); None: only the review's reply can."""

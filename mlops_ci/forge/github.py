@@ -156,6 +156,16 @@ class GitHubForge(RemoteForge):
         sha = head.get("sha") if isinstance(head, dict) else None
         return sha if isinstance(sha, str) else None
 
+    def pr_from_fork(self, number: int) -> bool:
+        """head.repo differs from base.repo; a deleted fork (head.repo null) is a fork too."""
+        data = self.session.get_json(f"repos/{self.repository}/pulls/{number}")
+        sides = [data.get(side) if isinstance(data, dict) else None for side in ("head", "base")]
+        names = [
+            (side.get("repo") or {}).get("full_name") if isinstance(side, dict) else None
+            for side in sides
+        ]
+        return not (isinstance(names[0], str) and names[0].lower() == str(names[1]).lower())
+
     def own_login(self) -> str:
         return self._own_login()
 

@@ -10,13 +10,14 @@ This module is pure: the forge calls (who may waive, which comments exist) are t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlops_ci.gate.rules import _summary
 from mlops_ci.gate.verdict import RuleResult, Verdict
+from mlops_ci.project.untrusted.inventory import entry_point
+from mlops_ci.project.untrusted.records import ack_record, read_ack_record
 
 PREFIX = "/mlops-ci"
 ACCEPT = "accept"
@@ -27,8 +28,6 @@ WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 GITLAB_DEVELOPER = 30  # GitLab access level of a Developer; Maintainer 40, Owner 50
 MAX_TARGET = 200
 MAX_REASON = 1000
-# Hidden records the bot writes into its own comments (never trusted from anyone else).
-_ACK = re.compile(r"<!-- mlops-ci-waiver (\d{1,20}) ([0-9a-f]{40}) -->")
 
 
 class BadCommand(ValueError):
@@ -61,6 +60,7 @@ def is_command(body: str) -> bool:
     return body.lstrip().startswith(PREFIX)
 
 
+@entry_point("a pull request comment or merge request note")
 def parse_command(body: str) -> AcceptCommand | None:
     """`/mlops-ci accept <target> <reason>` → AcceptCommand; None when the body is not a command
     at all; BadCommand (with what to write instead) when it is one we cannot act on.
@@ -184,17 +184,18 @@ def verdict_from_dict(doc: Mapping[str, Any]) -> Verdict:
 # --- hidden records in the bot's own comments ---------------------------------------------------
 
 
-def ack_marker(comment_id: int | str, head_sha: str) -> str:
-    """What the bot's reply records: this command was accepted for this head."""
-    return f"<!-- mlops-ci-waiver {comment_id} {head_sha} -->"
+# The format and the position (the reply's last line) are the boundary's: project/untrusted.
+ack_marker = ack_record
 
 
 def read_acks(bodies: Iterable[str]) -> dict[str, str]:
-    """Command comment id → head SHA it was accepted for, from the bot's own replies."""
+    """Command comment id → head SHA it was accepted for, from the bot's own replies (each
+    reply's last line only: `records.read_ack_record`)."""
     acks: dict[str, str] = {}
     for body in bodies:
-        for cid, sha in _ACK.findall(body):
-            acks.setdefault(cid, sha)
+        found = read_ack_record(body)
+        if found is not None:
+            acks.setdefault(*found)
     return acks
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from mlops_ci import __version__
-from mlops_ci.project.errors import ConfigError
+from mlops_ci.project.errors import ConfigError, OutputNotWritten
+from mlops_ci.project.untrusted.inventory import entry_point
 
 SCHEMA_VERSION = 1
 MAX_DEPTH = 32  # deeper than any document mlops-ci writes; deeper input is refused, not recursed
@@ -33,25 +36,63 @@ def header(kind: str) -> dict[str, Any]:
 PRETTY_UP_TO_BYTES = 16 * 1024
 
 
+# What the machine, not the input, refuses: a full disk or quota, a read-only file system, no
+# permission. Said as exit 3 naming the file; anything else stays the error it is.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Around writing `path`: OutputNotWritten (exit 3) naming it when the disk is full or
+    read-only or the file not ours to write."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        raise OutputNotWritten(
+            f"cannot write {path}: {os.strerror(exc.errno or 0)}; free space or choose a "
+            "writable --run-dir, then run the command again"
+        ) from exc
+
+
 def write(run_dir: Path, name: str, data: dict[str, Any]) -> Path:
-    """Write atomically, so a reader never sees half a document."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Write atomically, so a reader never sees half a document (and a full disk leaves the
+    previous one whole)."""
     path = run_dir / name
     text = json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
     if len(text) <= PRETTY_UP_TO_BYTES:
         text = json.dumps(data, indent=2, default=str, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.write("\n")
-    os.replace(tmp, path)
+    with writing(path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     return path
 
 
 def write_text(run_dir: Path, name: str, text: str) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / name
-    path.write_text(text, encoding="utf-8")
+    with writing(path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_file(path: Path, text: str) -> Path:
+    """A text output outside the run directory's documents (`--output`), errors as `write`."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -156,6 +197,7 @@ def loads_strict(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
     return data
 
 
+@entry_point("a metrics or params file's bytes at a revision")
 def parse_bounded(
     path: str, raw: bytes, parse: Callable[[str, bytes], Any], max_depth: int = 64
 ) -> Any:

@@ -68,3 +68,10 @@ class PromotionRefused(MlopsCiError):
 
 class VerificationFailed(MlopsCiError):
     """A bundle's checksums or predictions do not match; it was not switched to."""
+
+
+class OutputNotWritten(MlopsCiError):
+    """An output file could not be written: the disk is full, read-only, or not ours to write
+    (exit 3, like an outside service: the environment failed, not the input)."""
+
+    exit_code = EXIT_SERVICE

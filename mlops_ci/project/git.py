@@ -145,6 +145,17 @@ class Git:
         proc = self._exec(args, check=True, stdin=None, text=False, timeout=300)
         return [p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p]
 
+    def symlinks(self, rev: str, prefix: str = "") -> list[str]:
+        """Paths git tracks as symlinks (mode 120000) at `rev` under `prefix`."""
+        scope = ["--", prefix] if prefix else []
+        args = ["ls-tree", "-r", "-z", "--full-tree", rev, *scope]
+        proc = self._exec(args, check=True, stdin=None, text=False, timeout=300)
+        return [
+            line.split(b"\t", 1)[1].decode("utf-8", "surrogateescape")
+            for line in proc.stdout.split(b"\0")
+            if line.startswith(b"120000 ")
+        ]
+
     def commit_info(self, rev: str) -> Commit:
         return self.log(rev, 1)[0]
 

@@ -6,6 +6,9 @@ a pull request cannot break a table with `|`, inject raw HTML, ping `@everyone`,
 `#123`, or load an image beacon. GitHub's mention, issue-reference and SHA filters run on the
 rendered HTML text, where a markdown backslash escape is already gone, so those are broken with a
 zero-width space instead; everything markdown itself would interpret is backslash-escaped.
+
+Each of them (and `code_span`) first makes the text inert with `untrusted.text.inert_line`: no
+comment opener and no name of our hidden records survives even in code, where `<` stays `<`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote, urlsplit
 
-ZWSP = "\u200b"
+from mlops_ci.project.untrusted.text import ZWSP, inert_line, inert_lines
+from mlops_ci.project.untrusted.text import clip as clip  # re-exported for the renderers
 
-# Control characters (incl. ESC, which could drive a terminal) and line/paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # ASCII punctuation that inline markdown, GFM tables, strikethrough, math or entities act on.
 _MD_PUNCT = re.compile(r"([\\`*_\[\]<>|~&$!])")
 # GitHub filters that act on rendered text: @mentions and e-mail autolinks, #123 / GH-123
@@ -36,17 +38,16 @@ _PLAIN = re.compile(r"[A-Za-z0-9 ./,+=()-]*")
 _BLOCK_START = re.compile(r"(\d*)([-+=>#.)])")
 
 
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, with an ellipsis when cut."""
-    if limit > 0 and len(text) > limit:
-        return text[: max(limit - 1, 0)] + "…"
-    return text
-
-
 def one_line(value: object) -> str:
-    """The value as one line of plain text: control characters and newlines become spaces."""
-    text = value if isinstance(value, str) else str(value)
-    return _CONTROL.sub(" ", text).strip()
+    """The value as one line of inert plain text (`untrusted.text.inert_line`)."""
+    return inert_line(value)
+
+
+def code_span(value: object, limit: int = 80) -> str:
+    """A name as inline code: inert (`inert_line`), no backtick that could end the span, no
+    pipe that could split a table cell; inside code nothing else is markdown."""
+    text = inert_line(value, limit).replace("`", "'").replace("|", "¦")
+    return f"`{text}`" if text.strip() else "` `"
 
 
 def md_text(value: object, limit: int = 120) -> str:
@@ -54,7 +55,7 @@ def md_text(value: object, limit: int = 120) -> str:
 
     `md_text("a|b @you")` gives `a\\|b @` + ZWSP + `you`: one table cell, no mention.
     """
-    text = clip(one_line(value), limit)
+    text = inert_line(value, limit)
     if not (_PLAIN.fullmatch(text) and "www." not in text.lower()):
         text = _MD_PUNCT.sub(r"\\\1", text)
         text = _AT_HASH.sub(lambda m: m.group(1) + ZWSP, text)
@@ -70,8 +71,7 @@ def md_text(value: object, limit: int = 120) -> str:
 
 def md_code_block(text: str, lang: str = "", limit: int = 4000) -> str:
     """A fenced code block that `text` cannot close: the fence is longer than any backtick run."""
-    body = clip(text.replace("\r\n", "\n").replace("\r", "\n"), limit)
-    body = "\n".join(_CONTROL.sub(" ", line) for line in body.split("\n"))
+    body = inert_lines(text, limit)
     longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{body}\n{fence}"

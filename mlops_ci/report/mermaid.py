@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mlops_ci.project.untrusted.text import inert_line
+
 # Two series at most per chart; xychart-beta draws no legend, so the colours are fixed here and
 # the legend is written under the chart.
 BASELINE_COLOUR = "#9ca3af"
@@ -39,8 +41,9 @@ class Chart:
 
 
 def chart_text(value: object, limit: int = 40) -> str:
-    """A label reduced to characters Mermaid's grammar and the markdown fence both leave inert."""
-    text = _UNSAFE.sub(" ", str(value))
+    """A label reduced to characters Mermaid's grammar and the markdown fence both leave inert
+    (after `inert_line`, the boundary's one function for untrusted text)."""
+    text = _UNSAFE.sub(" ", inert_line(value))
     text = " ".join(text.split())
     return text[:limit].strip() or "-"
 

@@ -7,28 +7,22 @@ no markdown, no links, no @-mentions, no HTML that could end the hidden records.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_ci.report.markdown import clip, md_link, md_text, one_line
+from mlops_ci.project.untrusted.records import read_verdict_record, verdict_record, without_record
+from mlops_ci.report.markdown import code_span, md_link, md_text
 from mlops_ci.report.sections import VERDICT_MARKS
 
 START = "<!-- mlops-ci-waivers -->"
 END = "<!-- /mlops-ci-waivers -->"
 _BLOCK = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", re.S)
 _GATE_LINE = re.compile(r"^Gate: .*$", re.M)
-_PAYLOAD = re.compile(r"<!-- mlops-ci-verdict ([A-Za-z0-9+/=]{1,200000}) -->")
 
-
-def code_span(value: object, limit: int = 80) -> str:
-    """A name as inline code: one line, no backtick that could end the span, no pipe that
-    could split a table cell; inside code nothing else is markdown."""
-    text = clip(one_line(value), limit).replace("`", "'").replace("|", "¦")
-    return f"`{text}`" if text.strip() else "` `"
+# The record's format and its position belong to the boundary (project/untrusted/records.py).
+encode_payload = verdict_record
+decode_payload = read_verdict_record
 
 
 def waivers_block(verdict: Mapping[str, Any]) -> str:
@@ -73,28 +67,5 @@ def splice_waivers(body: str, verdict: Mapping[str, Any], payload: str) -> str:
         body = body[: found.start()] + line + "\n\n" + block + body[found.end() :].lstrip("\n")
     else:
         body = block + body
-    if _PAYLOAD.search(body):
-        return _PAYLOAD.sub(lambda _m: payload, body, count=1)
-    return body.rstrip("\n") + "\n" + payload + "\n"
-
-
-def encode_payload(verdict: Mapping[str, Any]) -> str:
-    """The verdict as a hidden HTML comment of the report: plain base64 has no `-`, so nothing
-    in it can end the comment early."""
-    raw = zlib.compress(json.dumps(verdict, separators=(",", ":")).encode(), 9)
-    return f"<!-- mlops-ci-verdict {base64.b64encode(raw).decode()} -->"
-
-
-def decode_payload(body: str) -> dict[str, Any] | None:
-    """The verdict a report comment carries, or None when it carries none we can read."""
-    found = _PAYLOAD.search(body)
-    if found is None:
-        return None
-    try:
-        raw = zlib.decompressobj().decompress(
-            base64.b64decode(found.group(1), validate=True), 2_000_000
-        )
-        doc = json.loads(raw)
-    except (ValueError, zlib.error):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("kind") == "verdict" else None
+    # The record is the last line, where the tool alone writes it (records.read_verdict_record).
+    return without_record(body) + payload + "\n"

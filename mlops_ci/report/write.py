@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlops_ci.project import documents
 from mlops_ci.project.documents import REPORT_FILE
 from mlops_ci.report import png
 from mlops_ci.report.render import Report
@@ -18,13 +19,10 @@ def write_report(run_dir: Path, report: Report, *, output: Path | None = None) -
 
     Files are written before anything is posted, so a forge failure never loses the report.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    full = run_dir / FULL_NAME
-    full.write_text(report.full_markdown, encoding="utf-8")
-    (run_dir / FITTED_NAME).write_text(report.markdown, encoding="utf-8")
+    full = documents.write_text(run_dir, FULL_NAME, report.full_markdown)
+    documents.write_text(run_dir, FITTED_NAME, report.markdown)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report.full_markdown, encoding="utf-8")
+        documents.write_file(output, report.full_markdown)
     return full
 
 
@@ -39,7 +37,7 @@ def write_pngs(
     )  # fmt: skip
     notes = run_dir / "plots-notes.txt"
     if result.notes:
-        notes.write_text("\n".join(result.notes) + "\n", encoding="utf-8")
+        documents.write_file(notes, "\n".join(result.notes) + "\n")
     elif notes.exists():
         notes.unlink()
     return result

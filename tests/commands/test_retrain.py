@@ -174,7 +174,12 @@ def test_two_retrains_racing_on_the_branch(
         assert not published.pushed and tip == a.commit_sha
         assert any("already holds this change" in line for line in published.lines)
     else:
-        assert published.pushed and tip == b.commit_sha
+        # The publishing half commits the checked files itself: b's tree, not b's commit object.
+        assert published.pushed and tip == published.commit_sha != b.commit_sha
+        git = Git(repo)
+        assert git.out("rev-parse", f"{tip}^{{tree}}") == git.out(
+            "rev-parse", f"{b.commit_sha}^{{tree}}"
+        )
     assert len(pulls(run_b)) == 1
 
 
@@ -209,8 +214,8 @@ def test_the_reproducing_half_runs_stages_without_write_tokens(
 def test_publish_refuses_a_run_directory_that_does_not_hold_together(
     project: tuple[Path, Path], tmp_path: Path
 ):
-    """retrain.json is untrusted input: it must match its schema, and the bundle must hold the
-    one commit it names, on the base it names."""
+    """retrain.json is untrusted input: it must match its schema, be made on the target
+    branch's tip, and report exactly the files the bundle changes."""
     from mlops_ci.project.untrusted import UntrustedInputRejected
 
     repo, upstream = project
@@ -220,8 +225,11 @@ def test_publish_refuses_a_run_directory_that_does_not_hold_together(
     doc = json.loads((run / "retrain.json").read_text())
     refs = origin_refs(repo)
 
-    (run / "retrain.json").write_text(json.dumps({**doc, "commit_sha": "f" * 40}))
-    with pytest.raises(ConfigError, match="names ffffffffffff"):
+    (run / "retrain.json").write_text(json.dumps({**doc, "base_sha": "f" * 40}))
+    with pytest.raises(ConfigError, match="made on ffffffffffff"):
+        run_retrain(repo, run, publish=True)
+    (run / "retrain.json").write_text(json.dumps({**doc, "changed_files": ["dvc.lock"]}))
+    with pytest.raises(ConfigError, match="differs from the files retrain"):
         run_retrain(repo, run, publish=True)
     (run / "retrain.json").write_text(json.dumps({**doc, "bundle": "../../elsewhere"}))
     with pytest.raises(UntrustedInputRejected, match="does not match the retrain schema"):

@@ -83,9 +83,12 @@ class GitHubState(FakeForge):
         title: str = "",
         body: str | None = None,
         merge_commit_sha: str | None = None,
+        head_repo: str | None = None,
     ) -> None:
+        """`head_repo`: the fork the head branch lives in (None: this repository)."""
         with self.lock:
             self.repo(repo).pulls[number] = {
+                "head_repo": head_repo,
                 "merge_commit_sha": merge_commit_sha,
                 "number": number,
                 "head_sha": head_sha,
@@ -243,9 +246,8 @@ class GitHubState(FakeForge):
         obj["base"].update(ref=pull["base_ref"], sha=pull["base_sha"])
         for side in ("head", "base"):
             if isinstance(obj[side].get("repo"), dict):
-                obj[side]["repo"].update(
-                    full_name=repo.full_name, name=repo.full_name.split("/")[1]
-                )
+                name = (side == "head" and pull.get("head_repo")) or repo.full_name
+                obj[side]["repo"].update(full_name=name, name=name.split("/")[1])
         return obj
 
     # --- routing -----------------------------------------------------------------------------

@@ -232,8 +232,9 @@ class FakeForge:
             return 200, {}, {"ok": True}
         if path == "/_fake/pull" and method == "POST" and isinstance(body, dict):
             # A push to the pull request's branch: the same PR, a new head (and its comments).
+            extra = {"head_repo": str(body["head_repo"])} if body.get("head_repo") else {}
             self.add_pull(  # type: ignore[attr-defined]
-                str(body["repo"]), int(body["number"]), head_sha=str(body["head_sha"])
+                str(body["repo"]), int(body["number"]), head_sha=str(body["head_sha"]), **extra
             )
             return 200, {}, {"ok": True}
         return 404, {}, {"message": "unknown control endpoint"}

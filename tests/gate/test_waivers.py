@@ -336,8 +336,8 @@ def test_mains_gate_carries_the_merged_pull_requests_waivers_into_the_model_card
     repo = fake_github.repo(REPO)
     old = fake_github._create_comment(repo, 9, "/mlops-ci accept f1 for the old head", "maint")
     new = fake_github._create_comment(repo, 9, "/mlops-ci accept accuracy **ok** @team", "maint")
-    fake_github._create_comment(repo, 9, "ok " + ack_marker(old["id"], "e" * 40), DEFAULT_LOGIN)
-    fake_github._create_comment(repo, 9, "ok " + ack_marker(new["id"], HEAD), DEFAULT_LOGIN)
+    fake_github._create_comment(repo, 9, "ok\n\n" + ack_marker(old["id"], "e" * 40), DEFAULT_LOGIN)
+    fake_github._create_comment(repo, 9, "ok\n\n" + ack_marker(new["id"], HEAD), DEFAULT_LOGIN)
 
     verdict = Verdict("pass", "all rules passed", [], artifact="classifier")
     review_waivers(verdict, tmp_path, env)

@@ -25,6 +25,7 @@ from typing import Any
 from mlops_ci.project.documents import loads_strict
 from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.settings import SCHEMAS
+from mlops_ci.project.untrusted.inventory import entry_point
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -89,6 +90,7 @@ def _short(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[:limit] + "…"
 
 
+@entry_point("a document of an untrusted run directory")
 def read_document(path: Path, kind: str, max_bytes: int) -> dict[str, Any]:
     """Size-check, strictly parse and validate one untrusted document."""
     try:
@@ -121,6 +123,7 @@ def read_document(path: Path, kind: str, max_bytes: int) -> dict[str, Any]:
     return validate_document(kind, data, source=str(path))
 
 
+@entry_point("an untrusted run directory as a whole")
 def load_untrusted_run_dir(run_dir: Path) -> ValidatedRun:
     """Validate the documents of a downloaded run directory; the only way publish reads it."""
     try:
