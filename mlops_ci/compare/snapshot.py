@@ -215,6 +215,22 @@ class RevisionFiles:
                     self.why[p] = self.why.get(md5, "not in the local DVC cache")
         return found
 
+    def local_file(self, path: str) -> Path | None:
+        """The file on this machine that holds `path` at this revision (the working tree, or
+        its object in the local DVC cache), so a large table can be streamed; None when it is
+        a git object or must come from the remote (`read` it)."""
+        if self.rev is None:
+            full = self.project.root / path
+            return full if full.is_file() else None
+        md5 = None if path in self.tracked else self._md5(path)
+        if md5 is None:
+            return None
+        for cache in self._cache_dirs:
+            for found in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:]):
+                if found.is_file():
+                    return found
+        return None
+
     def _git_path(self, path: str) -> str:
         return f"{self.project.prefix}/{path}" if self.project.prefix else path
 
