@@ -143,15 +143,22 @@ def content_digest(files: list[TableFile]) -> str:
 
 
 def build_table(
-    path: str, files: list[TableFile], sample_rows: int, *, seed: int = 0, layout: Layout = Layout()
+    path: str,
+    files: list[TableFile],
+    sample_rows: int,
+    *,
+    seed: int = 0,
+    layout: Layout = Layout(),
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Table:
-    """Parse every row of the table's files once (pandas, pyarrow), profiling as it goes."""
+    """Parse every row of the table's files once (pandas, pyarrow), `chunk_rows` at a time,
+    profiling as it goes."""
     from mlops_ci.compare.numeric import np
 
     profile = Profile(sample_rows, np.random.default_rng(seed))
     for file in files:
         try:
-            for chunk in _chunks(file, layout):
+            for chunk in _chunks(file, layout, chunk_rows):
                 profile.add(chunk)
         except (TableUnreadable, MemoryError):
             raise
@@ -167,19 +174,19 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
-def _chunks(file: TableFile, layout: Layout) -> Iterator[pd.DataFrame]:
+def _chunks(file: TableFile, layout: Layout, chunk_rows: int) -> Iterator[pd.DataFrame]:
     from mlops_ci.compare.numeric import pd
 
     suffix = posixpath.splitext(file.name.lower())[1]
     if suffix in PARQUET_SUFFIXES:
-        yield from _parquet_chunks(file)
+        yield from _parquet_chunks(file, chunk_rows)
         return
     if suffix in LINE_SUFFIXES:
         with open_table_file(file) as fh:
             if not fh.read(_HEAD_BYTES).strip():
                 return  # an empty file: no rows, no columns
             fh.seek(0)
-            yield from pd.read_json(fh, lines=True, chunksize=CHUNK_ROWS)
+            yield from pd.read_json(fh, lines=True, chunksize=chunk_rows)
         return
     sep = TEXT_SUFFIXES[suffix]
     header = layout.header
@@ -188,7 +195,7 @@ def _chunks(file: TableFile, layout: Layout) -> Iterator[pd.DataFrame]:
     options = {"sep": sep, "header": 0 if header else None, "names": layout.columns}
     seen = False
     with open_table_file(file) as fh:
-        for chunk in pd.read_csv(fh, chunksize=CHUNK_ROWS, **options):
+        for chunk in pd.read_csv(fh, chunksize=chunk_rows, **options):
             seen = True
             yield chunk
     if not seen:  # a header and no rows: the columns still count
@@ -196,7 +203,7 @@ def _chunks(file: TableFile, layout: Layout) -> Iterator[pd.DataFrame]:
             yield pd.read_csv(fh, nrows=0, **options)
 
 
-def _parquet_chunks(file: TableFile) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(file: TableFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
@@ -208,7 +215,7 @@ def _parquet_chunks(file: TableFile) -> Iterator[pd.DataFrame]:
         if parquet.metadata.num_rows == 0:
             yield parquet.schema_arrow.empty_table().to_pandas()
             return
-        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS):
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
 
 
