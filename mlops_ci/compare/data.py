@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mlops_ci.compare import data_files
+from mlops_ci.compare.data_auto import auto_tables
 from mlops_ci.compare.snapshot import Project, RevisionFiles, read_declarations
 from mlops_ci.project.data_settings import DataSettings, TableSettings
 from mlops_ci.project.errors import ConfigError, MlopsCiError
@@ -52,7 +53,7 @@ def data_section(
     `readers`: the snapshots' (baseline, workspace) readers, declarations read, to reuse."""
     tables = [*settings.tables, *(t for t in extra_tables if t.path not in
                                   {s.path for s in settings.tables})]  # fmt: skip
-    if baseline_sha is None or (not settings.files and not tables):
+    if baseline_sha is None or (not settings.files and not tables and not settings.auto):
         return None
     base = readers[0] or _reader(project, baseline_sha, fetch)
     cand = readers[1] or _reader(project, None, fetch)
@@ -64,17 +65,34 @@ def data_section(
         "tables": [],
     }
     files = _Files(project, baseline_sha, base, cand) if settings.files else None
+    try:
+        auto, left_out = auto_tables(base, cand, settings, [t.path for t in tables])
+    except ConfigError as exc:  # the file table reports the broken records
+        auto, left_out = [], [{"path": "*", "reason": str(exc)[:300]}]
+    if settings.auto:
+        section["auto"] = {"max_bytes": settings.max_auto_bytes, "left_out": left_out[:50],
+                           "more_left_out": max(len(left_out) - 50, 0)}  # fmt: skip
     results = [_table(t, base, cand, settings) for t in tables]
+    found = [_table(t, base, cand, settings) for t in auto]
     section["files"] = files.result() if files is not None else None
+    # Declared tables are corrected as one family and the undeclared ones as another, so
+    # what the gate judges does not depend on what else changed.
+    _correct(results, settings.fdr)
+    _correct(found, settings.fdr)
+    section["tables"] = [*results, *found]
+    if not section["tables"] and not settings.files and not left_out:
+        return None
+    return section
+
+
+def _correct(results: list[dict[str, Any]], fdr: float) -> None:
     from_drift = [r for r in results if r.get("columns")]
     if from_drift:
         from mlops_ci.compare.drift import correct
 
-        correct([c for r in from_drift for c in r["columns"]], settings.fdr)
+        correct([c for r in from_drift for c in r["columns"]], fdr)
         for r in from_drift:
             r["drifted_columns"] = [c["name"] for c in r["columns"] if c["drifted"]]
-    section["tables"] = results
-    return section
 
 
 class _Files:
@@ -246,6 +264,8 @@ def _table(
     out: dict[str, Any] = {"path": spec.path, "target": spec.target, "key": spec.key,
                            "status": "unchanged", "errors": [], "baseline": None,
                            "candidate": None, "columns": [], "label": None}  # fmt: skip
+    if spec.auto:
+        out["auto"] = True  # profiled because its DVC hash changed, not declared
     layout = Layout(spec.header, spec.columns)
     old, new, seed = _sides(spec.path, base, cand, settings.sample_rows, layout)
     if seed is None:
