@@ -210,6 +210,18 @@ class _Side:
             self.error = "too large to read in memory"
 
 
+def plot_header(reader: RevisionFiles, path: str) -> bool | None:
+    """DVC's `header` plot property where the table is also a plot (or in a plotted
+    directory), as the candidate's `dvc.yaml` declares it; None when it says nothing."""
+    decl = reader.declarations
+    found: dict[int, bool] = {}  # by the length of the plotted path
+    for _config, name, props, path_id in decl.plots if decl is not None else []:
+        header = props.get("header") if isinstance(props, dict) else None
+        if path_id and isinstance(header, bool) and (path == name or path.startswith(name + "/")):
+            found[len(name)] = header
+    return found[max(found)] if found else None  # the most specific definition
+
+
 def sample_seed(old_digest: str | None, new_digest: str | None) -> int:
     """The sample's seed, from the content hashes of both revisions: the rows a drift test
     sees cannot be known before the change is written, and a rerun sees the same rows."""
@@ -266,7 +278,8 @@ def _table(
                            "candidate": None, "columns": [], "label": None}  # fmt: skip
     if spec.auto:
         out["auto"] = True  # profiled because its DVC hash changed, not declared
-    layout = Layout(spec.header, spec.columns)
+    header = spec.header if spec.header is not None else plot_header(cand, spec.path)
+    layout = Layout(header, spec.columns)
     old, new, seed = _sides(spec.path, base, cand, settings.sample_rows, layout)
     if seed is None:
         out["baseline"] = out["candidate"] = {"digest": old.digest}

@@ -105,6 +105,7 @@ class RevisionFiles:
         self.outs: dict[str, str] = {}  # output path -> md5 (`.dir` for directories)
         self.manifests: dict[str, dict[str, str] | None] = {}
         self.why: dict[str, str] = {}  # path -> why it could not be read
+        self.declarations: Declarations | None = None  # once `read_declarations` has run
         self._cache_dirs = _cache_dirs(project.root)
 
     def _not_ignored(self, files: list[str]) -> list[str]:
@@ -375,7 +376,8 @@ def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, 
         if texts.get(path) is not None:
             for entry in dvcfile.dvcfile_entries(texts[path], path):
                 _add_out(reader, entry)
-    return dvcfile.finish(decl, reader.exists(dvcfile.DEFAULT_PARAMS_FILE)), has_lock
+    reader.declarations = dvcfile.finish(decl, reader.exists(dvcfile.DEFAULT_PARAMS_FILE))
+    return reader.declarations, has_lock
 
 
 def _add_out(reader: RevisionFiles, entry: LockEntry) -> None:

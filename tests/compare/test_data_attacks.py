@@ -139,3 +139,22 @@ def test_a_headerless_tsv_keeps_its_first_row(tmp_path: Path):
     assert (named.rows, list(named.columns)) == (3187, ["id", "y", "t"])
     said = read_table(_reader(root), "train.tsv", 1000, layout=Layout(header=True))
     assert said.rows == 3186  # the user said the first line is a header
+
+
+def test_dvcs_header_plot_property_says_a_tsv_has_no_header(tmp_path: Path):
+    """A TSV of words only (nothing to tell a header by) that `dvc.yaml` plots with
+    `header: false`: its first line is a row, at both revisions."""
+    policy = _policy("{max_row_drop_pct: 5}", "plots/words.tsv")
+    repo = DataProject.create(tmp_path / "repo", table(10), policy)
+    words = ["alpha\tbeta\n", "gamma\tdelta\n", "epsilon\tzeta\n"]
+    repo.write("dvc.yaml", (repo.root / "dvc.yaml").read_text() + (
+        "plots:\n  - plots/words.tsv:\n      header: false\n      x: '0'\n      y: '1'\n"))  # fmt: skip
+    repo.write("plots/words.tsv", "".join(words * 10))
+    repo.commit("words")
+    repo.git("checkout", "-qb", "candidate")
+    repo.write("plots/words.tsv", "".join(words * 10 + words[:1]))
+    repo.commit("one more word")
+    comparison, verdict = _gate(repo)
+    (entry,) = comparison["data"]["tables"]
+    assert (entry["baseline"]["rows"], entry["candidate"]["rows"]) == (30, 31)
+    assert not _failed(verdict)
