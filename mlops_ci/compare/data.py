@@ -3,12 +3,14 @@ candidate (docs/data.md).
 
 - `files`: every DVC-tracked file and directory added, deleted, modified or renamed, as
   `dvc diff` reports it, with recorded sizes and file counts (`data_files`);
-- `tables`: each table `data.tables` declares, read at both revisions (`tabular`): rows,
-  schema, missing values, per-column shift with the correction, label balance (`drift`).
+- `tables`: each table `data.tables` declares, and each DVC-tracked table whose hash changed
+  (`data_auto`), read at both revisions (`tabular`): rows, schema, missing values over every
+  row, per-column shift with the correction, label balance (`drift`).
 
-A table whose recorded hash is the same at both revisions is not read. A table that cannot be
-read at a revision is `unknown` with the reason, never `added` or `unchanged`, so a data rule
-that needs it fails closed.
+A table is `unchanged`, and not read, only when its content hash is the same at both
+revisions (DVC's recorded hash, else the digest of its bytes). A table that cannot be read at
+a revision is `unknown` with the reason, never `added` or `unchanged`, so a data rule that
+needs it fails closed.
 """
 
 from __future__ import annotations
