@@ -139,7 +139,10 @@ def _add_cells(column: Column, series: pd.Series, pd: object) -> None:
     kind = _kind(dtype)
     if kind in ("int", "float") and column.counts is None:
         return  # nothing more to learn from a number's cells
-    counts = series.value_counts(dropna=True, sort=False)
+    try:
+        counts = series.value_counts(dropna=True, sort=False)
+    except TypeError:  # JSON lines: lists and objects are counted by their text
+        counts = series.dropna().astype(str).value_counts(sort=False)
     if kind == "text":
         numeric = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")  # type: ignore[attr-defined]
         column.text += int(counts.to_numpy()[numeric.isna().to_numpy()].sum())

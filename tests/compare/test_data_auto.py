@@ -59,3 +59,39 @@ def test_auto_false_profiles_only_what_is_declared(tmp_path: Path):
     repo.run(MLOPS_CI, "compare", "--baseline", "main")
     comparison = json.loads((repo.root / ".mlops-ci" / "comparison.json").read_text())
     assert comparison["data"]["tables"] == [] and "auto" not in comparison["data"]
+
+
+def test_a_new_test_split_of_the_reference_pipeline_shows_both_row_counts(trained_repo: Path):
+    """No `data:` section: the prepare stage's directory output changed, so its tables are
+    profiled and the report shows their rows at both revisions (sklearn's split sizes)."""
+    from sklearn.model_selection import train_test_split
+
+    from mlops_ci.cli import main
+    from mlops_ci.commands.demo import set_param
+    from mlops_ci.project.git import Git
+    from tests.conftest import git_commit_all
+
+    assert "data" not in yaml_keys(trained_repo / "mlops-ci.yaml")
+    Git(trained_repo).run("checkout", "--quiet", "-b", "split")
+    set_param(trained_repo, "data.test_size", 0.3)
+    assert main(["train", "-C", str(trained_repo)]) == 0
+    git_commit_all(trained_repo, "A larger test split")
+    assert main(["compare", "-C", str(trained_repo), "--baseline", "main"]) == 0
+    assert main(["report", "-C", str(trained_repo)]) == 0
+    run_dir = trained_repo / ".mlops-ci"
+    tables = {t["path"]: t for t in json.loads((run_dir / "comparison.json").read_text())
+              ["data"]["tables"]}  # fmt: skip
+    sizes = {s: [len(p) for p in train_test_split(range(569), test_size=s)] for s in (0.25, 0.3)}
+    test = tables["data/prepared/test.csv"]
+    assert (test["baseline"]["rows"], test["candidate"]["rows"]) == (sizes[0.25][1], sizes[0.3][1])
+    train = tables["data/prepared/train.csv"]
+    assert (train["baseline"]["rows"], train["candidate"]["rows"]) == (
+        sizes[0.25][0], sizes[0.3][0])  # fmt: skip
+    report = (run_dir / "report.md").read_text()
+    assert f"**Table data/prepared/test.csv**: 🔁 changed · rows {sizes[0.25][1]} → " in report
+
+
+def yaml_keys(path: Path) -> set[str]:
+    import yaml
+
+    return set(yaml.safe_load(path.read_text()) or {})
