@@ -137,6 +137,8 @@ def _add_cells(column: Column, series: pd.Series, pd: object) -> None:
     dtype = str(series.dtype)
     column.dtypes.add(dtype)
     kind = _kind(dtype)
+    if kind == "float":
+        column.counts = None  # measurements, not categories: tested by KS on the sample
     if kind in ("int", "float") and column.counts is None:
         return  # nothing more to learn from a number's cells
     try:

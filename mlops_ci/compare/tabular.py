@@ -31,7 +31,7 @@ TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SUFFIXES = (*TEXT_SUFFIXES, *LINE_SUFFIXES, *PARQUET_SUFFIXES)
-CHUNK_ROWS = 100_000  # rows parsed at a time: a few tens of MiB for a 20-column table
+CHUNK_ROWS = 50_000  # rows parsed at a time: about 20 MiB for a 20-column table
 _HEAD_BYTES = 1 << 16  # what is read to tell a header line from a data line
 
 
