@@ -2,11 +2,11 @@
 
 Two copies of one project, identical but for the baseline's `mlops-ci.yaml`: one declares a
 1,000,000-row x 20-column CSV (10 float, 5 integer, 5 text columns; about 100 MB, tracked with
-`dvc add`) as a table, the other turns the data section off (`data: {files: false}`). The
-candidate's workspace changes the table (1% of rows dropped, one column shifted), so the
-section does everything it does for a real change: the file table (from the records), every row
-counted at both revisions, a 50,000-row sample parsed (the default), a KS or chi-square test per column,
-the correction. One warm-up per side, then the sides take turns (the order flips each round).
+`dvc add`) as a table, the other turns the data section off (`data: {files: false, auto:
+false}`). The candidate's workspace changes the table (1% of rows dropped, one column shifted),
+so the section does everything it does for a real change: the file table (from the records),
+every row of both revisions parsed (rows, missing cells, dtypes, categories), a 50,000-row
+sample for the KS tests (the default), a KS or chi-square test per column, the correction. One warm-up per side, then the sides take turns (the order flips each round).
 
 Goal: the data section adds under 2 s (median with minus median without), on 2 cores.
 
@@ -135,7 +135,9 @@ def main() -> int:
         with_data = make_repo(
             base, "with", "artifact: model\ndata:\n  tables: [data/table.csv]\n", files
         )
-        without = make_repo(base, "without", "artifact: model\ndata: {files: false}\n", files)
+        without = make_repo(
+            base, "without", "artifact: model\ndata: {files: false, auto: false}\n", files
+        )
         cmd = [MLOPS_CI, "compare", "--baseline", "main"]
         samples = alternate(
             {"with data": lambda i: measured(cmd, with_data),
