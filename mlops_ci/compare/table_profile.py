@@ -85,15 +85,13 @@ class Profile:
         self.keys: np.ndarray | None = None
 
     def add(self, chunk: pd.DataFrame) -> None:
-        from mlops_ci.compare.numeric import pd
-
         chunk.columns = [str(c) for c in chunk.columns]
         n = len(chunk)
         for name in chunk.columns:
             column = self.columns.get(name)
             if column is None:  # a later file with a new column: missing in the rows before
                 column = self.columns[name] = Column(missing=self.rows)
-            _add_cells(column, chunk[name], pd)
+            _add_cells(column, chunk[name])
         for name, column in self.columns.items():
             if name not in chunk.columns:
                 column.missing += n
@@ -127,7 +125,9 @@ class Profile:
         return sample[list(self.columns)]
 
 
-def _add_cells(column: Column, series: pd.Series, pd: object) -> None:
+def _add_cells(column: Column, series: pd.Series) -> None:
+    from mlops_ci.compare.numeric import pd
+
     missing = int(series.isna().sum())
     column.missing += missing
     present = len(series) - missing
@@ -137,8 +137,6 @@ def _add_cells(column: Column, series: pd.Series, pd: object) -> None:
     dtype = str(series.dtype)
     column.dtypes.add(dtype)
     kind = _kind(dtype)
-    if kind == "float":
-        column.counts = None  # measurements, not categories: tested by KS on the sample
     if kind in ("int", "float") and column.counts is None:
         return  # nothing more to learn from a number's cells
     try:
@@ -146,7 +144,7 @@ def _add_cells(column: Column, series: pd.Series, pd: object) -> None:
     except TypeError:  # JSON lines: lists and objects are counted by their text
         counts = series.dropna().astype(str).value_counts(sort=False)
     if kind == "text":
-        numeric = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")  # type: ignore[attr-defined]
+        numeric = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")
         column.text += int(counts.to_numpy()[numeric.isna().to_numpy()].sum())
     elif kind == "bool":
         column.text += present
