@@ -36,6 +36,11 @@ def _gate(repo: DataProject) -> tuple[dict, dict]:
     return json.loads((run_dir / "comparison.json").read_text()), verdict
 
 
+def _entry(comparison: dict, path: str = "data/raw.csv") -> dict:
+    """The declared table's entry (the stage outputs it feeds are profiled too, undeclared)."""
+    return next(t for t in comparison["data"]["tables"] if t["path"] == path)
+
+
 def _failed(verdict: dict) -> dict[str, str]:
     return {r["rule"]: r["reason"] for r in verdict["rules"] if r["outcome"] == "fail"}
 
@@ -69,7 +74,7 @@ def test_a_column_blanked_outside_a_predictable_sample_fails_max_missing_rate(
         repo.repro()
     repo.commit("blank most of x")
     comparison, verdict = _gate(repo)
-    (entry,) = comparison["data"]["tables"]
+    entry = _entry(comparison, path)
     assert entry["status"] == "changed"
     x = next(c for c in entry["columns"] if c["name"] == "x")
     assert x["candidate_missing"] == round(1 - seen.sum() / ROWS, 6)  # over every row
@@ -85,7 +90,7 @@ def test_rows_dropped_and_padded_with_whitespace_lines_fail_max_row_drop_pct(tmp
     repo.repro()
     repo.commit("drop 60% of the rows")
     comparison, verdict = _gate(repo)
-    (entry,) = comparison["data"]["tables"]
+    entry = _entry(comparison)
     assert (entry["baseline"]["rows"], entry["candidate"]["rows"]) == (5000, 2000)
     assert "(5,000 → 2,000)" in _failed(verdict)["max_row_drop_pct"]
 
@@ -155,6 +160,6 @@ def test_dvcs_header_plot_property_says_a_tsv_has_no_header(tmp_path: Path):
     repo.write("plots/words.tsv", "".join(words * 10 + words[:1]))
     repo.commit("one more word")
     comparison, verdict = _gate(repo)
-    (entry,) = comparison["data"]["tables"]
+    entry = _entry(comparison, "plots/words.tsv")
     assert (entry["baseline"]["rows"], entry["candidate"]["rows"]) == (30, 31)
     assert not _failed(verdict)
