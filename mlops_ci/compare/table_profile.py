@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # Distinct values counted per column over every row; past this the column is an identifier or
 # free text (drift.MAX_CATEGORIES is the chi-square's own, smaller bound).
-MAX_TRACKED = 1000
+MAX_TRACKED = 256
 
 
 @dataclass
