@@ -3,12 +3,14 @@ candidate (docs/data.md).
 
 - `files`: every DVC-tracked file and directory added, deleted, modified or renamed, as
   `dvc diff` reports it, with recorded sizes and file counts (`data_files`);
-- `tables`: each table `data.tables` declares, read at both revisions (`tabular`): rows,
-  schema, missing values, per-column shift with the correction, label balance (`drift`).
+- `tables`: each table `data.tables` declares, and each DVC-tracked table whose hash changed
+  (`data_auto`), read at both revisions (`tabular`): rows, schema, missing values over every
+  row, per-column shift with the correction, label balance (`drift`).
 
-A table whose recorded hash is the same at both revisions is not read. A table that cannot be
-read at a revision is `unknown` with the reason, never `added` or `unchanged`, so a data rule
-that needs it fails closed.
+A table is `unchanged`, and not read, only when its content hash is the same at both
+revisions (DVC's recorded hash, else the digest of its bytes). A table that cannot be read at
+a revision is `unknown` with the reason, never `added` or `unchanged`, so a data rule that
+needs it fails closed.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mlops_ci.compare import data_files
+from mlops_ci.compare.data_auto import auto_tables
 from mlops_ci.compare.snapshot import Project, RevisionFiles, read_declarations
 from mlops_ci.project.data_settings import DataSettings, TableSettings
 from mlops_ci.project.errors import ConfigError, MlopsCiError
 
 if TYPE_CHECKING:  # the tables' module loads only when a table is declared
-    from mlops_ci.compare.tabular import Table
+    from mlops_ci.compare.tabular import Layout, Table, TableFile
 
 MAX_COLUMNS = 1000  # per table in comparison.json (its schema's bound)
 
@@ -52,7 +55,7 @@ def data_section(
     `readers`: the snapshots' (baseline, workspace) readers, declarations read, to reuse."""
     tables = [*settings.tables, *(t for t in extra_tables if t.path not in
                                   {s.path for s in settings.tables})]  # fmt: skip
-    if baseline_sha is None or (not settings.files and not tables):
+    if baseline_sha is None or (not settings.files and not tables and not settings.auto):
         return None
     base = readers[0] or _reader(project, baseline_sha, fetch)
     cand = readers[1] or _reader(project, None, fetch)
@@ -64,17 +67,34 @@ def data_section(
         "tables": [],
     }
     files = _Files(project, baseline_sha, base, cand) if settings.files else None
+    try:
+        auto, left_out = auto_tables(base, cand, settings, [t.path for t in tables])
+    except ConfigError as exc:  # the file table reports the broken records
+        auto, left_out = [], [{"path": "*", "reason": str(exc)[:300]}]
+    if settings.auto:
+        section["auto"] = {"max_bytes": settings.max_auto_bytes, "left_out": left_out[:50],
+                           "more_left_out": max(len(left_out) - 50, 0)}  # fmt: skip
     results = [_table(t, base, cand, settings) for t in tables]
+    found = [_table(t, base, cand, settings) for t in auto]
     section["files"] = files.result() if files is not None else None
+    # Declared tables are corrected as one family and the undeclared ones as another, so
+    # what the gate judges does not depend on what else changed.
+    _correct(results, settings.fdr)
+    _correct(found, settings.fdr)
+    section["tables"] = [*results, *found]
+    if not section["tables"] and not settings.files and not left_out:
+        return None
+    return section
+
+
+def _correct(results: list[dict[str, Any]], fdr: float) -> None:
     from_drift = [r for r in results if r.get("columns")]
     if from_drift:
         from mlops_ci.compare.drift import correct
 
-        correct([c for r in from_drift for c in r["columns"]], settings.fdr)
+        correct([c for r in from_drift for c in r["columns"]], fdr)
         for r in from_drift:
             r["drifted_columns"] = [c["name"] for c in r["columns"] if c["drifted"]]
-    section["tables"] = results
-    return section
 
 
 class _Files:
@@ -145,117 +165,153 @@ def _file_table(
             **data_files.summary(rows)}  # fmt: skip
 
 
-def _digest(reader: RevisionFiles, path: str) -> str | None:
+def _recorded(reader: RevisionFiles, path: str) -> str | None:
     """The hash DVC records for the table's path (file or directory output), if it is one."""
     md5 = reader.outs.get(path)
     return f"md5:{md5}" if md5 else None
 
 
-def _load(reader: RevisionFiles, path: str) -> tuple[list[tuple[str, bytes]] | None, str | None]:
-    """(files, None), (None, None) when absent, or (None, why) when unreadable."""
-    from mlops_ci.compare.tabular import TableAbsent, TableUnreadable, load_table
+class _Side:
+    """One revision of a table: where its files are, their content hash, then the table."""
 
-    try:
-        return load_table(reader, path), None
-    except TableAbsent:
-        return None, None
-    except TableUnreadable as exc:
-        return None, str(exc)[:500]
+    def __init__(self, reader: RevisionFiles, path: str) -> None:
+        self.reader, self.path = reader, path
+        self.files: list[TableFile] | None = None
+        self.error: str | None = None
+        self.table: Table | None = None
+        self.digest = _recorded(reader, path)
+
+    def locate(self) -> None:
+        from mlops_ci.compare.tabular import TableAbsent, TableUnreadable, load_table
+
+        try:
+            self.files = load_table(self.reader, self.path)
+        except TableAbsent:
+            return
+        except TableUnreadable as exc:
+            self.error = str(exc)[:500]
+            return
+
+    def hash(self) -> None:
+        """Git-tracked tables (and workspace files DVC records nothing for) by their bytes."""
+        if self.files is not None and self.digest is None:
+            from mlops_ci.compare.tabular import content_digest
+
+            self.digest = content_digest(self.files)
+
+    def build(self, path: str, sample_rows: int, seed: int, layout: Layout) -> None:
+        if self.files is None or self.error is not None:
+            return
+        from mlops_ci.compare.tabular import TableUnreadable, build_table
+
+        try:
+            self.table = build_table(path, self.files, sample_rows, seed=seed, layout=layout)
+        except TableUnreadable as exc:
+            self.error = str(exc)[:500]
+        except MemoryError:
+            self.error = "too large to read in memory"
 
 
-def _build(
-    path: str, files: list[tuple[str, bytes]] | None, sample_rows: int
-) -> tuple[Table | None, str | None]:
-    if files is None:
-        return None, None
-    from mlops_ci.compare.tabular import TableUnreadable, build_table
+def plot_header(reader: RevisionFiles, path: str) -> bool | None:
+    """DVC's `header` plot property where the table is also a plot (or in a plotted
+    directory), as the candidate's `dvc.yaml` declares it; None when it says nothing."""
+    decl = reader.declarations
+    found: dict[int, bool] = {}  # by the length of the plotted path
+    for _config, name, props, path_id in decl.plots if decl is not None else []:
+        header = props.get("header") if isinstance(props, dict) else None
+        if path_id and isinstance(header, bool) and (path == name or path.startswith(name + "/")):
+            found[len(name)] = header
+    return found[max(found)] if found else None  # the most specific definition
 
-    try:
-        return build_table(path, files, sample_rows), None
-    except TableUnreadable as exc:
-        return None, str(exc)[:500]
-    except MemoryError:
-        return None, "too large to read in memory"
+
+def sample_seed(old_digest: str | None, new_digest: str | None) -> int:
+    """The sample's seed, from the content hashes of both revisions: the rows a drift test
+    sees cannot be known before the change is written, and a rerun sees the same rows."""
+    joined = f"{old_digest}\0{new_digest}".encode()
+    return int.from_bytes(hashlib.sha256(joined).digest()[:8], "big")
 
 
 def _sides(
-    path: str, base: RevisionFiles, cand: RevisionFiles, sample_rows: int
-) -> tuple[tuple[Table | None, str | None], tuple[Table | None, str | None]]:
-    """Both revisions of a table. The files are read one side after the other (reading may
-    open DVC for its remote), then counted and parsed side by side: numpy and pandas' C parser
-    release the GIL, so two cores share the work."""
-    (old_files, old_err), (new_files, new_err) = _load(base, path), _load(cand, path)
+    path: str, base: RevisionFiles, cand: RevisionFiles, sample_rows: int, layout: Layout
+) -> tuple[_Side, _Side, int | None]:
+    """Both revisions of a table, and the sample seed (None: equal hashes, nothing read).
+    The files are located one side after the other (reading may open DVC for its remote),
+    then hashed and parsed side by side: hashing and pandas' C parser release the GIL, so
+    two cores share the work."""
+    old, new = _Side(base, path), _Side(cand, path)
+    if old.digest is not None and old.digest == new.digest:  # DVC's records: not even located
+        return old, new, None
+    old.locate()
+    new.locate()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="table") as pool:
-        old = pool.submit(_build, path, old_files, sample_rows)
-        new = _build(path, new_files, sample_rows)
-        old_result = old.result()
-    return (old_result if old_err is None else (None, old_err)), (
-        new if new_err is None else (None, new_err)
-    )
+        hashed = pool.submit(old.hash)
+        new.hash()
+        hashed.result()
+        if old.digest is not None and old.digest == new.digest and not (old.error or new.error):
+            return old, new, None
+        seed = sample_seed(old.digest, new.digest)
+        built = pool.submit(old.build, path, sample_rows, seed, layout)
+        new.build(path, sample_rows, seed, layout)
+        built.result()
+    return old, new, seed
 
 
-def _summary(table: Table | None, digest: str | None) -> dict[str, Any] | None:
+def _summary(side: _Side) -> dict[str, Any] | None:
+    table = side.table
     if table is None:
         return None
     return {
         "rows": table.rows,
-        "columns": int(table.frame.shape[1]),
+        "columns": len(table.columns),
         "files": table.files,
         "sample": len(table.frame),
         "sampled": table.sampled,
-        "digest": digest,
+        "digest": side.digest,
     }
-
-
-def _content_digest(table: Table) -> str:
-    """A digest of the rows read, for tables DVC records no hash for (files in git)."""
-    from mlops_ci.compare.numeric import pd
-
-    hashed = pd.util.hash_pandas_object(table.frame, index=False).to_numpy().tobytes()
-    cols = "\x1f".join(f"{c}:{t}" for c, t in table.frame.dtypes.astype(str).items())
-    return "rows:" + hashlib.sha256(cols.encode() + hashed).hexdigest()[:32]
 
 
 def _table(
     spec: TableSettings, base: RevisionFiles, cand: RevisionFiles, settings: DataSettings
 ) -> dict[str, Any]:
+    from mlops_ci.compare.tabular import Layout
+
     out: dict[str, Any] = {"path": spec.path, "target": spec.target, "key": spec.key,
                            "status": "unchanged", "errors": [], "baseline": None,
                            "candidate": None, "columns": [], "label": None}  # fmt: skip
-    old_digest, new_digest = _digest(base, spec.path), _digest(cand, spec.path)
-    if old_digest is not None and old_digest == new_digest:
-        out["baseline"] = out["candidate"] = {"digest": old_digest}
-        out["note"] = "the same hash at both revisions: not read"
+    if spec.auto:
+        out["auto"] = True  # profiled because its DVC hash changed, not declared
+    header = spec.header if spec.header is not None else plot_header(cand, spec.path)
+    layout = Layout(header, spec.columns)
+    old, new, seed = _sides(spec.path, base, cand, settings.sample_rows, layout)
+    if seed is None:
+        out["baseline"] = out["candidate"] = {"digest": old.digest}
+        out["note"] = "the same content hash at both revisions: not read"
         return out
-    (old, old_err), (new, new_err) = _sides(spec.path, base, cand, settings.sample_rows)
-    for revision, err in ((base.rev, old_err), (cand.rev, new_err)):
+    for revision, err in ((base.rev, old.error), (cand.rev, new.error)):
         if err:
             out["errors"].append({"revision": revision or "workspace", "message": err})
-    if old is not None and old_digest is None:
-        old_digest = _content_digest(old)
-    if new is not None and new_digest is None:
-        new_digest = _content_digest(new)
-    out["baseline"], out["candidate"] = _summary(old, old_digest), _summary(new, new_digest)
-    if old_err or new_err:
+    out["baseline"], out["candidate"] = _summary(old), _summary(new)
+    if old.error or new.error:
         out["status"] = "unknown"
         return out
-    if old is None and new is None:
+    if old.table is None and new.table is None:
         out["status"] = "absent"
         return out
-    if old is None or new is None:
-        out["status"] = "added" if old is None else "removed"
+    if old.table is None or new.table is None:
+        out["status"] = "added" if old.table is None else "removed"
         return out
-    out["status"] = "unchanged" if old_digest == new_digest and old.rows == new.rows else "changed"
-    if out["status"] == "unchanged":
-        return out
+    out["status"] = "changed"
     from mlops_ci.compare.drift import column_rows, label_balance
 
-    out["row_change"] = new.rows - old.rows
-    out["row_change_pct"] = round(100.0 * (new.rows - old.rows) / old.rows, 4) if old.rows else None
-    columns = column_rows(old.frame, new.frame, spec.key)
+    rows_old, rows_new = old.table.rows, new.table.rows
+    out["row_change"] = rows_new - rows_old
+    out["row_change_pct"] = round(100.0 * (rows_new - rows_old) / rows_old, 4) if rows_old else None
+    columns = column_rows(old.table, new.table, spec.key)
     out["columns"] = columns[:MAX_COLUMNS]
     if len(columns) > MAX_COLUMNS:
         out["more_columns"] = len(columns) - MAX_COLUMNS
+        # a column left out of the document still fails a drift rule it cannot pass
+        out["more_untestable"] = sum(1 for c in columns[MAX_COLUMNS:] if c["untestable"])
     if spec.target:
-        out["label"] = label_balance(old.frame, new.frame, spec.target)
+        out["label"] = label_balance(old.table, new.table, spec.target)
     return out

@@ -21,7 +21,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+
+    from mlops_ci.compare.table_profile import Column
+    from mlops_ci.compare.tabular import Table
 
 # Above this many distinct values on either side a text column is an identifier or free text:
 # a chi-square over it says nothing, so it is not tested.
@@ -39,22 +43,24 @@ def clean(value: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def kind_of(series: pd.Series) -> str:
-    """number, bool, datetime or category (text and anything else)."""
-    from mlops_ci.compare.numeric import pd
+def _kind(column: Column) -> str:
+    """number, mixed (text dtype, mostly numbers: tested on its numbers) or category."""
+    kind = column_kind(column.dtype())
+    if kind == "text":
+        return "mixed" if column.values and column.non_numeric_share < 0.5 else "category"
+    return kind
 
-    dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return "bool"
-    if pd.api.types.is_numeric_dtype(dtype):
+
+def column_kind(dtype: str) -> str:
+    if dtype.startswith(("int", "uint", "Int", "UInt", "float", "Float")):
         return "number"
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return "datetime"
-    return "category"
+    if dtype in ("bool", "boolean"):
+        return "category"
+    return "text"
 
 
-def _rate(series: pd.Series) -> float:
-    return round(float(series.isna().mean()), 6) if len(series) else 0.0
+def _rate(missing: int, rows: int) -> float:
+    return round(missing / rows, 6) if rows else 0.0
 
 
 # From this many values on each side the p-value is Kolmogorov's limit distribution at
@@ -63,11 +69,10 @@ def _rate(series: pd.Series) -> float:
 ASYMPTOTIC_FROM = 1_000
 
 
-def _ks(base: pd.Series, cand: pd.Series) -> tuple[float, float]:
+def _ks(base: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
     from mlops_ci.compare.numeric import np
 
-    a = np.sort(base.dropna().to_numpy(dtype=float))
-    b = np.sort(cand.dropna().to_numpy(dtype=float))
+    a, b = np.sort(base), np.sort(cand)
     if min(len(a), len(b)) < ASYMPTOTIC_FROM:
         from scipy.stats import ks_2samp
 
@@ -118,11 +123,6 @@ def chi2_sf(stat: float, df: int) -> float:
     return min(1.0, base + math.exp(top + math.log(total)))
 
 
-def _counts(series: pd.Series) -> dict[str, int]:
-    counts = series.dropna().astype(str).value_counts(sort=False)
-    return {str(k): int(v) for k, v in counts.items()}
-
-
 def _chi2(base: dict[str, int], cand: dict[str, int]) -> tuple[float, float]:
     from mlops_ci.compare.numeric import np
 
@@ -137,8 +137,10 @@ def _chi2(base: dict[str, int], cand: dict[str, int]) -> tuple[float, float]:
     return math.sqrt(stat / n), p  # Cramér's V with two rows: min(r, c) - 1 = 1
 
 
-def column_rows(base: pd.DataFrame, cand: pd.DataFrame, key: str | None) -> list[dict[str, Any]]:
-    """One row per column of either side: dtypes, missing rates, the shift test (uncorrected)."""
+def column_rows(base: Table, cand: Table, key: str | None) -> list[dict[str, Any]]:
+    """One row per column of either side: dtypes, missing rates (over every row), the shift
+    test (uncorrected). A column that cannot be tested at both revisions is `untestable`,
+    with the reason in `note`: a drift rule fails on it rather than pass unseen."""
     rows = []
     names = [*base.columns, *(c for c in cand.columns if c not in base.columns)]
     for name in names:
@@ -146,16 +148,22 @@ def column_rows(base: pd.DataFrame, cand: pd.DataFrame, key: str | None) -> list
             "name": clean(name), "change": "same",
             "baseline_dtype": None, "candidate_dtype": None,
             "baseline_missing": None, "candidate_missing": None,
+            "baseline_non_numeric": None, "candidate_non_numeric": None,
             "test": None, "effect": None, "p_value": None, "p_adjusted": None,
-            "drifted": False, "note": None,
+            "drifted": False, "untestable": False, "note": None,
         }  # fmt: skip
-        in_base, in_cand = name in base.columns, name in cand.columns
-        if in_base:
-            row.update(baseline_dtype=str(base[name].dtype), baseline_missing=_rate(base[name]))
-        if in_cand:
-            row.update(candidate_dtype=str(cand[name].dtype), candidate_missing=_rate(cand[name]))
-        if not in_base or not in_cand:
-            row["change"] = "added" if in_cand else "removed"
+        old, new = base.columns.get(name), cand.columns.get(name)
+        for side, column, table in (("baseline", old, base), ("candidate", new, cand)):
+            if column is not None:
+                row[f"{side}_dtype"] = column.dtype()
+                row[f"{side}_missing"] = _rate(column.missing, table.rows)
+                if column_kind(column.dtype()) == "text" and column.values:
+                    row[f"{side}_non_numeric"] = round(column.non_numeric_share, 6)
+        if old is None or new is None:
+            row["change"] = "added" if new is not None else "removed"
+            where = "candidate" if new is not None else "baseline"
+            row["untestable"] = True
+            row["note"] = f"only at the {where} (added, removed or renamed): cannot be tested"
             rows.append(row)
             continue
         if row["baseline_dtype"] != row["candidate_dtype"]:
@@ -163,36 +171,64 @@ def column_rows(base: pd.DataFrame, cand: pd.DataFrame, key: str | None) -> list
         if key is not None and str(name) == key:
             row["note"] = "key column: not tested"
         else:
-            _test(row, base[name], cand[name])
+            _test(row, old, new, base.frame[name], cand.frame[name])
         rows.append(row)
     return rows
 
 
-def _test(row: dict[str, Any], base: pd.Series, cand: pd.Series) -> None:
-    kinds = kind_of(base), kind_of(cand)
-    if base.notna().sum() < 2 or cand.notna().sum() < 2:
+def _numbers(series: pd.Series) -> np.ndarray:
+    """The numeric part of a sampled column (text that is not a number left out)."""
+    from mlops_ci.compare.numeric import pd
+
+    values = pd.to_numeric(series, errors="coerce") if series.dtype == object or \
+        column_kind(str(series.dtype)) == "text" else series  # fmt: skip
+    return values.dropna().to_numpy(dtype=float)
+
+
+def _test(row: dict[str, Any], old: Column, new: Column, base: pd.Series, cand: pd.Series) -> None:
+    kinds = _kind(old), _kind(new)
+    numeric = {"number", "mixed"}
+    if old.values < 2 or new.values < 2:
         row["note"] = "too few values to test"
-    elif kinds == ("number", "number"):
-        row["effect"], row["p_value"] = _ks(base, cand)
-        row["test"] = "ks"
-    elif kinds[0] != kinds[1] and "number" in kinds:
-        row["note"] = "number on one side, text on the other: not tested"
-    else:
-        old, new = _counts(base), _counts(cand)
-        if max(len(old), len(new)) > MAX_CATEGORIES:
-            row["note"] = f"over {MAX_CATEGORIES} distinct values: not tested"
+        row["untestable"] = max(old.values, new.values) >= 2  # one side blanked: fail closed
+    elif kinds[0] in numeric and kinds[1] in numeric:
+        a, b = _numbers(base), _numbers(cand)
+        if min(len(a), len(b)) < 2:
+            row["note"] = "too few numbers in the sample to test"
+            row["untestable"] = True
             return
-        row["effect"], row["p_value"] = _chi2(old, new)
+        row["effect"], row["p_value"] = _ks(a, b)
+        row["test"] = "ks"
+        if "mixed" in kinds:
+            shares = [f"{c.non_numeric_share:.2%}" for c in (old, new)]
+            row["note"] = f"tested on its numbers; not numbers: {shares[0]} → {shares[1]}"
+    elif kinds[0] != kinds[1]:
+        words = {"number": "numbers", "mixed": "mostly numbers", "category": "text"}
+        row["note"] = (
+            f"{words[kinds[0]]} at the baseline, {words[kinds[1]]} at the candidate "
+            f"({new.non_numeric_share:.2%} not numbers): cannot be tested"
+        )
+        row["untestable"] = True
+    else:
+        too_many = [c.counts is None or len(c.counts) > MAX_CATEGORIES for c in (old, new)]
+        if any(too_many):
+            row["note"] = f"over {MAX_CATEGORIES} distinct values: not tested"
+            # Identifiers or free text at both revisions are not tested by design; a column
+            # that became one cannot be compared with what it was.
+            row["untestable"] = too_many[0] != too_many[1]
+            return
+        assert old.counts is not None and new.counts is not None
+        row["effect"], row["p_value"] = _chi2(dict(old.counts), dict(new.counts))
         row["test"] = "chi2"
-        added = sorted(set(new) - set(old), key=lambda c: -new[c])
-        removed = sorted(set(old) - set(new), key=lambda c: -old[c])
+        added = sorted(set(new.counts) - set(old.counts), key=lambda c: -new.counts[c])
+        removed = sorted(set(old.counts) - set(new.counts), key=lambda c: -old.counts[c])
         if added:
             row["new_categories"] = [clean(c) for c in added[:SHOWN_CATEGORIES]]
         if removed:
             row["vanished_categories"] = [clean(c) for c in removed[:SHOWN_CATEGORIES]]
-    for key in ("effect", "p_value"):
-        if row[key] is not None:
-            row[key] = round(row[key], 6) if math.isfinite(row[key]) else None
+    for name in ("effect", "p_value"):
+        if row[name] is not None:
+            row[name] = round(row[name], 6) if math.isfinite(row[name]) else None
 
 
 def correct(rows: list[dict[str, Any]], fdr: float) -> None:
@@ -214,19 +250,12 @@ def correct(rows: list[dict[str, Any]], fdr: float) -> None:
         row["drifted"] = p <= fdr
 
 
-def label_balance(base: pd.DataFrame, cand: pd.DataFrame, target: str) -> dict[str, Any] | None:
-    """Each class's share of the rows at both revisions, and the largest change of a share."""
+def label_balance(base: Table, cand: Table, target: str) -> dict[str, Any] | None:
+    """Each class's share of the rows at both revisions (over every row while the column has
+    at most `table_profile.MAX_TRACKED` classes, else on the sample), and the largest change."""
     if target not in base.columns and target not in cand.columns:
         return None
-    shares = {}
-    for side, frame in (("baseline", base), ("candidate", cand)):
-        if target in frame.columns and len(frame):
-            counts = frame[target].astype(str).where(frame[target].notna(), "(missing)")
-            shares[side] = {
-                str(k): float(v) for k, v in counts.value_counts(normalize=True).items()
-            }
-        else:
-            shares[side] = {}
+    shares = {"baseline": _shares(base, target), "candidate": _shares(cand, target)}
     classes = sorted(
         set(shares["baseline"]) | set(shares["candidate"]),
         key=lambda c: -max(shares["baseline"].get(c, 0.0), shares["candidate"].get(c, 0.0)),
@@ -246,3 +275,17 @@ def label_balance(base: pd.DataFrame, cand: pd.DataFrame, target: str) -> dict[s
         "more_classes": max(len(rows) - SHOWN_CLASSES, 0),
         "max_shift": round(shift, 6),
     }
+
+
+def _shares(table: Table, target: str) -> dict[str, float]:
+    column = table.columns.get(target)
+    if column is None or not table.rows:
+        return {}
+    if column.counts is not None:
+        shares = {k: v / table.rows for k, v in column.counts.items()}
+        if column.missing:
+            shares["(missing)"] = column.missing / table.rows
+        return shares
+    values = table.frame[target]
+    counts = values.astype(str).where(values.notna(), "(missing)")
+    return {str(k): float(v) for k, v in counts.value_counts(normalize=True).items()}

@@ -112,6 +112,7 @@ class RevisionFiles:
         self.tracked = set(self.files)
         self.outs: dict[str, str] = {}  # output path -> md5 (`.dir` for directories)
         self.manifests: dict[str, dict[str, str] | None] = {}
+        self.declarations: Declarations | None = None  # once `read_declarations` has run
         self._cache_dirs = _cache_dirs(project.root)
 
     def _not_ignored(self, files: list[str]) -> list[str]:
@@ -249,6 +250,22 @@ class RevisionFiles:
                 if found[p] is None:
                     self.why[p] = self.why.get(md5, "not in the local DVC cache")
         return found
+
+    def local_file(self, path: str) -> Path | None:
+        """The file on this machine that holds `path` at this revision (the working tree, or
+        its object in the local DVC cache), so a large table can be streamed; None when it is
+        a git object or must come from the remote (`read` it)."""
+        if self.rev is None:
+            full = self.project.root / path
+            return full if full.is_file() else None
+        md5 = None if path in self.tracked else self._md5(path)
+        if md5 is None:
+            return None
+        for cache in self._cache_dirs:
+            for found in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:]):
+                if found.is_file():
+                    return found
+        return None
 
     def _git_path(self, path: str) -> str:
         return f"{self.project.prefix}/{path}" if self.project.prefix else path
@@ -394,7 +411,8 @@ def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, 
         if texts.get(path) is not None:
             for entry in dvcfile.dvcfile_entries(texts[path], path):
                 _add_out(reader, entry)
-    return dvcfile.finish(decl, reader.exists(dvcfile.DEFAULT_PARAMS_FILE)), has_lock
+    reader.declarations = dvcfile.finish(decl, reader.exists(dvcfile.DEFAULT_PARAMS_FILE))
+    return reader.declarations, has_lock
 
 
 def _add_out(reader: RevisionFiles, entry: LockEntry) -> None:

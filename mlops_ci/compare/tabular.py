@@ -1,31 +1,38 @@
-"""Reading a declared table (CSV, TSV, Parquet, JSON lines; a file or a directory of them) at one
-revision: every row counted, at most `sample_rows` rows parsed.
+"""Reading a table (CSV, TSV, Parquet, JSON lines; a file or a directory of them) at one
+revision: every row parsed once, in chunks, so memory stays bounded however large the file.
 
-Text tables are indexed by their line breaks (numpy, no parsing), so a million-row file is
-counted exactly and a uniform sample of its lines is handed to pandas; a file with a double
-quote may hold line breaks inside fields, so it is parsed whole instead. Parquet needs pyarrow
-(the `parquet` extra): its row count is in the footer and the sample is taken column-wise.
+Rows are counted by the parser that reads them (pandas for text, pyarrow for Parquet), so a
+blank or whitespace-only line is not a row and a line break inside a quoted field does not
+start one, as pandas reads the whole file. Missing cells, dtypes, column sets and category
+counts come from every row (`table_profile`); only the shift tests use a sample.
+
+A file is streamed from disk when it is on this machine (the working tree or the local DVC
+cache); a git object or an object fetched from the DVC remote arrives as bytes. Parquet needs
+pyarrow (the `parquet` extra).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from mlops_ci.compare.snapshot import NOT_PRODUCED, RevisionFiles
+from mlops_ci.compare.table_profile import Column, Profile
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SUFFIXES = (*TEXT_SUFFIXES, *LINE_SUFFIXES, *PARQUET_SUFFIXES)
-SAMPLE_SEED = 20240917  # the same rows on every run: the report does not flicker
-_CHUNK = 1 << 24  # line breaks are found 16 MiB at a time (a bool per byte is the cost)
+CHUNK_ROWS = 50_000  # rows parsed at a time: about 20 MiB for a 20-column table
+_HEAD_BYTES = 1 << 16  # what is read to tell a header line from a data line
 
 
 class TableUnreadable(Exception):
@@ -36,15 +43,40 @@ class TableAbsent(Exception):
     """A declared table the revision never produced (neither in git nor recorded by DVC)."""
 
 
+@dataclass(frozen=True)
+class TableFile:
+    """One file of a table: on disk (`path`) or in memory (`data`)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How text tables are laid out: `header` None means infer it; `columns` names them."""
+
+    header: bool | None = None
+    columns: tuple[str, ...] | None = None
+
+
 @dataclass
 class Table:
-    rows: int  # every row of every file, counted exactly
-    frame: pd.DataFrame  # the rows read: all of them, or a uniform sample
+    rows: int  # every row of every file, counted by the parser
     files: int
+    columns: dict[str, Column]  # every column, over every row
+    frame: pd.DataFrame  # the sampled rows (all of them when the table is small)
 
     @property
     def sampled(self) -> bool:
         return len(self.frame) < self.rows
+
+
+def open_table_file(file: TableFile) -> IO[bytes]:
+    """The one place a table file is opened."""
+    if file.path is not None:
+        return open(file.path, "rb")  # the caller closes it
+    return io.BytesIO(file.data or b"")
 
 
 def table_files(reader: RevisionFiles, path: str) -> list[str]:
@@ -70,45 +102,71 @@ def table_files(reader: RevisionFiles, path: str) -> list[str]:
     return found
 
 
-def read_table(reader: RevisionFiles, path: str, sample_rows: int) -> Table:
+def read_table(
+    reader: RevisionFiles, path: str, sample_rows: int, *, seed: int = 0, layout: Layout = Layout()
+) -> Table:
     """The table at `path` of the reader's revision (TableAbsent / TableUnreadable otherwise)."""
-    return build_table(path, load_table(reader, path), sample_rows)
+    return build_table(path, load_table(reader, path), sample_rows, seed=seed, layout=layout)
 
 
-def load_table(reader: RevisionFiles, path: str) -> list[tuple[str, bytes]]:
-    """The bytes of every file of the table at the reader's revision (git, the DVC cache or
-    the remote): the part that may talk to DVC, kept apart so `build_table` can run in a
-    thread."""
-    files = table_files(reader, path)
-    contents = reader.read(files)
+def load_table(reader: RevisionFiles, path: str) -> list[TableFile]:
+    """Where every file of the table is at the reader's revision: the part that may talk to
+    DVC (its remote), kept apart so `build_table` can run in a thread."""
+    names = table_files(reader, path)
+    local = {name: reader.local_file(name) for name in names}
+    contents = reader.read([n for n in names if local[n] is None])
     loaded = []
-    for name in files:
+    for name in names:
+        if local[name] is not None:
+            loaded.append(TableFile(name, path=local[name]))
+            continue
         data = contents.get(name)
         if data is None:
             why = reader.why.get(name, "unknown")
-            if why == NOT_PRODUCED and len(files) == 1:
+            if why == NOT_PRODUCED and len(names) == 1:
                 raise TableAbsent(path)
             raise TableUnreadable(f"{name} cannot be read: {why}")
-        loaded.append((name, data))
+        loaded.append(TableFile(name, data=data))
     return loaded
 
 
-def build_table(path: str, files: list[tuple[str, bytes]], sample_rows: int) -> Table:
-    """Count, sample and parse loaded table files (numpy and pandas only)."""
-    parts: list[_Part] = []
-    for name, data in files:
+def content_digest(files: list[TableFile]) -> str:
+    """A digest of the table's bytes (names and contents), for tables DVC records no hash for."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open_table_file(file) as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()[:32]
+
+
+def build_table(
+    path: str,
+    files: list[TableFile],
+    sample_rows: int,
+    *,
+    seed: int = 0,
+    layout: Layout = Layout(),
+    chunk_rows: int = CHUNK_ROWS,
+) -> Table:
+    """Parse every row of the table's files once (pandas, pyarrow), `chunk_rows` at a time,
+    profiling as it goes."""
+    from mlops_ci.compare.numeric import np
+
+    profile = Profile(sample_rows, np.random.default_rng(seed))
+    for file in files:
         try:
-            parts.append(_index(name, data))
-        except TableUnreadable:
+            for chunk in _chunks(file, layout, chunk_rows):
+                profile.add(chunk)
+        except (TableUnreadable, MemoryError):
             raise
         except Exception as exc:  # each parser has its own errors; the file is not a table
-            raise TableUnreadable(f"{name} is not a valid table: {_short(exc)}") from exc
-    try:
-        return _sample(parts, sample_rows)
-    except (TableUnreadable, MemoryError):
-        raise
-    except Exception as exc:  # the sampled lines fed to the parser are not a valid table
-        raise TableUnreadable(f"{path} is not a valid table: {_short(exc)}") from exc
+            raise TableUnreadable(f"{file.name} is not a valid table: {_short(exc)}") from exc
+    return Table(
+        rows=profile.rows, files=len(files), columns=profile.columns, frame=profile.frame()
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -116,113 +174,74 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
-@dataclass
-class _Part:
-    name: str
-    data: bytes
-    rows: int
-    starts: np.ndarray | None = None  # text: where each data line starts
-    ends: np.ndarray | None = None  # and where it ends (past its line break)
-    frame: pd.DataFrame | None = None  # parsed whole already (quoted text, Parquet)
-    arrow: Any = None  # a pyarrow Table
-
-
-def _index(name: str, data: bytes) -> _Part:
-    suffix = posixpath.splitext(name.lower())[1]
-    if suffix in PARQUET_SUFFIXES:
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise TableUnreadable(
-                f"{name} is Parquet, which needs pyarrow: pip install 'mlops-ci[parquet]'"
-            ) from exc
-        table = pq.read_table(io.BytesIO(data))
-        return _Part(name, data, table.num_rows, arrow=table)
-    text = suffix in TEXT_SUFFIXES
-    if text and b'"' in data:  # a quoted field may hold a line break: parse it all
-        frame = _parse(name, data)
-        return _Part(name, data, len(frame), frame=frame)
-    starts, ends = _lines(data, skip_header=text)
-    return _Part(name, data, len(starts), starts=starts, ends=ends)
-
-
-def _lines(data: bytes, *, skip_header: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end offsets of the non-blank lines (after the header line, for CSV/TSV)."""
-    from mlops_ci.compare.numeric import np
-
-    raw = np.frombuffer(data, dtype=np.uint8)
-    breaks = [np.flatnonzero(raw[at : at + _CHUNK] == 10) + at for at in range(0, len(raw), _CHUNK)]
-    nl = np.concatenate(breaks) if breaks else np.empty(0, dtype=np.int64)
-    ends = nl + 1
-    if len(data) and data[-1:] != b"\n":
-        ends = np.append(ends, len(data))
-    starts = np.concatenate(([0], ends[:-1])) if len(ends) else np.empty(0, dtype=np.int64)
-    if skip_header and len(starts):
-        starts, ends = starts[1:], ends[1:]
-    # Blank lines (pandas skips them, and so does the count): nothing but \n or \r\n.
-    length = ends - starts
-    blank = length <= 1
-    two = np.flatnonzero(length == 2)
-    if len(two):
-        blank[two] = raw[starts[two]] == 13
-    return starts[~blank], ends[~blank]
-
-
-def _parse(name: str, data: bytes) -> pd.DataFrame:
+def _chunks(file: TableFile, layout: Layout, chunk_rows: int) -> Iterator[pd.DataFrame]:
     from mlops_ci.compare.numeric import pd
 
-    suffix = posixpath.splitext(name.lower())[1]
+    suffix = posixpath.splitext(file.name.lower())[1]
+    if suffix in PARQUET_SUFFIXES:
+        yield from _parquet_chunks(file, chunk_rows)
+        return
     if suffix in LINE_SUFFIXES:
-        if not data.strip():
-            return pd.DataFrame()
-        return pd.read_json(io.BytesIO(data), lines=True)
-    return pd.read_csv(io.BytesIO(data), sep=TEXT_SUFFIXES[suffix], low_memory=False)
+        with open_table_file(file) as fh:
+            if not fh.read(_HEAD_BYTES).strip():
+                return  # an empty file: no rows, no columns
+            fh.seek(0)
+            yield from pd.read_json(fh, lines=True, chunksize=chunk_rows)
+        return
+    sep = TEXT_SUFFIXES[suffix]
+    header = layout.header
+    if header is None:
+        header = False if layout.columns else _has_header(file, sep)
+    options = {"sep": sep, "header": 0 if header else None, "names": layout.columns}
+    seen = False
+    with open_table_file(file) as fh:
+        for chunk in pd.read_csv(fh, chunksize=chunk_rows, **options):
+            seen = True
+            yield chunk
+    if not seen:  # a header and no rows: the columns still count
+        with open_table_file(file) as fh:
+            yield pd.read_csv(fh, nrows=0, **options)
 
 
-def _sample(parts: list[_Part], sample_rows: int) -> Table:
-    from mlops_ci.compare.numeric import np, pd
-
-    total = sum(p.rows for p in parts)
-    rng = np.random.default_rng(SAMPLE_SEED)
-    # Each row kept with probability sample_rows / total, independently (a Bernoulli sample:
-    # uniform, ten times cheaper than drawing exactly that many); its size is what is reported.
-    chosen = (
-        np.flatnonzero(rng.random(total) < sample_rows / total) if total > sample_rows else None
-    )
-    frames = []
-    offset = 0
-    for part in parts:
-        if chosen is None:
-            picks = None
-        else:
-            lo, hi = np.searchsorted(chosen, [offset, offset + part.rows])
-            picks = chosen[lo:hi] - offset
-        offset += part.rows
-        frames.append(_rows_of(part, picks))
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return Table(rows=total, frame=frame, files=len(parts))
+def _parquet_chunks(file: TableFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise TableUnreadable(
+            f"{file.name} is Parquet, which needs pyarrow: pip install 'mlops-ci[parquet]'"
+        ) from exc
+    with open_table_file(file) as fh:
+        parquet = pq.ParquetFile(fh)
+        if parquet.metadata.num_rows == 0:
+            yield parquet.schema_arrow.empty_table().to_pandas()
+            return
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
 
 
-def _rows_of(part: _Part, picks: np.ndarray | None) -> pd.DataFrame:
-    """The part's rows at positions `picks` (None: all of them)."""
-    if part.frame is not None:
-        return part.frame if picks is None else part.frame.iloc[picks].reset_index(drop=True)
-    if part.arrow is not None:
-        table = part.arrow if picks is None else part.arrow.take(picks)
-        return table.to_pandas()
-    if picks is None:
-        return _parse(part.name, part.data)
+def _has_header(file: TableFile, sep: str) -> bool:
+    """Whether the first line names the columns: not when one of its fields is a number (a
+    data line, as in a headerless TSV), the way a reader of the file would tell."""
+    from mlops_ci.compare.numeric import pd
+
+    with open_table_file(file) as fh:
+        head = fh.read(_HEAD_BYTES)
+    first = next((line for line in head.split(b"\n") if line.strip()), b"")
+    if not first:
+        return True
+    try:
+        row = pd.read_csv(io.BytesIO(first), sep=sep, header=None, dtype=str).iloc[0]
+    except Exception:  # let the full read say what is wrong
+        return True
+    values = pd.to_numeric(row.dropna().str.strip(), errors="coerce")
+    return not values.notna().any()
+
+
+def table_from_frame(frame: pd.DataFrame, sample_rows: int = 50_000, seed: int = 0) -> Table:
+    """A table already in memory, profiled as if read in chunks from a file."""
     from mlops_ci.compare.numeric import np
 
-    assert part.starts is not None and part.ends is not None
-    text = part.name.lower().endswith(tuple(TEXT_SUFFIXES))
-    header = part.data[: part.data.find(b"\n") + 1] if text else b""  # CSV: the first line
-    # The picked lines' bytes in one gather: each byte's position is its line's start plus
-    # its place in the line (no Python object per line).
-    starts, lengths = part.starts[picks], part.ends[picks] - part.starts[picks]
-    before = np.cumsum(lengths) - lengths  # where each line begins in the result
-    where = np.arange(int(lengths.sum())) + np.repeat(starts - before, lengths)
-    body = header + np.frombuffer(part.data, dtype=np.uint8)[where].tobytes()
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    return _parse(part.name, body)
+    profile = Profile(sample_rows, np.random.default_rng(seed))
+    for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+        profile.add(frame.iloc[start : start + CHUNK_ROWS].copy())
+    return Table(rows=profile.rows, files=1, columns=profile.columns, frame=profile.frame())

@@ -135,7 +135,7 @@ def _judge(
         reason = f"{name} changed its schema: {', '.join(parts)}{more}; the policy requires {rule}"
         return _result(table, rule, None, "fail", reason, observed=float(len(changed)))
     if rule == "max_drift":
-        return _drift(table, columns, threshold or 0.0)
+        return _drift(table, entry, columns, threshold or 0.0)
     return _missing(table, entry, columns, threshold or 0.0)
 
 
@@ -169,8 +169,24 @@ def _effect_name(column: Mapping[str, Any]) -> str:
     return "KS D" if column.get("test") == "ks" else "Cramér's V"
 
 
-def _drift(table: TableSettings, columns: list[Mapping[str, Any]], threshold: float) -> RuleResult:
+def _drift(
+    table: TableSettings,
+    entry: Mapping[str, Any],
+    columns: list[Mapping[str, Any]],
+    threshold: float,
+) -> RuleResult:
     rule, name = "max_drift", f"table {table.path}"
+    # Fail closed: a column that cannot be tested at both revisions (renamed, blanked, a number
+    # turned text) could hide any shift.
+    untestable = [c for c in columns if c.get("untestable") is True]
+    hidden = entry.get("more_untestable")
+    extra = hidden if isinstance(hidden, int) and not isinstance(hidden, bool) else 0
+    if untestable or extra:
+        parts = [f"{str(c.get('name'))[:80]} ({str(c.get('note'))[:160]})" for c in untestable[:3]]
+        more = len(untestable) - len(parts) + extra
+        listed = "; ".join(parts) + (f" and {more} more" if more else "")
+        reason = f"{name}: cannot test for a shift: {listed}; {rule} {threshold:g} fails closed"
+        return _result(table, rule, threshold, "fail", reason, float(len(untestable) + extra))
     tested = [c for c in columns if isinstance(c.get("effect"), int | float)]
     over = [
         c for c in tested
@@ -209,14 +225,7 @@ def _missing(
         return _result(table, rule, threshold, "fail", reason)
     worst = max(rates, key=lambda c: float(c["candidate_missing"]))
     rate = float(worst["candidate_missing"])
-    cand = entry.get("candidate")
-    sample = cand.get("sample") if isinstance(cand, Mapping) else None
-    on = (
-        f" (on a sample of {sample:,} rows)"
-        if isinstance(cand, Mapping) and cand.get("sampled")
-        else ""
-    )
-    text = f"{name}: column {str(worst.get('name'))[:80]} is {rate * 100:.2f}% missing{on}"
+    text = f"{name}: column {str(worst.get('name'))[:80]} is {rate * 100:.2f}% missing"
     if rate > threshold + _SLACK:
         return _result(
             table, rule, threshold, "fail", f"{text}, more than {rule} {threshold:g}", rate

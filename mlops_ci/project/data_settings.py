@@ -24,6 +24,9 @@ DEFAULT_SAMPLE_ROWS = 50_000  # a KS test on 50k rows a side sees a shift of 0.0
 # Benjamini-Hochberg false discovery rate across every column test of a comparison. Kept low:
 # with many columns a reviewer should see real shifts, not one false alarm in twenty runs.
 DEFAULT_FDR = 0.01
+# Bytes of undeclared tables profiled per revision: a change to a data lake is not profiled
+# whole on every pull request (the report names what was left out).
+DEFAULT_MAX_AUTO_BYTES = 2 * 1024**3
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson")
 
 
@@ -57,6 +60,9 @@ class TableSettings:
     target: str | None = None  # the label column: its class balance is reported
     key: str | None = None  # an id column: never tested for drift
     rules: DataRules = field(default_factory=DataRules)
+    header: bool | None = None  # CSV/TSV: whether the first line names the columns (None: infer)
+    columns: tuple[str, ...] | None = None  # CSV/TSV: the column names (no header line)
+    auto: bool = False  # profiled because DVC tracks it and its hash changed, not declared
 
 
 @dataclass(frozen=True)
@@ -66,14 +72,16 @@ class DataSettings:
     fdr: float = DEFAULT_FDR
     files: bool = True  # the table of DVC-tracked files that changed
     rules: DataRules = field(default_factory=DataRules)
+    auto: bool = True  # profile every changed DVC-tracked table, declared or not
+    max_auto_bytes: int = DEFAULT_MAX_AUTO_BYTES  # per side, over the tables profiled that way
 
     def rules_for(self, table: TableSettings) -> DataRules:
         return table.rules.over(self.rules)
 
 
 _RULE_KEYS = {f.name for f in fields(DataRules)}
-_TABLE_KEYS = {"path", "target", "key", "rules"}
-_DATA_KEYS = {"tables", "sample_rows", "fdr", "files", "rules"}
+_TABLE_KEYS = {"path", "target", "key", "rules", "header", "columns"}
+_DATA_KEYS = {"tables", "sample_rows", "fdr", "files", "rules", "auto", "max_auto_bytes"}
 
 
 def _unknown(source: str, where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
@@ -153,18 +161,41 @@ def parse_data(source: str, data: Any) -> DataSettings:
                 target=_text(source, f"{where}.target", item.get("target")),
                 key=_text(source, f"{where}.key", item.get("key")),
                 rules=parse_rules(source, f"{where}.rules", item.get("rules")),
+                header=_flag(source, f"{where}.header", item.get("header")),
+                columns=_names(source, f"{where}.columns", item.get("columns")),
             )
         )
     sample = data.get("sample_rows", DEFAULT_SAMPLE_ROWS)
     if isinstance(sample, bool) or not isinstance(sample, int):
         raise ConfigError(f"{source}: data.sample_rows must be a whole number, not {sample!r}")
-    files = data.get("files", True)
-    if not isinstance(files, bool):
-        raise ConfigError(f"{source}: data.files must be true or false, not {files!r}")
+    files = _flag(source, "data.files", data.get("files", True))
+    auto = _flag(source, "data.auto", data.get("auto", True))
+    budget = data.get("max_auto_bytes", DEFAULT_MAX_AUTO_BYTES)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ConfigError(
+            f"{source}: data.max_auto_bytes must be a whole number of bytes, not {budget!r}"
+        )
     return DataSettings(
         tables=tuple(tables),
         sample_rows=int(_number(source, "data.sample_rows", sample, 1000, 10_000_000)),
         fdr=_number(source, "data.fdr", data.get("fdr", DEFAULT_FDR), 0.0001, 0.5),
-        files=files,
+        files=bool(files),
         rules=parse_rules(source, "data.rules", data.get("rules")),
+        auto=bool(auto),
+        max_auto_bytes=budget,
     )
+
+
+def _flag(source: str, where: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ConfigError(f"{source}: {where} must be true or false, not {value!r}")
+
+
+def _names(source: str, where: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+    if not ok or len(set(value)) != len(value):
+        raise ConfigError(f"{source}: {where} must be a list of distinct column names")
+    return tuple(value)

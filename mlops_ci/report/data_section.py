@@ -82,7 +82,7 @@ def _sample_text(side: dict[str, Any]) -> str:
     rows, sample = _int(side.get("rows")), _int(side.get("sample"))
     if rows is None or sample is None or not side.get("sampled"):
         return "all rows"
-    return f"a uniform sample of {sample:,} of {rows:,} rows"
+    return f"a sample of {sample:,} of {rows:,} rows"
 
 
 def _table_line(t: dict[str, Any]) -> str:
@@ -102,7 +102,7 @@ def _table_line(t: dict[str, Any]) -> str:
             + _pair(str(_int(base.get("columns")) or "—"), str(_int(cand.get("columns")) or "—"))
         )
         if base.get("sampled") or cand.get("sampled"):
-            parts.append(f"tested on {_sample_text(base)} / {_sample_text(cand)}")
+            parts.append(f"shift tested on {_sample_text(base)} / {_sample_text(cand)}")
     for e in t.get("errors") or []:
         if isinstance(e, dict):
             parts.append(
@@ -110,6 +110,8 @@ def _table_line(t: dict[str, Any]) -> str:
             )
     if t.get("note"):
         parts.append(md_text(t["note"], 120))
+    if t.get("auto") is True:
+        parts.append("not declared: profiled because its DVC hash changed")
     drifted = [str(c) for c in t.get("drifted_columns") or []]
     if drifted:
         parts.append(f"{len(drifted)} column{'s' if len(drifted) != 1 else ''} shifted")
@@ -127,6 +129,7 @@ def _interesting(c: dict[str, Any]) -> bool:
     return (
         c.get("change") != "same"
         or c.get("drifted") is True
+        or c.get("untestable") is True
         or bool(c.get("new_categories") or c.get("vanished_categories"))
         or c.get("baseline_missing") != c.get("candidate_missing")
     )
@@ -194,6 +197,12 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
         return None
     files_line, file_rows, files_left_out = _files(data.get("files"))
     tables = [_table(t) for t in data.get("tables") or [] if isinstance(t, dict)]
+    auto = data.get("auto") if isinstance(data.get("auto"), dict) else {}
+    for entry in auto.get("left_out") or []:
+        if isinstance(entry, dict):
+            tables.append({"path": md_text(entry.get("path"), 160), "rows": [], "label_rows": [],
+                           "line": "not profiled: " + md_text(entry.get("reason"), 200),
+                           "left_out": None})  # fmt: skip
     error = (
         md_text(f"the data section could not be computed: {data['error']}", 400)
         if data.get("error")
@@ -207,8 +216,9 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
         how = (
             "Shift: two-sample Kolmogorov-Smirnov for numbers (effect: KS D), chi-square on "
             f"category counts for the rest (effect: Cramér's V); p-values of all columns "
-            f"corrected together (Benjamini-Hochberg, false discovery rate {fdr:g}). Missing "
-            "rates and shifts are measured on the rows read."
+            f"corrected together (Benjamini-Hochberg, false discovery rate {fdr:g}). Rows, "
+            "missing rates, types and categories are counted over every row; numbers are "
+            "tested on the sample stated, drawn from a seed both revisions' content sets."
         )
 
     def text() -> str:

@@ -11,10 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_ci.compare.drift import column_rows, correct, label_balance
+from mlops_ci.compare import drift
+from mlops_ci.compare.drift import correct
+from mlops_ci.compare.tabular import table_from_frame
 from mlops_ci.project.data_settings import DEFAULT_FDR
 
 TRIALS = 200
+
+
+def column_rows(base: pd.DataFrame, cand: pd.DataFrame, key: str | None) -> list[dict]:
+    return drift.column_rows(table_from_frame(base), table_from_frame(cand), key)
+
+
+def label_balance(base: pd.DataFrame, cand: pd.DataFrame, target: str) -> dict | None:
+    return drift.label_balance(table_from_frame(base), table_from_frame(cand), target)
 
 
 def frame(rng: np.random.Generator, n: int, columns: int = 20) -> pd.DataFrame:
@@ -87,7 +97,9 @@ def test_a_dtype_change_and_schema_changes_are_reported():
         "int64",
         str(cand["age"].dtype),
     )
-    assert rows["age"]["test"] is None and "not tested" in rows["age"]["note"]
+    # a column of mostly numbers is tested on its numbers, and says how much is not one
+    assert rows["age"]["test"] == "ks" and rows["age"]["candidate_non_numeric"] == 0.333333
+    assert "tested on its numbers; not numbers: 0.00% → 33.33%" in rows["age"]["note"]
     assert rows["old"]["change"] == "removed" and rows["new"]["change"] == "added"
     assert rows["id"]["note"] == "key column: not tested"
 

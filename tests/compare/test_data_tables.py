@@ -114,3 +114,26 @@ def test_what_cannot_be_read_says_why(tmp_path: Path):
         read_table(reader, "empty", sample_rows=1_000)
     with pytest.raises(TableUnreadable, match=r"bad\.jsonl is not a valid table"):
         read_table(reader, "bad.jsonl", sample_rows=1_000)
+
+
+def test_the_sample_is_drawn_from_a_seed_both_revisions_content_sets(tmp_path: Path):
+    from mlops_ci.compare.data import sample_seed
+
+    seed = sample_seed("md5:aaa", "md5:bbb")
+    assert seed == sample_seed("md5:aaa", "md5:bbb")  # a rerun tests the same rows
+    assert len({seed, sample_seed("md5:aaa", "md5:ccc"), sample_seed("md5:ccc", "md5:bbb")}) == 3
+    _frame(20_000).to_csv(tmp_path / "t.csv", index=False)
+    reader = _reader(tmp_path)
+    ids = [frozenset(read_table(reader, "t.csv", 1_000, seed=s).frame["id"]) for s in (1, 2, 1)]
+    assert ids[0] != ids[1] and ids[0] == ids[2] and len(ids[0]) == 1_000
+
+
+def test_every_row_is_profiled_however_few_are_sampled(tmp_path: Path):
+    frame = _frame(20_000)
+    frame.loc[frame.index % 3 == 0, "x"] = None
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(_reader(tmp_path), "t.csv", sample_rows=1_000)
+    whole = pd.read_csv(tmp_path / "t.csv")
+    assert table.rows == len(whole) and len(table.frame) == 1_000
+    assert {c: col.missing for c, col in table.columns.items()} == whole.isna().sum().to_dict()
+    assert dict(table.columns["c"].counts or {}) == whole["c"].value_counts().to_dict()

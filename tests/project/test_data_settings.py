@@ -33,6 +33,18 @@ def test_tables_rules_and_their_overrides():
 def test_no_data_section_means_no_tables_and_no_rules():
     data = parse_settings("artifact: m\n").data
     assert data.tables == () and not data.rules.any()
+    assert data.auto is True and data.max_auto_bytes == 2 * 1024**3  # changed tables profiled
+
+
+def test_a_table_says_how_its_header_is_laid_out():
+    data = parse_settings(
+        "data:\n  auto: false\n  max_auto_bytes: 1000\n  tables:\n"
+        "    - {path: a.tsv, header: false, columns: [id, label, text]}\n    - b.csv\n"
+    ).data
+    first, second = data.tables
+    assert (first.header, first.columns) == (False, ("id", "label", "text"))
+    assert (second.header, second.columns) == (None, None)
+    assert (data.auto, data.max_auto_bytes) == (False, 1000)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +63,12 @@ def test_no_data_section_means_no_tables_and_no_rules():
         ("data: {rules: {max_drift: 1.5}}", "data.rules.max_drift"),
         ("data: {rules: {schema_unchanged: 1}}", "data.rules.schema_unchanged"),
         ("data: {rules: {max_rows_drop_pct: 5}}", "data.rules.max_rows_drop_pct"),
+        ("data: {auto: 1}", "data.auto"),
+        ("data: {max_auto_bytes: -1}", "data.max_auto_bytes"),
+        ("data: {max_auto_bytes: 1.5}", "data.max_auto_bytes"),
+        ("data: {tables: [{path: a.tsv, header: 'no'}]}", "data.tables.0.header"),
+        ("data: {tables: [{path: a.tsv, columns: [a, a]}]}", "data.tables.0.columns"),
+        ("data: {tables: [{path: a.tsv, columns: []}]}", "data.tables.0.columns"),
     ],
 )
 def test_a_bad_data_setting_names_the_key(text: str, named: str):

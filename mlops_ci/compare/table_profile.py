@@ -1,0 +1,159 @@
+"""What is known of a table after one pass over all its rows, chunk by chunk: the exact row
+count, per column the missing cells, pandas' dtype, the values that are not numbers and the
+category counts, plus a uniform sample of rows for the shift tests.
+
+Chunks are parsed on their own, so a column's dtype is merged the way pandas infers it over the
+whole file: integers with a missing cell are floats, numbers and text together are text, and a
+chunk where the column is all missing does not vote (pandas reads it as float64).
+
+The sample is a bottom-k sample: each row draws a random key and the `size` smallest keys are
+kept, a uniform sample without replacement in bounded memory. The keys come from the caller's
+generator, which `data` seeds from the content hashes of both revisions, so which rows are
+checked cannot be known before the change is written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# Distinct values counted per column over every row; past this the column is an identifier or
+# free text (drift.MAX_CATEGORIES is the chi-square's own, smaller bound).
+MAX_TRACKED = 256
+
+
+@dataclass
+class Column:
+    """One column over every row read so far."""
+
+    missing: int = 0
+    values: int = 0  # non-missing cells
+    text: int = 0  # non-missing cells that are not numbers
+    dtypes: set[str] = field(default_factory=set)  # of the chunks where it had a value
+    counts: Counter[str] | None = field(default_factory=Counter)  # None: over MAX_TRACKED
+
+    def dtype(self) -> str:
+        """pandas' dtype for the whole column (read_csv on the whole file)."""
+        kinds = {_kind(d) for d in self.dtypes}
+        if not kinds:
+            return "float64"  # all missing
+        if kinds == {"int"}:
+            return "float64" if self.missing else "int64"
+        if kinds <= {"int", "float"}:
+            return "float64"
+        if kinds == {"bool"} and not self.missing:
+            return "bool"
+        text = sorted(d for d in self.dtypes if _kind(d) == "text")
+        return text[0] if text else "object"
+
+    @property
+    def non_numeric_share(self) -> float:
+        return self.text / self.values if self.values else 0.0
+
+
+def _kind(dtype: str) -> str:
+    if dtype.startswith(("int", "uint", "Int", "UInt")):
+        return "int"
+    if dtype.startswith(("float", "Float")):
+        return "float"
+    if dtype in ("bool", "boolean"):
+        return "bool"
+    return "text"
+
+
+def _key(value: object) -> str:
+    """A category as text: an integral float written as the integer (a chunk with a missing
+    cell reads 1 as 1.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class Profile:
+    """Accumulates chunks of one table (every file of it) into columns and a sample."""
+
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
+        self.rows = 0
+        self.columns: dict[str, Column] = {}
+        self.size, self.rng = size, rng
+        self.sample: pd.DataFrame | None = None
+        self.keys: np.ndarray | None = None
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        chunk.columns = [str(c) for c in chunk.columns]
+        n = len(chunk)
+        for name in chunk.columns:
+            column = self.columns.get(name)
+            if column is None:  # a later file with a new column: missing in the rows before
+                column = self.columns[name] = Column(missing=self.rows)
+            _add_cells(column, chunk[name])
+        for name, column in self.columns.items():
+            if name not in chunk.columns:
+                column.missing += n
+        self.rows += n
+        self._sample(chunk)
+
+    def _sample(self, chunk: pd.DataFrame) -> None:
+        from mlops_ci.compare.numeric import np, pd
+
+        keys = self.rng.random(len(chunk))
+        if self.keys is not None and len(self.keys) >= self.size:
+            entering = np.flatnonzero(keys < self.keys.max())  # only these can be kept
+            chunk, keys = chunk.iloc[entering], keys[entering]
+        if self.sample is None:
+            frame, all_keys = chunk.reset_index(drop=True), keys
+        else:
+            frame = pd.concat([self.sample, chunk], ignore_index=True)
+            all_keys = np.concatenate([self.keys, keys])
+        if len(all_keys) > self.size:
+            keep = np.sort(np.argpartition(all_keys, self.size)[: self.size])
+            frame, all_keys = frame.iloc[keep].reset_index(drop=True), all_keys[keep]
+        self.sample, self.keys = frame, all_keys
+
+    def frame(self) -> pd.DataFrame:
+        from mlops_ci.compare.numeric import pd
+
+        sample = self.sample if self.sample is not None else pd.DataFrame()
+        for name in self.columns:  # every column, in the order first seen
+            if name not in sample.columns:
+                sample[name] = pd.Series([float("nan")] * len(sample), dtype="float64")
+        return sample[list(self.columns)]
+
+
+def _add_cells(column: Column, series: pd.Series) -> None:
+    from mlops_ci.compare.numeric import pd
+
+    missing = int(series.isna().sum())
+    column.missing += missing
+    present = len(series) - missing
+    column.values += present
+    if not present:
+        return
+    dtype = str(series.dtype)
+    column.dtypes.add(dtype)
+    kind = _kind(dtype)
+    if kind in ("int", "float") and column.counts is None:
+        return  # nothing more to learn from a number's cells
+    try:
+        counts = series.value_counts(dropna=True, sort=False)
+    except TypeError:  # JSON lines: lists and objects are counted by their text
+        counts = series.dropna().astype(str).value_counts(sort=False)
+    if kind == "text":
+        numeric = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")
+        column.text += int(counts.to_numpy()[numeric.isna().to_numpy()].sum())
+    elif kind == "bool":
+        column.text += present
+    if column.counts is None:
+        return
+    if len(counts) > MAX_TRACKED:  # no Python loop over a chunk of identifiers
+        column.counts = None
+        return
+    for value, count in counts.items():
+        column.counts[_key(value)] += int(count)
+    if len(column.counts) > MAX_TRACKED:
+        column.counts = None
