@@ -68,8 +68,11 @@ def _files(files: object) -> tuple[str | None, list[str], str | None]:
             path = f"{md_text(r.get('old_path'), 80)} → {path}"
         nfiles = [_int(r.get(k)) for k in ("baseline_nfiles", "candidate_nfiles")]
         shown = [f"{n:,}" if n is not None else "—" for n in nfiles]
+        change = CHANGE_MARKS.get(str(r.get("change")), md_text(r.get("change"), 20))
+        if r.get("not_in_cache") in ("baseline", "candidate") and r.get("change") != "not in cache":
+            change += f" · ⚠️ {r['not_in_cache']} not in cache"
         out.append(table_row([
-            path, CHANGE_MARKS.get(str(r.get("change")), md_text(r.get("change"), 20)),
+            path, change,
             _pair(size_text(r.get("baseline_size")), size_text(r.get("candidate_size"))),
             _pair(*shown) if any(n is not None for n in nfiles) else "",
         ]))  # fmt: skip
