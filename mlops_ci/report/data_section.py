@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_ci.compare.wording import p_text
 from mlops_ci.report.markdown import fmt_number, md_text, table, table_row
 from mlops_ci.report.sections import Section
 from mlops_ci.report.templating import render
@@ -146,7 +147,7 @@ def _column_row(c: dict[str, Any]) -> str:
     effect = (
         f"{test} {fmt_number(c.get('effect'), 3)}" if test else md_text(c.get("note") or "", 80)
     )
-    p_adj = fmt_number(c.get("p_adjusted"), 3) if c.get("p_adjusted") is not None else ""
+    p_adj = p_text(c.get("p_adjusted"))
     shift = "🔴 shifted" if c.get("drifted") is True else ("no" if test else "")
     cats = []
     if c.get("new_categories"):
