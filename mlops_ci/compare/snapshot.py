@@ -570,12 +570,13 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
         if not fields:
             continue
         x, y = x or fx, y or fields[0]
-        keep = [fx, fields[0]]
-        rows.extend(
-            {x: _number(r.get(fx)), y: _number(r.get(fields[0])), "source": file}
-            for r in table
-            if all(k in r for k in keep)
-        )
+        for field in fields:  # DVC draws each y field of a file as its own line
+            named = {"field": field} if len(fields) > 1 else {}
+            rows.extend(
+                {x: _number(r.get(fx)), y: _number(r.get(field)), "source": file, **named}
+                for r in table
+                if fx in r and field in r
+            )
     return {"kind": "vega", "x": x, "y": y, "rows": thin(rows)}
 
 

@@ -53,6 +53,7 @@ class PlotView:
 class Series:
     side: str
     source: str
+    field: str  # "" unless the file gives the plot several y fields
     points: list[tuple[float, float]]
     texts: list[str]  # y values that are not numbers
 
@@ -78,7 +79,8 @@ def plot_series(plot: dict) -> list[Series]:
             if not isinstance(row, dict) or x not in row or y not in row:
                 continue
             source = str(row.get("source") or plot.get("id") or "")
-            series = by_source.setdefault(source, Series(side, source, [], []))
+            field = str(row.get("field") or "")
+            series = by_source.setdefault(f"{source}\n{field}", Series(side, source, field, [], []))
             px, py = as_float(row.get(x)), as_float(row.get(y))
             if px is None:
                 continue
@@ -88,8 +90,8 @@ def plot_series(plot: dict) -> list[Series]:
                 series.points.append((px, py))
         out += by_source.values()
     # Baseline and candidate of one file side by side, files in their order of appearance.
-    order = list(dict.fromkeys(s.source for s in out))
-    return sorted(out, key=lambda s: (order.index(s.source), SIDES.index(s.side)))
+    order = list(dict.fromkeys((s.source, s.field) for s in out))
+    return sorted(out, key=lambda s: (order.index((s.source, s.field)), SIDES.index(s.side)))
 
 
 def interpolate(points: list[tuple[float, float]], grid: Sequence[float]) -> list[float]:
@@ -118,14 +120,18 @@ def is_categorical(series: Sequence[Series]) -> bool:
     return many and len(ys) <= MAX_CATEGORIES and all(v == int(v) for v in ys)
 
 
+def _what(s: Series) -> str:
+    return md_text(s.source, 120) + (f" ({md_text(s.field, 40)})" if s.field else "")
+
+
 def _colours(series: Sequence[Series]) -> list[tuple[str, str]]:
-    sources = list(dict.fromkeys(s.source for s in series))
+    sources = list(dict.fromkeys((s.source, s.field) for s in series))
     if len(sources) == 1:
         return [
             ("grey", BASELINE_COLOUR) if s.side == "baseline" else ("blue", CANDIDATE_COLOUR)
             for s in series
         ]
-    pairs = [_PAIRS[sources.index(s.source) % len(_PAIRS)] for s in series]
+    pairs = [_PAIRS[sources.index((s.source, s.field)) % len(_PAIRS)] for s in series]
     return [pair[SIDES.index(s.side)] for s, pair in zip(series, pairs, strict=True)]
 
 
@@ -150,7 +156,7 @@ def curve_view(plot: dict, labels: tuple[str, str]) -> PlotView:
     longest = max(len(xs) for xs in xs_of)
     if longest < 2 and all(xs == xs_of[0] for xs in xs_of):
         values = "; ".join(
-            f"{_side_label(s.side, labels)} {md_text(s.source, 80)}: {fmt_number(s.points[0][1])}"
+            f"{_side_label(s.side, labels)} {_what(s)}: {fmt_number(s.points[0][1])}"
             for s in series
         )
         return PlotView(title, "", f"not drawn: one point each ({values})")
@@ -183,7 +189,7 @@ def curve_view(plot: dict, labels: tuple[str, str]) -> PlotView:
             palette=palette, series=[("line", interpolate(s.points, grid)) for s in series],
         )  # fmt: skip
     legend = " · ".join(
-        f"{name}: {_side_label(s.side, labels)} {md_text(s.source, 120)}"
+        f"{name}: {_side_label(s.side, labels)} {_what(s)}"
         for (name, _), s in zip(colours, series, strict=True)
     )
     extra = f"; {len(left_out)} more lines not drawn" if left_out else ""
@@ -205,7 +211,7 @@ def counts_view(
     keys = sorted({k for tally in counted for k in tally})
     shown = keys[:MAX_CATEGORIES]
     head = [md_text(y_name, 40) or "value"] + [
-        f"{_side_label(s.side, labels)} {md_text(s.source, 80)}" for s in series
+        f"{_side_label(s.side, labels)} {_what(s)}" for s in series
     ]
     rows = [table_row([k] + [str(t.get(k, 0)) for t in counted]) for k in shown]
     more = f"\n{len(keys) - len(shown)} more values not listed.\n" if len(keys) > len(shown) else ""

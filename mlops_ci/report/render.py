@@ -202,6 +202,8 @@ def revision_labels(comparison: dict) -> tuple[str, str]:
         short_sha((comparison.get(side) or {}).get("sha")) or side
         for side in ("baseline", "candidate")
     )
+    if (comparison.get("candidate") or {}).get("dirty"):
+        cand = "workspace"  # uncommitted: its SHA is the commit it started from
     return base, cand
 
 

@@ -149,14 +149,13 @@ def headline(
         + (" (uncommitted changes)" if candidate.get("dirty") else "")
     )
     situation = None
-    if baseline.get("sha") and baseline.get("sha") == candidate.get("sha"):
+    same = baseline.get("sha") and baseline.get("sha") == candidate.get("sha")
+    if same and not candidate.get("dirty"):
         situation = (
             "The baseline is this very commit (the branch is already in "
             f"{md_text(baseline.get('ref') or 'the target branch', 60)}): it is compared with "
             "itself, so nothing can differ."
         )
-        if candidate.get("dirty"):
-            situation += " Only uncommitted changes are compared."
     elif _is_first(comparison, metrics):
         situation = (
             "First report: the baseline has no metrics yet, so there is nothing to "
