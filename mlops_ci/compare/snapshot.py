@@ -570,12 +570,12 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
         if not fields:
             continue
         x, y = x or fx, y or fields[0]
-        for field in fields:  # DVC draws each y field of a file as its own line
-            named = {"field": field} if len(fields) > 1 else {}
+        for name in fields:  # DVC draws each y field of a file as its own line
+            named = {"field": name} if len(fields) > 1 else {}
             rows.extend(
-                {x: _number(r.get(fx)), y: _number(r.get(field)), "source": file, **named}
+                {x: _number(r.get(fx)), y: _number(r.get(name)), "source": file, **named}
                 for r in table
-                if fx in r and field in r
+                if fx in r and name in r
             )
     return {"kind": "vega", "x": x, "y": y, "rows": thin(rows)}
 
