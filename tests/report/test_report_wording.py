@@ -72,3 +72,37 @@ def test_the_model_card_names_a_stage_baseline_in_words() -> None:
     assert baseline_words({"how": "merge-base", "ref": "main", "sha": None}) == (
         "the merge-base with main"
     )
+
+
+def test_the_trend_ends_with_the_tables_change_and_marks_the_baseline() -> None:
+    """The baseline is the merge-base, not main's tip: main moved on to a better value, so a
+    trend that ended tip -> PR would draw a fall where the table says improved."""
+    from mlops_ci.report import Trend, TrendPoint
+
+    base = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
+    doc = make_comparison()
+    accuracy = next(m for m in doc["metrics"] if m["name"] == "accuracy")
+    accuracy.update(baseline=0.90, candidate=0.93, status="improved")
+    points = [TrendPoint(base, "old", {"accuracy": None}),  # unreadable in git alone
+              TrendPoint("c" * 40, "newer", {"accuracy": 0.97})]  # fmt: skip
+    trend = Trend(ref="main", metrics=["accuracy"], points=points)
+    markdown = build_report(doc, None, limit=None, trend=trend).markdown
+    (chart,) = [c for c in parse_charts_all(markdown) if "accuracy" in c[0]]
+    title, categories, values = chart
+    assert title == "accuracy - 2 commits of main, then PR"
+    assert categories == ["1a2b3c4 baseline", "ccccccc", "PR"]
+    assert values == [0.90, 0.97, 0.93]  # the baseline as the table shows it, no null
+
+
+def parse_charts_all(markdown: str) -> list[tuple[str, list[str], list[float]]]:
+    """Every Mermaid block (the trend's have no bold title above them)."""
+    import re
+
+    out = []
+    for src in re.findall(r"```mermaid\n(.*?)\n```", markdown, flags=re.S):
+        title = re.search(r'title "([^"]*)"', src).group(1)
+        cats = re.search(r"x-axis \"[^\"]*\" \[([^\]]*)\]", src)
+        line = re.search(r"line \[([^\]]*)\]", src)
+        categories = [c.strip().strip('"') for c in cats.group(1).split(",")] if cats else []
+        out.append((title, categories, [float(v) for v in line.group(1).split(",")]))
+    return out
