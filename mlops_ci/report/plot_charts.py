@@ -160,18 +160,23 @@ def curve_view(plot: dict, labels: tuple[str, str]) -> PlotView:
             for s in series
         )
         return PlotView(title, "", f"not drawn: one point each ({values})")
+    # A line shorter than the axis's categories is drawn over the first ones, so lines whose
+    # x values all begin the longest one (epochs of a longer run) keep their real points.
     # Mermaid's category axis merges equal labels, so repeated x values are resampled.
-    same_x = all(xs == xs_of[0] for xs in xs_of) and len(set(xs_of[0])) == len(xs_of[0])
+    axis = max(xs_of, key=len)
+    same_x = all(xs == axis[: len(xs)] for xs in xs_of) and len(set(axis)) == len(axis)
     x_name, y_name = str(plot.get("x") or "x"), str(plot.get("y") or "y")
     ys = [p[1] for s in series for p in s.points]
     y_range = (0.0, 1.0) if all(0 <= v <= 1 for v in ys) else None
     colours = _colours(series)
     palette = [c[1] for c in colours]
     if same_x and longest <= CHART_POINTS:
-        note = f"real points: {longest} per line"
+        counts = sorted({len(xs) for xs in xs_of})
+        each = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        note = f"real points: {each} per line"
         source = xychart(
             title, x_label=x_name, y_label=y_name, y_range=y_range, palette=palette,
-            categories=[chart_number(x) for x in xs_of[0]],
+            categories=[chart_number(x) for x in axis],
             series=[("line", [p[1] for p in s.points]) for s in series],
         )  # fmt: skip
     else:

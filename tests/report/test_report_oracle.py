@@ -173,7 +173,8 @@ def check_curve(pid: str, chart: ParsedChart, entry: dict) -> list[str]:
         pts = sorted((float(r[fx]), float(r[fy])) for r in rows)
         values = lines[match[0]]
         if chart.categories is not None:
-            if [float(c) for c in chart.categories] != pytest.approx([p[0] for p in pts]):
+            axis = [float(c) for c in chart.categories][: len(values)]
+            if axis != pytest.approx([p[0] for p in pts]):
                 bad.append(f"plot {pid}: x {chart.categories} != DVC {[p[0] for p in pts]}")
             if values != pytest.approx([p[1] for p in pts], rel=1e-5, abs=1e-9):
                 bad.append(f"plot {pid} {key}: drawn {values} != DVC {[p[1] for p in pts]}")

@@ -90,7 +90,7 @@ def test_train_and_test_files_are_one_line_each_per_revision_with_real_curves() 
     lo, hi = chart.x_range
     grid = np.linspace(lo, hi, 50)
     for (_, drawn), what in zip(chart.series, described, strict=True):
-        side, _, source = what.partition(" ")[0], None, what.rsplit(" ", 1)[1]
+        side, source = what.split(" ")[0], what.rsplit(" ", 1)[1]
         fpr, tpr = truth[side, source]
         # a ROC curve never goes down; the pooled lines of both files did
         assert all(b >= a - 1e-9 for a, b in itertools.pairwise(drawn))
@@ -98,6 +98,16 @@ def test_train_and_test_files_are_one_line_each_per_revision_with_real_curves() 
         np.testing.assert_allclose(
             np.array(drawn)[inner], np.interp(grid, fpr, tpr)[inner], atol=2e-5
         )
+
+
+def test_a_longer_run_keeps_the_real_points_of_both() -> None:
+    base = [{"step": s, "acc": 0.5 + s / 10, "source": "dvclive/plots/metrics/acc.tsv"}
+            for s in range(3)]  # fmt: skip
+    cand = [{**r, "step": s, "acc": 0.5 + s / 5} for s, r in enumerate(base + base[:1])]
+    (chart,) = charts(_report(_plot("acc", "linear", "step", "acc", base, cand)))
+    assert chart.categories == ["0", "1", "2", "3"]
+    assert [v for _, v in chart.series] == [[0.5, 0.6, 0.7], [0.5, 0.7, 0.9, 1.1]]
+    assert chart.note == "real points: 3-4 per line"
 
 
 def test_a_two_epoch_curve_is_two_real_points() -> None:
