@@ -151,7 +151,8 @@ def _chart_lines(chart: ParsedChart) -> dict[tuple[str, str, str], list[float]]:
     lines = {}
     for (_, what), (_, values) in zip(chart.legend, chart.series, strict=True):
         found = _LEGEND.fullmatch(unescape(what))
-        assert found, f"legend {what!r} names no revision and file"
+        if not found:  # a legend that names no file: its lines cannot be told apart
+            continue
         side, _, source, field = found.groups()
         lines[side, posixpath.basename(source), field or ""] = values
     return lines
