@@ -3,6 +3,8 @@ scipy, the baseline's name to what compare resolved."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, ks_2samp
@@ -106,3 +108,21 @@ def parse_charts_all(markdown: str) -> list[tuple[str, list[str], list[float]]]:
         categories = [c.strip().strip('"') for c in cats.group(1).split(",")] if cats else []
         out.append((title, categories, [float(v) for v in line.group(1).split(",")]))
     return out
+
+
+def test_the_trend_follows_gated_metrics_first() -> None:
+    from mlops_ci.commands.report import load_trend
+    from mlops_ci.report import key_metrics
+
+    doc = make_comparison(trend={"ref": "main", "metrics": ["accuracy", "f1"], "commits": []})
+    names = ["f1", "accuracy"]
+    assert [m["name"] for m in key_metrics(doc, names)][:2] == names
+    verdict = {"rules": [
+        {"metric": "accuracy", "rule": "direction", "outcome": "skipped"},  # listed, not gated
+        {"metric": "f1", "rule": "max_drop", "outcome": "pass"},
+    ]}  # fmt: skip
+    for m in doc["metrics"]:
+        m.setdefault("file", "eval/metrics.json")
+        m.setdefault("key", m["name"])
+    trend = load_trend(Path("."), doc, verdict)
+    assert trend is not None and trend.metrics[:2] == ["f1", "accuracy"]
