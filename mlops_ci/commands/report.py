@@ -69,11 +69,11 @@ def load_trend(
         return None
     target = str(comparison.get("target_branch") or "main")
     rules = (verdict or {}).get("rules")
-    names = [
-        str(r["metric"])
-        for r in (rules if isinstance(rules, list) else [])
-        if isinstance(r, dict) and r.get("metric")
-    ]
+    listed = [r for r in (rules if isinstance(rules, list) else [])
+              if isinstance(r, dict) and r.get("metric")]  # fmt: skip
+    # Gated metrics first: a metric listed only for its direction is not gated.
+    listed.sort(key=lambda r: r.get("rule") == "direction")
+    names = list(dict.fromkeys(str(r["metric"]) for r in listed))
     metrics = key_metrics(comparison, names or None)
     if not metrics:
         return None

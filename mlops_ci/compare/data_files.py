@@ -88,9 +88,16 @@ def file_rows(
         path = entry.get("path")
         return str(path.get("old") if isinstance(path, dict) else path)
 
+    # `dvc diff` lists a path whose baseline objects are missing locally twice (modified, and
+    # not in cache): one row here, flagged, so the path and its bytes are counted once.
+    uncached = {str(e.get("path")) for e in diff.get("not in cache") or [] if isinstance(e, dict)}
     for change in ("added", "deleted", "modified", "renamed", "not in cache"):
         for entry in sorted(diff.get(change) or [], key=where):
             path, digest = entry.get("path"), entry.get("hash")
+            if change == "not in cache" and any(
+                str(path) in (r["old_path"], r["path"]) for r in rows
+            ):
+                continue
             old_path = new_path = path
             if isinstance(path, dict):
                 old_path, new_path = path.get("old"), path.get("new")
@@ -115,6 +122,7 @@ def file_rows(
                     "candidate_size": after.size if after else None,
                     "baseline_nfiles": before.nfiles if before else None,
                     "candidate_nfiles": after.nfiles if after else None,
+                    "not_in_cache": "baseline" if str(old_path) in uncached else None,
                 }
             )
     return rows
@@ -124,6 +132,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts per change and the recorded bytes on each side (outputs only, not their files)."""
     counts = {c: sum(1 for r in rows if r["change"] == c) for c in ("added", "deleted",
               "modified", "renamed", "not in cache")}  # fmt: skip
+    counts["not in cache"] += sum(1 for r in rows if r.get("not_in_cache") and r["change"] !=
+                                  "not in cache")  # fmt: skip
     return {
         "counts": counts,
         "baseline_bytes": sum(r["baseline_size"] or 0 for r in rows),

@@ -226,9 +226,12 @@ def _test(row: dict[str, Any], old: Column, new: Column, base: pd.Series, cand: 
             row["new_categories"] = [clean(c) for c in added[:SHOWN_CATEGORIES]]
         if removed:
             row["vanished_categories"] = [clean(c) for c in removed[:SHOWN_CATEGORIES]]
-    for name in ("effect", "p_value"):
-        if row[name] is not None:
-            row[name] = round(row[name], 6) if math.isfinite(row[name]) else None
+    # The p-value stays unrounded: the correction reads it, and 3.1e-9 rounded is 0.
+    for key in ("effect", "p_value"):
+        if row[key] is not None and not math.isfinite(row[key]):
+            row[key] = None
+    if row["effect"] is not None:
+        row["effect"] = round(row["effect"], 6)
 
 
 def correct(rows: list[dict[str, Any]], fdr: float) -> None:

@@ -623,12 +623,13 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
         if not fields:
             continue
         x, y = x or fx, y or fields[0]
-        keep = [fx, fields[0]]
-        rows.extend(
-            {x: _number(r.get(fx)), y: _number(r.get(fields[0])), "source": file}
-            for r in table
-            if all(k in r for k in keep)
-        )
+        for name in fields:  # DVC draws each y field of a file as its own line
+            named = {"field": name} if len(fields) > 1 else {}
+            rows.extend(
+                {x: _number(r.get(fx)), y: _number(r.get(name)), "source": file, **named}
+                for r in table
+                if fx in r and name in r
+            )
     return {"kind": "vega", "x": x, "y": y, "rows": thin(rows)}
 
 

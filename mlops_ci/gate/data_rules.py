@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlops_ci.compare.wording import p_text
 from mlops_ci.gate.verdict import RuleResult, fmt
 from mlops_ci.project.data_settings import DataRules, TableSettings
 from mlops_ci.project.settings import Settings
@@ -197,7 +198,7 @@ def _drift(
         more = f" (and {len(over) - 1} more columns)" if len(over) > 1 else ""
         reason = (
             f"{name}: column {str(worst.get('name'))[:80]} shifted with {_effect_name(worst)} "
-            f"{fmt(float(worst['effect']))} (adjusted p {fmt(float(worst.get('p_adjusted') or 0))}), "
+            f"{fmt(float(worst['effect']))} (adjusted p {p_text(worst.get('p_adjusted'))}), "
             f"more than {rule} {threshold:g}{more}"
         )
         return _result(table, rule, threshold, "fail", reason, float(worst["effect"]))

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_ci.compare.wording import interval_finding
 from mlops_ci.gate.verdict import (  # noqa: F401 - re-exported: the gate's public names
     CHECK_CONCLUSION,
     STATUS_STATE,
@@ -242,9 +243,12 @@ def _relative_rule(
         if interval[0] > limit:
             reason += f"; the {ci_text} agrees"
             return _result(row, rule_name, threshold, observed, "fail", reason, significant)
-        reason += (
-            f", but the {ci_text} does not rule out noise (on_inconclusive: {on_inconclusive})"
-        )
+        # The same words as the table's status: an interval that excludes no change is a
+        # real drop even when it does not show the drop beyond the threshold.
+        finding = interval_finding(*interval)
+        if interval[0] > 0:
+            finding += f" that may be {ok_text} {rule_text}"
+        reason += f", but the {ci_text} {finding} (on_inconclusive: {on_inconclusive})"
         outcome = {"fail": "fail", "neutral": "neutral", "pass": "pass"}[on_inconclusive]
         return _result(row, rule_name, threshold, observed, outcome, reason, significant)
     if significant:

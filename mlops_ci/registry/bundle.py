@@ -224,6 +224,24 @@ def _samples(test_csv: bytes, predictions_csv: bytes, rows: int) -> tuple[Any, l
     return joined.iloc[keep].reset_index(drop=True), features
 
 
+def baseline_words(base: dict[str, Any]) -> str | None:
+    """The baseline in words: "the version in stage production, commit 1a2b3c4d5e6f",
+    "the merge-base with main, commit ...", "the tip of main, ...", "v1.2, ..."."""
+    how, ref, sha = str(base.get("how") or ""), base.get("ref"), base.get("sha")
+    if how.startswith("stage:"):
+        what = f"the version in stage {how.removeprefix('stage:')}"
+    elif how == "merge-base" and ref:
+        what = f"the merge-base with {ref}"
+    elif how == "base" and ref:
+        what = f"the tip of {ref}"
+    elif how == "previous" and ref:
+        what = f"the previous commit ({ref})"
+    else:
+        what = str(ref or how or "")
+    commit = f"commit {str(sha)[:12]}" if sha else ""
+    return ", ".join(p for p in (what, commit) if p) or None
+
+
 def _card_metrics(
     metrics: dict[str, Any], comparison: dict[str, Any] | None, sha: str
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -232,7 +250,7 @@ def _card_metrics(
     if comparison and (comparison.get("candidate") or {}).get("sha") == sha:
         rows_by_name = {row["name"]: row for row in comparison.get("metrics") or []}
         base = comparison.get("baseline") or {}
-        baseline_ref = f"{base.get('how') or ''} {base.get('ref') or ''} {base.get('sha') or ''}"
+        baseline_ref = baseline_words(base)
     flat: dict[str, Any] = {}
     for data in metrics.values():
         flat.update(flatten(data))
@@ -249,7 +267,7 @@ def _card_metrics(
                 "ci_high": row.get("ci_high"),
             }
         )
-    return rows, baseline_ref.strip() if baseline_ref else None
+    return rows, baseline_ref
 
 
 def render_model_card(context: dict[str, Any]) -> str:

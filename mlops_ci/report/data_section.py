@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_ci.compare.wording import p_text
 from mlops_ci.report.markdown import fmt_number, md_text, table, table_row
 from mlops_ci.report.sections import Section
 from mlops_ci.report.templating import render
@@ -68,8 +69,11 @@ def _files(files: object) -> tuple[str | None, list[str], str | None]:
             path = f"{md_text(r.get('old_path'), 80)} → {path}"
         nfiles = [_int(r.get(k)) for k in ("baseline_nfiles", "candidate_nfiles")]
         shown = [f"{n:,}" if n is not None else "—" for n in nfiles]
+        change = CHANGE_MARKS.get(str(r.get("change")), md_text(r.get("change"), 20))
+        if r.get("not_in_cache") in ("baseline", "candidate") and r.get("change") != "not in cache":
+            change += f" · ⚠️ {r['not_in_cache']} not in cache"
         out.append(table_row([
-            path, CHANGE_MARKS.get(str(r.get("change")), md_text(r.get("change"), 20)),
+            path, change,
             _pair(size_text(r.get("baseline_size")), size_text(r.get("candidate_size"))),
             _pair(*shown) if any(n is not None for n in nfiles) else "",
         ]))  # fmt: skip
@@ -146,7 +150,7 @@ def _column_row(c: dict[str, Any]) -> str:
     effect = (
         f"{test} {fmt_number(c.get('effect'), 3)}" if test else md_text(c.get("note") or "", 80)
     )
-    p_adj = fmt_number(c.get("p_adjusted"), 3) if c.get("p_adjusted") is not None else ""
+    p_adj = p_text(c.get("p_adjusted"))
     shift = "🔴 shifted" if c.get("drifted") is True else ("no" if test else "")
     cats = []
     if c.get("new_categories"):

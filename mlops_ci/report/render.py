@@ -15,10 +15,11 @@ from mlops_ci import __version__
 from mlops_ci.project.documents import check
 from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.limits import hidden_marker
-from mlops_ci.report import mermaid, png
+from mlops_ci.report import png
 from mlops_ci.report.data_section import data_changed, data_section
 from mlops_ci.report.fit import fit_sections, size
-from mlops_ci.report.markdown import clip, md_link, md_text, one_line
+from mlops_ci.report.markdown import clip, md_link, md_text, one_line, table, table_row
+from mlops_ci.report.plot_charts import plot_view
 from mlops_ci.report.sections import (
     Section,
     headline,
@@ -132,6 +133,11 @@ def _image_rows(plots: list[dict]) -> list[dict[str, str]]:
     ]  # fmt: skip
 
 
+_PLOT_STATUS = {"changed": "🔁 changed", "added": "🆕 added", "removed": "⚠️ removed",
+                "unchanged": "unchanged"}  # fmt: skip
+MAX_LISTED_PLOTS = 60
+
+
 def _plots_section(
     comparison: dict,
     plots: list[dict],
@@ -141,22 +147,42 @@ def _plots_section(
 ) -> Section | None:
     images = _image_rows(plots)
     plots = [p for p in plots if p.get("kind") != "image"]
-    charts = []
-    for plot in plots[:MAX_CHARTS]:
-        chart = mermaid.plot_chart(plot, *labels)
-        if chart is not None:
-            charts.append({"title_md": md_text(chart.title, 80), "markdown": chart.markdown()})
+    # Changed plots first, so the charts a reviewer needs are the ones drawn.
+    plots = sorted(plots, key=lambda p: p.get("status") == "unchanged")
+    views, listed = [], []
+    for i, plot in enumerate(plots):
+        if i < MAX_CHARTS:
+            view = plot_view(plot, labels)
+            shown = view.shown
+            if view.markdown:
+                views.append({"title_md": md_text(view.title, 80), "markdown": view.markdown})
+        else:
+            shown = f"not drawn: over {MAX_CHARTS} plots"
+        if plot.get("status") != "unchanged" and len(listed) < MAX_LISTED_PLOTS:
+            status = str(plot.get("status"))
+            listed.append(
+                table_row([md_text(plot.get("id"), 120),
+                           md_text(_PLOT_STATUS.get(status, status), 20), md_text(shown, 300)])
+            )  # fmt: skip
+    changed = sum(1 for p in plots if p.get("status") != "unchanged")
+    if changed > len(listed):
+        listed.append(table_row([f"… and {changed - len(listed)} more", "", ""]))
+    same = len(plots) - changed
     png_line = None
     if pngs is not None and pngs.files:  # only what was drawn (`report --png`)
         names = ", ".join(path.name for path in pngs.files)
         png_line = f"PNG files in the run directory under plots/: {md_text(names, 600)}"
-    if not charts and not png_line and not images:
+    if not listed and not views and not png_line and not images:
         return None
     where = "the run directory under `images/`"
     if run_url:
         where += f" ({md_link('artifacts of this run', run_url)})"
-    text = render("plots", charts=charts, png_line=png_line, images=images, images_where=where)
-    return Section("plots", text, label=f"plots ({len(charts)} charts)")
+    text = render(
+        "plots", charts=views, png_line=png_line, images=images, images_where=where,
+        listed=table(["Plot", "Status", "Shown as"], listed) if listed else None,
+        same=f"{same} unchanged plot{'s' if same != 1 else ''}." if same else None,
+    )  # fmt: skip
+    return Section("plots", text, label=f"plots ({len(views)} charts)")
 
 
 def _trend_section(trend: Trend | None, comparison: dict) -> Section | None:
@@ -176,6 +202,8 @@ def revision_labels(comparison: dict) -> tuple[str, str]:
         short_sha((comparison.get(side) or {}).get("sha")) or side
         for side in ("baseline", "candidate")
     )
+    if (comparison.get("candidate") or {}).get("dirty"):
+        cand = "workspace"  # uncommitted: its SHA is the commit it started from
     return base, cand
 
 

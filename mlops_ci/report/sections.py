@@ -11,6 +11,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mlops_ci.compare.wording import (
+    ESTIMATED,
+    HOW_TO_ESTIMATE,
+    point_value_line,
+    worse_by_point,
+)
 from mlops_ci.report import templating
 from mlops_ci.report.markdown import (
     fmt_number,
@@ -100,10 +106,18 @@ def headline(
     counts: dict[str, int] = {}
     for m in metrics:
         counts[str(m.get("status"))] = counts.get(str(m.get("status")), 0) + 1
-    parts = [f"{counts.get(s, 0)} {s}" for s in ("improved", "regressed", "inconclusive")]
+    # Counts by status say "0 regressed" when nothing had a noise estimate; those rows are
+    # counted by point value instead, and the headline says so.
+    by_point = point_value_line(metrics)
+    estimated = any(counts.get(s) for s in ESTIMATED)
+    parts = []
+    if estimated or not by_point:
+        parts = [f"{counts.get(s, 0)} {s}" for s in ("improved", "regressed", "inconclusive")]
+    if by_point:
+        parts.append(by_point)
     parts += [
         f"{counts[s]} {s}"
-        for s in ("unknown", "added", "removed", "changed", "within-noise", "unchanged")
+        for s in ("unknown", "added", "removed", "within-noise", "unchanged")
         if counts.get(s)
     ]
     verdict_line = failed = advisory = None
@@ -135,13 +149,22 @@ def headline(
         + (" (uncommitted changes)" if candidate.get("dirty") else "")
     )
     situation = None
-    if _is_first(comparison, metrics):
+    same = baseline.get("sha") and baseline.get("sha") == candidate.get("sha")
+    if same and not candidate.get("dirty"):
+        situation = (
+            "The baseline is this very commit (the branch is already in "
+            f"{md_text(baseline.get('ref') or 'the target branch', 60)}): it is compared with "
+            "itself, so nothing can differ."
+        )
+    elif _is_first(comparison, metrics):
         situation = (
             "First report: the baseline has no metrics yet, so there is nothing to "
             "compare against. The candidate's values are shown as added."
         )
     elif not has_changes:
         situation = "Nothing changed: no metric moved and no param changed."
+    elif by_point:
+        situation = HOW_TO_ESTIMATE
     artifact = comparison.get("artifact")
     title = "mlops-ci report" + (f": {md_text(artifact, 60)}" if artifact else "")
     text = render(
@@ -203,7 +226,10 @@ def metric_row(m: dict, with_ci: bool, comparison: dict | None = None) -> str:
     if with_ci:
         low, high = m.get("ci_low"), m.get("ci_high")
         cells.append(f"[{fmt_signed(low)}, {fmt_signed(high)}]" if low is not None else "")
-    cells.append(STATUS_MARKS.get(str(m.get("status")), md_text(m.get("status"), 20)))
+    status = STATUS_MARKS.get(str(m.get("status")), md_text(m.get("status"), 20))
+    if m.get("status") == "changed" and worse_by_point(m) is not None:
+        status += f" ({'worse' if worse_by_point(m) else 'better'} by point value)"
+    cells.append(status)
     if comparison is not None:
         cells.append(md_text(decided_text(m, comparison), 120))
     return table_row(cells)

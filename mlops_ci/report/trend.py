@@ -43,7 +43,8 @@ def key_metrics(
     numeric ones, at most `limit`."""
     rows = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
     if names:
-        wanted = [m for m in rows if m.get("name") in set(names)]
+        order = {name: i for i, name in enumerate(names)}  # the caller's order: gated first
+        wanted = sorted((m for m in rows if m.get("name") in order), key=lambda m: order[m["name"]])
     else:
         wanted = [m for m in rows if _number(m.get("candidate")) is not None]
     return [m for m in wanted if m.get("file") and m.get("key")][:limit]
@@ -97,26 +98,38 @@ def _number(value: object) -> float | None:
 
 
 def trend_charts(trend: Trend, comparison: dict) -> list[Chart]:
-    """One line chart per key metric: the branch's commits, then this change as `PR`."""
-    candidates = {
-        m.get("name"): _number(m.get("candidate"))
-        for m in comparison.get("metrics") or []
-        if isinstance(m, dict)
-    }
+    """One line chart per key metric: the branch's commits, then this change as `PR`.
+
+    The values are the table's: the commit the table compares with is labelled `baseline`
+    (added before `PR` when it is not among the branch's last commits, and given the table's
+    value where git alone could not read one), so the line's last step is the table's change.
+    """
+    rows = {m.get("name"): m for m in comparison.get("metrics") or [] if isinstance(m, dict)}
+    base_sha = str((comparison.get("baseline") or {}).get("sha") or "")
     charts = []
     for name in trend.metrics:
+        row = rows.get(name) or {}
         labels, values = [], []
         for point in trend.points:
             value = point.values.get(name)
+            is_base = bool(base_sha) and point.sha == base_sha
+            if is_base and value is None:
+                value = _number(row.get("baseline"))
             if value is not None:
-                labels.append(point.sha[:7])
+                labels.append(f"{point.sha[:7]} baseline" if is_base else point.sha[:7])
                 values.append(value)
-        if candidates.get(name) is not None:
+        on_branch = len(values)
+        base_value = _number(row.get("baseline"))
+        if base_value is not None and not any(lab.endswith("baseline") for lab in labels):
+            labels.append("baseline")
+            values.append(base_value)
+        candidate = _number(row.get("candidate"))
+        if candidate is not None:
             labels.append("PR")
-            values.append(candidates[name])  # type: ignore[arg-type]
+            values.append(candidate)
         if len(values) < 2:
             continue
-        title = f"{chart_text(name)} on {chart_text(trend.ref)}, last {len(values)}"
+        title = f"{chart_text(name)} - {on_branch} commits of {chart_text(trend.ref)}, then PR"
         source = xychart(
             title,
             x_label="commit",
@@ -125,5 +138,8 @@ def trend_charts(trend: Trend, comparison: dict) -> list[Chart]:
             series=[("line", values)],
             palette=(CANDIDATE_COLOUR,),
         )
-        charts.append(Chart(title, source, ""))
+        legend = (
+            "*Oldest first; `baseline` is the commit the table compares with, `PR` this change.*\n"
+        )
+        charts.append(Chart(title, source, legend))
     return charts

@@ -146,7 +146,7 @@ def test_trend_commits_setting_sets_how_far_back_the_trend_reads(
     trend = report.split("#### Trend on main")[1]
     shown = [sha for sha in shas if sha[:7] in trend]
     assert shown == shas[-commits:]  # the branch's last `commits` metric commits, no more
-    assert f"last {commits + 1}" in trend  # + this change as `PR`
+    assert f"{commits} commits of main, then PR" in trend  # the title counts the branch's
 
 
 def test_png_files_from_dvc_templates(tmp_path: Path) -> None:

@@ -63,6 +63,8 @@ def _ours(rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
         old, new = r["baseline_hash"], r["candidate_hash"]
         digest = f"{old} -> {new}" if r["change"] == "modified" else (new or old)
         found.add((r["change"], path, str(digest)))
+        if r.get("not_in_cache") == "baseline":  # one row, as DVC's two entries
+            found.add(("not in cache", r.get("old_path") or r["path"], str(old)))
     return found
 
 
@@ -167,3 +169,38 @@ def test_without_a_tracked_change_compare_opens_no_dvc_and_tests_nothing(tmp_pat
     )
     found = json.loads(repo.run(sys.executable, "-c", probe).stdout)
     assert found == {"loaded": [], "table": "unchanged"}
+
+
+def test_a_path_whose_baseline_is_not_in_cache_is_one_row_counted_once(tmp_path: Path):
+    """`dvc diff` lists such a path twice (modified, and not in cache); the table has one row
+    that says which side is missing, and the byte totals count it once."""
+    from mlops_ci.report import build_report
+    from tests.report.report_parse import table_with, unescape
+
+    repo = DataProject.create(tmp_path / "repo", table(100))
+    repo.write("data/notes.txt", "x" * 5000 + "\n")
+    repo.add("data/notes.txt")
+    repo.commit("notes")
+    digest = (repo.root / "data" / "notes.txt.dvc").read_text().split("md5: ")[1].split()[0]
+    repo.git("checkout", "-qb", "candidate")
+    repo.write("data/notes.txt", "y" * 5100 + "\n")
+    repo.add("data/notes.txt")
+    repo.commit("notes changed")
+    cached = repo.root / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+    cached.unlink()  # the baseline's object is gone from the local cache
+    files = _check(repo)
+    dvc = json.loads(repo.run(DVC, "diff", "main", "--json", "--show-hash").stdout)
+    assert [e["path"] for e in dvc["not in cache"]] == ["data/notes.txt"]
+    assert [e["path"] for e in dvc["modified"]] == ["data/notes.txt"]
+    rows = [r for r in files["rows"] if r["path"] == "data/notes.txt"]
+    assert len(rows) == 1 and rows[0]["not_in_cache"] == "baseline"
+    assert (files["baseline_bytes"], files["candidate_bytes"]) == (
+        sum(r["baseline_size"] or 0 for r in files["rows"]),
+        sum(r["candidate_size"] or 0 for r in files["rows"]),
+    )
+    comparison = json.loads((repo.root / ".mlops-ci" / "comparison.json").read_text())
+    markdown = build_report(comparison, None, limit=None).markdown
+    listed = [unescape(r[0]) for r in table_with(markdown, "Path")[1:]]
+    assert listed.count("data/notes.txt") == 1
+    row = next(r for r in table_with(markdown, "Path")[1:] if unescape(r[0]) == "data/notes.txt")
+    assert "baseline not in cache" in row[1]

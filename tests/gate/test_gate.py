@@ -645,3 +645,28 @@ def test_a_pr_that_breaks_the_policy_fails_naming_the_exact_key(
     assert key in failed["reason"]
     assert "mlops-ci.yaml in this change" in failed["reason"]
     assert key in capsys.readouterr().out
+
+
+def test_an_interval_that_excludes_no_change_is_never_called_noise() -> None:
+    """The table marks this row regressed (its interval is all below zero); the gate's reason
+    must not say the interval "does not rule out noise"."""
+    from mlops_ci.report import build_report
+    from tests.report.report_parse import table_with, unescape
+
+    policy = (
+        "metrics:\n  accuracy: {direction: higher, max_drop: 0.01, significant: true}\n"
+        "on_inconclusive: neutral\n"
+    )
+    real = row("accuracy", 0.95, 0.935, ci_low=-0.02, ci_high=-0.004, status="regressed")
+    result = judge(policy, real)
+    reason = result.rules[0].reason
+    assert "does not rule out noise" not in reason
+    assert reason.endswith(
+        "but the 95% CI of the change [-0.0200, -0.0040] rules out noise: a real drop that may "
+        "be within max_drop 0.01 (on_inconclusive: neutral)"
+    )
+    doc = result.to_dict()
+    markdown = build_report(comparison(real), doc, limit=None).markdown
+    (metric_row,) = table_with(markdown, "Metric")[1:]
+    assert "regressed" in metric_row[-1]
+    assert "rules out noise: a real drop" in unescape(markdown)

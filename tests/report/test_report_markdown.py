@@ -203,8 +203,8 @@ def test_realistic_report_renders_tables_and_mermaid(mode: str) -> None:
     hrefs = {f"https://forge.invalid/o/r/commit/{s}" for s in (BASE_SHA, HEAD_SHA)}
     facts = check_inert(report.markdown, mode, allowed_hrefs=hrefs)
     assert set(facts.hrefs) == hrefs
-    # metrics (4 changed), params, stages, unchanged details
-    assert [len(rows) for rows in facts.tables] == [5, 3, 4, 3]
+    # metrics (4 changed), params, stages, the changed plots, unchanged details
+    assert [len(rows) for rows in facts.tables] == [5, 3, 4, 4, 3]
     assert facts.tables[0] == [7] * 5  # with the confidence interval column
     assert facts.pre_langs.count("mermaid") == 3
     html = render_gfm(report.markdown, mode)
@@ -227,6 +227,7 @@ def test_hostile_inputs_stay_inert(mode: str) -> None:
             1 + len(HOSTILE) + 8,
             1 + len(HOSTILE),
             1 + len(HOSTILE),
+            4,
             5,
         ]
     text = " ".join(HtmlFacts(render_gfm(report.markdown, mode)).text)
@@ -305,8 +306,9 @@ def test_first_pr_without_baseline_metrics() -> None:
     assert "0.95" in text
     assert "—" in text
     assert facts.pre_langs == ["mermaid"]
-    assert "*blue line: candidate 9f8e7d6*" in report.markdown  # no baseline in the legend
-    assert "grey line" not in report.markdown
+    # no baseline line, and the legend does not pretend there is one
+    assert "*Lines: blue: candidate 9f8e7d6 eval/plots/roc.json*" in report.markdown
+    assert "grey" not in report.markdown
 
 
 def test_pr_that_changes_nothing() -> None:
@@ -323,7 +325,7 @@ def test_pr_that_changes_nothing() -> None:
         }
         for m in base["metrics"]
     ]
-    plots = [{**p, "candidate": p["baseline"]} for p in base["plots"]]
+    plots = [{**p, "candidate": p["baseline"], "status": "unchanged"} for p in base["plots"]]
     comparison = make_comparison(metrics=rows, params=[], plots=plots)
     report = build_report(comparison, make_verdict("pass"), limit=GITHUB_COMMENT_LIMIT)
     facts = check_inert(report.markdown, "unsafe")
