@@ -54,7 +54,8 @@ class Snapshot:
         return self.rev or "workspace"
 
     def unreadable(self, path: str) -> bool:
-        return any(e["file"] == path for e in self.errors)
+        """Whether `path`, or a declared directory holding it, could not be read."""
+        return any(e["file"] == path or path.startswith(e["file"] + "/") for e in self.errors)
 
 
 @dataclass(frozen=True)
@@ -159,12 +160,15 @@ class RevisionFiles:
         return pipelines, locks, dotdvc
 
     def exists(self, path: str) -> bool:
-        if self.rev is None:
-            return (self.project.root / path).is_file()
+        if self.rev is None and (self.project.root / path).is_file():
+            return True
+        if self.rev is None:  # an output missing from the workspace: DVC reads its cache
+            return self._md5(path) is not None
         return path in self.tracked or self._md5(path) is not None
 
     def expand(self, path: str) -> list[str]:
-        """A declared path as the files DVC would read: every file of a directory."""
+        """A declared path as the files DVC would read: every file of a directory (from its
+        manifest when the directory is an output the workspace lacks, as DVC reads it)."""
         if self.rev is None:
             full = self.project.root / path
             if full.is_dir():
@@ -174,8 +178,9 @@ class RevisionFiles:
                     for name in names
                 ]
                 return sorted(self._visible(found))
-            return [path]
-        inside = sorted(p for p in self.tracked if p.startswith(path + "/"))
+            if full.exists():
+                return [path]
+        inside = sorted(p for p in self.tracked if p.startswith(path + "/")) if self.rev else []
         md5 = self.outs.get(path)
         if md5 and md5.endswith(".dir"):
             inside += [f"{path}/{rel}" for rel in sorted(self._manifest(md5) or {})]
@@ -191,17 +196,16 @@ class RevisionFiles:
     def read(self, paths: list[str]) -> dict[str, bytes | None]:
         """The bytes of each path at this revision; None (and `why[path]`) when unreadable."""
         paths = list(dict.fromkeys(paths))
+        found: dict[str, bytes | None]
         if self.rev is None:
-            found = {p: _read_disk(self.project.root / p) for p in paths}
-            for p, data in found.items():
-                if data is None:
-                    self.why[p] = "missing in the workspace"
-            return found
-        in_git = [p for p in paths if p in self.tracked]
-        blobs = self.git.read_many([f"{self.rev}:{self._git_path(p)}" for p in in_git])
-        found: dict[str, bytes | None] = {
-            p: blobs.get(f"{self.rev}:{self._git_path(p)}") for p in in_git
-        }
+            # An output the workspace lacks is read from the cache (or the remote) by the hash
+            # the workspace's dvc.lock records, as DVC's filesystem reads it.
+            disk = {p: _read_disk(self.project.root / p) for p in paths}
+            found = {p: data for p, data in disk.items() if data is not None}
+        else:
+            in_git = [p for p in paths if p in self.tracked]
+            blobs = self.git.read_many([f"{self.rev}:{self._git_path(p)}" for p in in_git])
+            found = {p: blobs.get(f"{self.rev}:{self._git_path(p)}") for p in in_git}
         wanted = {p: self._md5(p) for p in paths if p not in found}
         for p, md5 in wanted.items():
             if md5 is None:
@@ -228,17 +232,18 @@ class RevisionFiles:
         return manifest.get(path[len(parent) + 1 :])
 
     def _why_absent(self, path: str) -> str:
-        """Why a path has no object: never produced, or inside a directory output whose
-        manifest cannot be read (then the manifest's reason)."""
-        parent = posixpath.dirname(path)
+        """Why a path has no object: never produced, or a directory output (or a file inside
+        one) whose manifest cannot be read (then the manifest's reason)."""
+        parent = path
         while parent:
             md5 = self.outs.get(parent)
             if md5 and md5.endswith(".dir") and self.manifests.get(md5) is None:
-                return f"inside the directory output {parent}, which is " + self.why.get(
-                    md5, "unreadable"
-                )
+                reason = self.why.get(md5, "unreadable")
+                if parent == path:
+                    return f"the directory output {path} cannot be listed: its manifest is {reason}"
+                return f"inside the directory output {parent}, which is {reason}"
             parent = posixpath.dirname(parent)
-        return NOT_PRODUCED
+        return "missing in the workspace" if self.rev is None else NOT_PRODUCED
 
     def _parent_manifest(self, path: str) -> tuple[str | None, dict[str, str] | None]:
         parent = posixpath.dirname(path)
@@ -473,6 +478,10 @@ def flatten(data: Any) -> dict[str, Any]:
             name = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, dict):
                 walk(value, name)  # an empty mapping has no leaves: dropped, as DVC does
+            elif name in flat:
+                # `{"a": {"b": 1}, "a.b": 2}`: DVC stops (flatten_dict's ValueError) rather
+                # than keep one of the two values.
+                raise ValueError(f"duplicated key '{name}'")
             else:
                 flat[name] = value
 
