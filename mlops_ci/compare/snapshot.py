@@ -30,6 +30,9 @@ from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
 
 MAX_PLOT_POINTS = 200
+# The plot data DVC parses (dvc/repo/plots `parse`: its serializers' suffixes and CSV/TSV);
+# any other file is an error for DVC, not an empty plot.
+PLOT_DATA_SUFFIXES = (".json", ".toml", ".py", ".yaml", ".yml", ".csv", ".tsv")
 # Neither in git nor recorded as an output at the revision: never produced there.
 NOT_PRODUCED = "not in git and no dvc.lock or .dvc file records it at this revision"
 
@@ -46,6 +49,7 @@ class Snapshot:
     predictions_missing: str | None = None  # why the predictions file could not be read
     absent: list[str] = field(default_factory=list)  # declared metrics files never produced
     errors: list[dict[str, str]] = field(default_factory=list)
+    broken: bool = False  # its declarations could not be read: nothing of it is known
     # The revision's reader, declarations read: later readers (the data section) reuse it.
     files: RevisionFiles | None = field(default=None, repr=False, compare=False)
 
@@ -55,7 +59,9 @@ class Snapshot:
 
     def unreadable(self, path: str) -> bool:
         """Whether `path`, or a declared directory holding it, could not be read."""
-        return any(e["file"] == path or path.startswith(e["file"] + "/") for e in self.errors)
+        return self.broken or any(
+            e["file"] == path or path.startswith(e["file"] + "/") for e in self.errors
+        )
 
 
 @dataclass(frozen=True)
@@ -346,6 +352,9 @@ def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, 
         if text is None:
             continue
         data = dvcfile.load_pipeline_yaml(text, path) or {}
+        from mlops_ci.project.dvc import check_pipeline_schema
+
+        check_pipeline_schema(data, path)
         if dvcfile.is_templated(data, text):
             from mlops_ci.project.dvc import resolve_templated
 
@@ -384,12 +393,15 @@ def take_snapshot(
     try:
         decl, snap.has_lock = read_declarations(reader, snap.label)
     except ConfigError as exc:
+        # Nothing of this revision can be read: every metric of it is unknown, as DVC reports
+        # a load error for the whole revision.
         snap.errors.append({"file": "dvc.yaml", "revision": snap.label, "message": str(exc)})
+        snap.broken = True
         return snap
     snap.files = reader
     metric_files = [f for path in decl.metrics for f in reader.expand(path)]
     param_files = {f: keys for path, keys in decl.params.items() for f in reader.expand(path)}
-    plot_defs = _plot_defs(reader, decl)
+    plot_defs = _plot_defs(reader, decl, snap)
     plot_files = [f for plot in plot_defs for f in plot.files]
     wanted = [*metric_files, *param_files, *plot_files]
     contents = reader.read([*wanted, *([predictions_path] if predictions_path else [])])
@@ -430,6 +442,11 @@ def take_snapshot(
             snap.predictions_missing = reader.why.get(predictions_path, "unknown")
     for plot in plot_defs:
         snap.plots[plot.id] = _plot_entry(plot, contents)
+        for file, problem in snap.plots[plot.id].pop("problems", {}).items():
+            why = reader.why.get(file)
+            if why != NOT_PRODUCED:  # declared and never produced here: absent, not unreadable
+                fail(file, f"plot data cannot be read: {problem or why or 'unknown'}")
+                snap.plots[plot.id]["unreadable"] = True
     return snap
 
 
@@ -492,9 +509,10 @@ def flatten(data: Any) -> dict[str, Any]:
 # --- plots -----------------------------------------------------------------------------------
 
 
-def _plot_defs(reader: RevisionFiles, decl: Declarations) -> list[PlotDef]:
+def _plot_defs(reader: RevisionFiles, decl: Declarations, snap: Snapshot) -> list[PlotDef]:
     """The plots `dvc plots diff` would show: ids after directory expansion, `config::id`
-    where two definitions share an id (dvc.utils.plots.group_definitions_by_id)."""
+    where two definitions share an id (dvc.utils.plots.group_definitions_by_id). A directory
+    output that cannot be listed is an error of the revision, not a plot of that name."""
     by_config: dict[str, list[str]] = {}
     for config, name, _props, path_id in decl.plots:
         if path_id and config:
@@ -504,7 +522,13 @@ def _plot_defs(reader: RevisionFiles, decl: Declarations) -> list[PlotDef]:
         if not path_id:
             defs.append(PlotDef(name, config, tuple(props.get("y") or {}), props, False))
             continue
-        for file in reader.expand(name):
+        files = reader.expand(name)
+        if files == [name] and reader.outs.get(name, "").endswith(".dir"):
+            reason = reader.why.get(reader.outs[name], "unreadable")
+            message = f"declared plots directory cannot be listed: its manifest is {reason}"
+            snap.errors.append({"file": name, "revision": snap.label, "message": message})
+            continue
+        for file in files:
             if config and _closest_parent(file, by_config[config]) != name:
                 continue  # a more specific definition in the same file owns it
             defs.append(PlotDef(file, config, (file,), props, True))
@@ -542,19 +566,27 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
             "kind": "image",
             "digest": hashlib.sha256(data).hexdigest() if data is not None else None,
             "bytes": data,  # copied into the run directory by compare, never into a document
+            "problems": {plot.files[0]: None} if data is None else {},
         }
     rows: list[dict[str, Any]] = []
     x = y = None
+    problems: dict[str, str | None] = {}  # file -> why it cannot be read (None: not there)
+    ys: list[str] = []
     for file in plot.files:
         data = contents.get(file)
         if data is None:
+            problems[file] = None
+            continue
+        if posixpath.splitext(file)[1] not in PLOT_DATA_SUFFIXES:
+            problems[file] = f"DVC reads no plot data from a {posixpath.splitext(file)[1]!r} file"
             continue
         fx, fields = plot.x_field(file), plot.y_fields(file)
         if plot.template.startswith("confusion") and file.endswith((".csv", ".tsv")):
             # Only two columns are counted: no row dicts for a million predictions.
             try:
                 counted = confusion_counts(file, data, fx, fields[0]) if fx and fields else []
-            except (ValueError, UnicodeDecodeError, csv.Error):
+            except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+                problems[file] = _short(exc)
                 continue
             if counted:
                 x, y = "actual", "predicted"
@@ -562,7 +594,11 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
             continue
         try:
             table = _table(file, data, plot.props)
-        except (ValueError, UnicodeDecodeError, csv.Error):
+        except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+            problems[file] = _short(exc)
+            continue
+        except Exception as exc:  # ruamel's own errors: the file is not valid YAML
+            problems[file] = _short(exc)
             continue
         if not table:
             continue
@@ -579,13 +615,20 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
         if not fields:
             continue
         x, y = x or fx, y or fields[0]
-        keep = [fx, fields[0]]
+        # Every y field DVC draws is in the rows (their status compares them all); `y` is the
+        # first, the one a single-series chart draws.
+        ys += [f for f in fields if f not in ys]
         rows.extend(
-            {x: _number(r.get(fx)), y: _number(r.get(fields[0])), "source": file}
+            {x: _number(r.get(fx)), y: _number(r.get(fields[0]))}
+            | {f: _number(r.get(f)) for f in fields[1:] if f in r}
+            | {"source": file}
             for r in table
-            if all(k in r for k in keep)
+            if fx in r and fields[0] in r
         )
-    return {"kind": "vega", "x": x, "y": y, "rows": thin(rows)}
+    entry = {"kind": "vega", "x": x, "y": y, "rows": thin(rows), "problems": problems}
+    if len(ys) > 1:
+        entry["y_fields"] = ", ".join(ys)
+    return entry
 
 
 def _table(path: str, data: bytes, props: Mapping[str, Any]) -> list[dict[str, Any]]:
