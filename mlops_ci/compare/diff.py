@@ -160,6 +160,8 @@ def params_changes(baseline: Snapshot, candidate: Snapshot) -> list[dict[str, An
             if _dvc_form(before) == _dvc_form(after):
                 continue
             change = "added" if before is None else "removed" if after is None else "changed"
+            if baseline.unreadable(path) or candidate.unreadable(path):
+                change = "unknown"  # unreadable is neither added nor removed
             row = {"name": key, "file": path, "baseline": _param_value(before),
                    "candidate": _param_value(after), "change": change}  # fmt: skip
             if (delta := dvc_diff(before, after)) is not None:

@@ -402,7 +402,7 @@ def take_snapshot(
     metric_files = [f for path in decl.metrics for f in reader.expand(path)]
     param_files = {f: keys for path, keys in decl.params.items() for f in reader.expand(path)}
     plot_defs = _plot_defs(reader, decl, snap)
-    plot_files = [f for plot in plot_defs for f in plot.files]
+    plot_files = [f for plot in plot_defs for f in (*plot.files, *plot.x_files)]
     wanted = [*metric_files, *param_files, *plot_files]
     contents = reader.read([*wanted, *([predictions_path] if predictions_path else [])])
     snap.declared_metrics = set(metric_files)
@@ -607,6 +607,13 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
                 x, y = "actual", "predicted"  # the rows _confusion makes
                 rows.extend(_confusion(table, fx, fields[0]))
             continue
+        if fx is None and (source := plot.x_source(file)):
+            joined = _x_from(source, contents, len(table))
+            if joined is None:
+                problems[file] = f"its x values in {source[0]} cannot be read or do not match"
+                continue
+            fx = source[1]
+            table = [{**r, fx: value} for r, value in zip(table, joined, strict=True)]
         if fx is None:
             fx = "step"
             table = [{"step": i, **r} for i, r in enumerate(table)]
@@ -629,6 +636,23 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
     if len(ys) > 1:
         entry["y_fields"] = ", ".join(ys)
     return entry
+
+
+def _x_from(
+    source: tuple[str, str], contents: Mapping[str, bytes | None], rows: int
+) -> list[Any] | None:
+    """The x values of another file, one per row of the plotted file; None when that file
+    cannot be read or its length differs (DVC refuses to draw it then)."""
+    file, field = source
+    data = contents.get(file)
+    if data is None or posixpath.splitext(file)[1] not in PLOT_DATA_SUFFIXES:
+        return None
+    try:
+        table = _table(file, data, {})
+    except Exception:  # any parser's error: no x values
+        return None
+    values = [r[field] for r in table if field in r]
+    return values if len(values) == rows else None
 
 
 def _table(path: str, data: bytes, props: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -118,6 +118,20 @@ class PlotDef:
             x = x.get(file)
         return str(x) if isinstance(x, str) else None
 
+    def x_source(self, file: str) -> tuple[str, str] | None:
+        """(file, field) of x values another file holds for `file`'s rows, joined by row
+        index as DVC joins them (`x: {other.json: field}`)."""
+        x = self.props.get("x")
+        if isinstance(x, dict) and file not in x and len(x) == 1:
+            ((other, field),) = x.items()
+            return str(other), str(field)
+        return None
+
+    @property
+    def x_files(self) -> tuple[str, ...]:
+        x = self.props.get("x")
+        return tuple(str(f) for f in x if f not in self.files) if isinstance(x, dict) else ()
+
     def y_fields(self, file: str) -> list[str]:
         y = self.props.get("y")
         if isinstance(y, dict):

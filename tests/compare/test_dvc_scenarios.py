@@ -325,7 +325,10 @@ def plot_points_differ(item: Mapping[str, Any], renders: list[Mapping[str, Any]]
 
 
 # Scenarios on which mlops-ci differs from DVC on purpose: why (README's "What is read").
-DIFFERENCES: dict[str, str] = {}
+DIFFERENCES: dict[str, str] = {
+    "metrics-nan-and-inf": "a delta that is NaN or infinite is null: JSON has neither, and a "
+    "number the gate cannot judge must not look like one",
+}
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -340,3 +343,34 @@ def test_scenario_agrees_with_dvc(name: str, observed: dict[str, dict[str, Any]]
 def test_the_table_covers_metrics_params_and_plots() -> None:
     kinds = {name.split("-")[0] for name in SCENARIOS}
     assert kinds == {"metrics", "params", "plots"} and len(SCENARIOS) >= 75
+
+
+def test_an_empty_repository_is_an_error_where_dvc_shows_nothing(tmp_path: Path) -> None:
+    """No commit at all: `dvc metrics diff` prints `{}`; compare has no baseline to gate
+    against and says so (exit 2), on purpose."""
+    from mlops_ci.cli import main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _dvc(repo, "init")
+    _write(repo, {"dvc.yaml": "metrics: [m.json]\n", "m.json": '{"acc": 0.5}'})
+    assert _dvc_json(repo, "metrics", "diff", "HEAD") == {}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["compare", "-C", str(repo), "--run-dir", str(tmp_path / "run")])
+    assert code == 2
+
+
+def test_names_are_the_projects_whatever_the_working_directory(tmp_path: Path) -> None:
+    """DVC names files relative to the directory it runs in; comparison.json names them from
+    the DVC project's root, so a policy and a report read the same names wherever CI runs."""
+    from mlops_ci.cli import main
+
+    scenario = SCENARIOS["metrics-top-level-in-subdir"]
+    project = build(scenario, tmp_path)
+    dvc = _dvc_json(project / "dir", "metrics", "diff", BASE)
+    assert set(dvc) == {"my_metrics.yaml"}
+    with _inside(project / "dir"), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["compare", "--run-dir", str(tmp_path / "run"), "--baseline", BASE]) == 0
+    doc = json.loads((tmp_path / "run" / "comparison.json").read_text())
+    assert {r["file"] for r in doc["metrics"]} == {"dir/my_metrics.yaml"}
