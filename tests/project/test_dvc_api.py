@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import version
 
+import pytest
 from packaging.version import Version
 
 
@@ -68,6 +69,23 @@ def test_the_semantics_we_mirror() -> None:
     kept = extract_metrics(sample)
     assert our_flatten(kept) == flatten(format_dict(kept))
     assert _merge_params([{"params.yaml": ["a"]}, {"params.yaml": []}]) == {"params.yaml": []}
+    ambiguous = {"model": {"acc": 0.5}, "model.acc": 0.9}
+    for flattener in (flatten, our_flatten):
+        with pytest.raises(ValueError, match="duplicated key"):
+            flattener(ambiguous)
+
+
+def test_the_diff_we_mirror() -> None:
+    """DVC's `diff` of two values (booleans are numbers) and the plot data it parses."""
+    from dvc.utils.diff import _diff_vals
+    from dvc.utils.serialize import PARSERS
+
+    from mlops_ci.compare.diff import dvc_diff
+    from mlops_ci.compare.snapshot import PLOT_DATA_SUFFIXES
+
+    for old, new in [(True, False), (1, 2.5), ("a", "b"), (1, "x"), (None, 1), (2, True)]:
+        assert dvc_diff(old, new) == _diff_vals(old, new, False).get("diff"), (old, new)
+    assert set(PLOT_DATA_SUFFIXES) == set(PARSERS) | {".yml", ".yaml", ".csv", ".tsv"}
 
 
 def test_yaml_is_read_as_dvc_reads_it() -> None:
