@@ -81,7 +81,7 @@ def test_the_diff_we_mirror() -> None:
     from dvc.utils.serialize import PARSERS
 
     from mlops_ci.compare.diff import dvc_diff
-    from mlops_ci.compare.snapshot import PLOT_DATA_SUFFIXES
+    from mlops_ci.compare.plot_data import PLOT_DATA_SUFFIXES
 
     for old, new in [(True, False), (1, 2.5), ("a", "b"), (1, "x"), (None, 1), (2, True)]:
         assert dvc_diff(old, new) == _diff_vals(old, new, False).get("diff"), (old, new)
