@@ -1,24 +1,26 @@
 """DVC's own functional scenarios for `metrics/params/plots diff` and `show` as the oracle.
 
 The situations DVC's tests set up (tests/func/metrics, tests/func/params, tests/func/plots in
-DVC's repository) are rebuilt here from a table (`tests/dvc_scenarios.py`): a real git
-repository whose commit `base` is the baseline, then changes left in the workspace (or
-committed). Each one is run through DVC (`dvc metrics diff base --all --json`, `dvc params diff
-base --all --json`, `dvc plots diff base --json`, in-process through DVC's own CLI entry point)
-and through `mlops-ci compare --baseline base`, and the answers are compared key by key:
+DVC's repository) are rebuilt from a table (`tests/dvc_scenarios.py`): a real git repository
+whose baseline commit is tagged `scenario-baseline`, then changes left in the workspace (or
+committed). Each is run through DVC, in-process through its own CLI entry point (`dvc metrics
+diff TAG --all --json`, `dvc params diff TAG --all --json`, `dvc plots diff TAG --json`) and
+its API for what the CLI only sums up as "failed to load some ..." (`repo.metrics.diff` and
+`repo.params.diff` name the revision and file), and through `mlops-ci compare --baseline TAG`.
+The answers are compared key by key:
 
-- metrics: every (file, key) with its old and new value, as `as_pairs` normalises them, and the
-  delta where DVC gives a `diff`;
+- metrics: every (file, key) with its old and new value, as `as_pairs` normalises them, and
+  `delta` against DVC's `diff`;
 - a metric's status: `unknown` exactly where DVC could not load its file at either revision
-  (a file that is not there at the baseline is absent, not unreadable), else added/removed as
-  DVC has no old/new value;
-- params: every (file, name) with old and new value (`--all`: unchanged ones too) and the
-  `diff` DVC gives for numbers;
-- plots: the ids DVC renders; for each Vega plot, the (x, y) points of every y field;
-- errors: the revisions (and files, where DVC names them) DVC could not read.
+  (a file the baseline neither has nor records is absent there, not unreadable), else
+  added/removed where DVC has no old/new value, else none of those three;
+- params: every (file, name) DVC reports changed, with old and new value and `diff`;
+- plots: the ids DVC renders; for each Vega plot, the points (revision, y field, x, y) of
+  every y field;
+- errors: every file (or revision) DVC could not read is named in comparison.json's errors.
 
-A scenario on which mlops-ci differs on purpose names the difference (`DIFFERENCES`, each
-documented in README's "What is read") and the test holds that it still differs that way.
+A scenario on which mlops-ci differs on purpose is listed in `DIFFERENCES` with the reason
+(README's "What is read" says it too), and the test holds that it still differs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -56,8 +59,6 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def _write(root: Path, files: Mapping[str, str | bytes | None]) -> None:
-    import shutil
-
     for rel, content in files.items():
         path = root / rel
         if content is None:
@@ -169,20 +170,6 @@ def observe(scenario: Scenario, base: Path) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Every scenario built and observed once per module, lazily."""
-    cache: dict[str, dict[str, Any]] = {}
-
-    class Lazy(dict):
-        def __missing__(self, name: str) -> dict[str, Any]:
-            result = observe(SCENARIOS[name], tmp_path_factory.mktemp(name))
-            self[name] = result
-            return result
-
-    return Lazy(cache)
-
-
 # --- what each side says ----------------------------------------------------------------------
 
 
@@ -212,7 +199,7 @@ def _changed(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, An
     }
 
 
-def check(scenario: Scenario, seen: Mapping[str, Any]) -> list[str]:
+def check(seen: Mapping[str, Any]) -> list[str]:
     """Every way mlops-ci's answer differs from DVC's for one scenario."""
     doc = seen["doc"]
     if doc is None:
@@ -332,8 +319,8 @@ DIFFERENCES: dict[str, str] = {
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenario_agrees_with_dvc(name: str, observed: dict[str, dict[str, Any]]) -> None:
-    found = check(SCENARIOS[name], observed[name])
+def test_scenario_agrees_with_dvc(name: str, tmp_path: Path) -> None:
+    found = check(observe(SCENARIOS[name], tmp_path))
     if name in DIFFERENCES:
         assert found, f"{name} now agrees with DVC: drop it from DIFFERENCES ({DIFFERENCES[name]})"
     else:
