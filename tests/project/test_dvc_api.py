@@ -100,3 +100,16 @@ def test_yaml_is_read_as_dvc_reads_it() -> None:
         k: v for k, v in theirs.items() if k != "nan"
     }
     assert ours["lr"] == 0.001 and ours["flag"] == "yes"
+
+
+def test_the_schema_dvc_yaml_is_held_to() -> None:
+    """`check_pipeline_schema` uses DVC's own compiled schema: what it rejects, DVC rejects."""
+    from dvc.schema import COMPILED_MULTI_STAGE_SCHEMA
+
+    from mlops_ci.project.dvc import check_pipeline_schema
+    from mlops_ci.project.errors import ConfigError
+
+    assert callable(COMPILED_MULTI_STAGE_SCHEMA)
+    check_pipeline_schema({"metrics": ["m.json"], "stages": {"s": {"cmd": "echo"}}}, "dvc.yaml")
+    with pytest.raises(ConfigError, match=r"dvc\.yaml fails DVC's schema"):
+        check_pipeline_schema({"metrics": ["m.json"], "unknown_section": 1}, "dvc.yaml")
