@@ -345,9 +345,10 @@ def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, 
         if text is None:
             continue
         data = dvcfile.load_pipeline_yaml(text, path) or {}
-        from mlops_ci.project.dvc import check_pipeline_schema
+        if not dvcfile.plainly_valid(data):
+            from mlops_ci.project.dvc import check_pipeline_schema
 
-        check_pipeline_schema(data, path)
+            check_pipeline_schema(data, path)
         if dvcfile.is_templated(data, text):
             from mlops_ci.project.dvc import resolve_templated
 
