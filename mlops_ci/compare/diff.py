@@ -98,6 +98,9 @@ def metric_rows(
                 row.update(ci_low=ci.low, ci_high=ci.high, ci_method=ci.method)
         else:
             row["status"] = "unchanged" if _display(base) == _display(cand) else "changed"
+            # DVC gives booleans a `diff` as the numbers they are (true -> false: -1); they
+            # stay changed/unchanged, never improved or regressed.
+            row["delta"] = dvc_diff(base, cand)
         rows.append(row)
     return rows
 
@@ -115,30 +118,57 @@ def _numeric_status(delta: float, direction: str, ci: Any) -> str:
     return "improved" if better else "regressed"
 
 
+def dvc_diff(old: Any, new: Any) -> float | None:
+    """DVC's `diff` of two values (dvc/utils/diff.py `_diff_vals`): given for any two ints or
+    floats, booleans included; None where JSON could not carry it (NaN, infinity)."""
+    if not all(isinstance(v, int | float) for v in (old, new)):
+        return None
+    delta = new - old
+    return delta if math.isfinite(delta) else None
+
+
+# A list param is shown, and compared, in the form DVC gives it: Python's str() of the list
+# (dvc/utils/diff.py `format_dict`), so [1, 2] -> [1.0, 2.0] is a change, as DVC reports it.
+# The document holds at most this much of it.
+MAX_PARAM_TEXT = 512
+
+
 def _param_value(value: Any) -> Any:
-    """A param as JSON keeps its type (booleans, lists, null); what JSON lacks becomes text."""
+    """A param as DVC shows it: scalars keep their type, a list is its text; what JSON lacks
+    becomes text."""
     if value is None or isinstance(value, bool | str) or is_number(value):
         return value
     if isinstance(value, list):
-        return [_param_value(v) for v in value]
+        text = str(value)
+        return text if len(text) <= MAX_PARAM_TEXT else text[: MAX_PARAM_TEXT - 3] + "..."
     if isinstance(value, dict):
         return {str(k): _param_value(v) for k, v in value.items()}
     return str(value)
 
 
 def params_changes(baseline: Snapshot, candidate: Snapshot) -> list[dict[str, Any]]:
-    """What `dvc params diff` reports: a key missing and a key set to null are alike."""
+    """What `dvc params diff` reports: a key missing and a key set to null are alike; lists
+    compare by their text, as DVC compares them."""
     changes = []
     for path in sorted(set(baseline.params) | set(candidate.params)):
         old, new = baseline.params.get(path, {}), candidate.params.get(path, {})
         for key in sorted(set(old) | set(new)):
             before, after = old.get(key), new.get(key)
-            if before == after:
+            if _dvc_form(before) == _dvc_form(after):
                 continue
             change = "added" if before is None else "removed" if after is None else "changed"
-            changes.append({"name": key, "file": path, "baseline": _param_value(before),
-                            "candidate": _param_value(after), "change": change})  # fmt: skip
+            if baseline.unreadable(path) or candidate.unreadable(path):
+                change = "unknown"  # unreadable is neither added nor removed
+            row = {"name": key, "file": path, "baseline": _param_value(before),
+                   "candidate": _param_value(after), "change": change}  # fmt: skip
+            if (delta := dvc_diff(before, after)) is not None:
+                row["diff"] = delta
+            changes.append(row)
     return changes
+
+
+def _dvc_form(value: Any) -> Any:
+    return str(value) if isinstance(value, list) else value
 
 
 IMAGES_DIR = "images"  # image plots of both revisions, in the run directory (never a public host)
@@ -187,8 +217,12 @@ def plots(
             x = (cand or {}).get("x") or (base or {}).get("x")
             y = (cand or {}).get("y") or (base or {}).get("y")
             item.update(x=x, y=y, baseline=old, candidate=new)
+            if fields := (cand or {}).get("y_fields") or (base or {}).get("y_fields"):
+                item["y_fields"] = fields
+        # A plot whose data could not be read at a revision is not added, removed or the same.
         item["status"] = (
-            "added" if base is None else "removed" if cand is None
+            "unknown" if (base or {}).get("unreadable") or (cand or {}).get("unreadable")
+            else "added" if base is None else "removed" if cand is None
             else "unchanged" if old == new else "changed"
         )  # fmt: skip
         out.append(item)

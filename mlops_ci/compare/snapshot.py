@@ -10,22 +10,19 @@ but unreadable is an error naming the file, the revision and why, never silently
 
 from __future__ import annotations
 
-import csv
 import functools
-import hashlib
-import io
 import json
-import math
 import os
 import posixpath
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ci.compare import plot_data
+from mlops_ci.compare.plot_data import short as _short
 from mlops_ci.project import dvcfile
 from mlops_ci.project.documents import parse_bounded
-from mlops_ci.project.dvcfile import Declarations, LockEntry, PlotDef, parse_structured
+from mlops_ci.project.dvcfile import Declarations, LockEntry, parse_structured
 from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
 from mlops_ci.project.untrusted.paths import (
@@ -35,7 +32,6 @@ from mlops_ci.project.untrusted.paths import (
     read_workspace_file,
 )
 
-MAX_PLOT_POINTS = 200
 # Neither in git nor recorded as an output at the revision: never produced there.
 NOT_PRODUCED = "not in git and no dvc.lock or .dvc file records it at this revision"
 
@@ -52,6 +48,7 @@ class Snapshot:
     predictions_missing: str | None = None  # why the predictions file could not be read
     absent: list[str] = field(default_factory=list)  # declared metrics files never produced
     errors: list[dict[str, str]] = field(default_factory=list)
+    broken: bool = False  # its declarations could not be read: nothing of it is known
     # The revision's reader, declarations read: later readers (the data section) reuse it.
     files: RevisionFiles | None = field(default=None, repr=False, compare=False)
 
@@ -60,7 +57,10 @@ class Snapshot:
         return self.rev or "workspace"
 
     def unreadable(self, path: str) -> bool:
-        return any(e["file"] == path for e in self.errors)
+        """Whether `path`, or a declared directory holding it, could not be read."""
+        return self.broken or any(
+            e["file"] == path or path.startswith(e["file"] + "/") for e in self.errors
+        )
 
 
 @dataclass(frozen=True)
@@ -198,12 +198,15 @@ class RevisionFiles:
         return pipelines, locks, dotdvc
 
     def exists(self, path: str) -> bool:
-        if self.rev is None:
-            return (self.project.root / path).is_file()
+        if self.rev is None and (self.project.root / path).is_file():
+            return True
+        if self.rev is None:  # an output missing from the workspace: DVC reads its cache
+            return self._md5(path) is not None
         return path in self.tracked or self._md5(path) is not None
 
     def expand(self, path: str) -> list[str]:
-        """A declared path as the files DVC would read: every file of a directory."""
+        """A declared path as the files DVC would read: every file of a directory (from its
+        manifest when the directory is an output the workspace lacks, as DVC reads it)."""
         if self.rev is None:
             full = self.project.root / path
             if full.is_dir():
@@ -213,8 +216,9 @@ class RevisionFiles:
                     for name in names
                 ]
                 return sorted(self._visible(found))
-            return [path]
-        inside = sorted(p for p in self.tracked if p.startswith(path + "/"))
+            if full.exists():
+                return [path]
+        inside = sorted(p for p in self.tracked if p.startswith(path + "/")) if self.rev else []
         md5 = self.outs.get(path)
         if md5 and md5.endswith(".dir"):
             inside += [f"{path}/{rel}" for rel in sorted(self._manifest(md5) or {})]
@@ -230,14 +234,18 @@ class RevisionFiles:
     def read(self, paths: list[str]) -> dict[str, bytes | None]:
         """The bytes of each path at this revision; None (and `why[path]`) when unreadable."""
         paths = list(dict.fromkeys(paths))
+        found: dict[str, bytes | None]
         if self.rev is None:
-            found = {p: self._read_workspace(p) for p in paths}
-            for p, data in found.items():
-                if data is None:
-                    self.why.setdefault(p, "missing in the workspace")
-            return found
-        in_git = [p for p in paths if p in self.tracked]
-        found: dict[str, bytes | None] = self._read_git(in_git)
+            # An output the workspace lacks is read from the cache (or the remote) by the hash
+            # the workspace's dvc.lock records, as DVC's filesystem reads it; a path that
+            # leaves the repository is never read, from anywhere.
+            found = {}
+            for p in paths:
+                data = self._read_workspace(p)
+                if data is not None or p in self.why:
+                    found[p] = data
+        else:
+            found = self._read_git([p for p in paths if p in self.tracked])
         wanted = {p: self._md5(p) for p in paths if p not in found}
         for p, md5 in wanted.items():
             if md5 is None:
@@ -280,17 +288,18 @@ class RevisionFiles:
         return manifest.get(path[len(parent) + 1 :])
 
     def _why_absent(self, path: str) -> str:
-        """Why a path has no object: never produced, or inside a directory output whose
-        manifest cannot be read (then the manifest's reason)."""
-        parent = posixpath.dirname(path)
+        """Why a path has no object: never produced, or a directory output (or a file inside
+        one) whose manifest cannot be read (then the manifest's reason)."""
+        parent = path
         while parent:
             md5 = self.outs.get(parent)
             if md5 and md5.endswith(".dir") and self.manifests.get(md5) is None:
-                return f"inside the directory output {parent}, which is " + self.why.get(
-                    md5, "unreadable"
-                )
+                reason = self.why.get(md5, "unreadable")
+                if parent == path:
+                    return f"the directory output {path} cannot be listed: its manifest is {reason}"
+                return f"inside the directory output {parent}, which is {reason}"
             parent = posixpath.dirname(parent)
-        return NOT_PRODUCED
+        return "missing in the workspace" if self.rev is None else NOT_PRODUCED
 
     def _parent_manifest(self, path: str) -> tuple[str | None, dict[str, str] | None]:
         parent = posixpath.dirname(path)
@@ -393,6 +402,10 @@ def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, 
         if text is None:
             continue
         data = dvcfile.load_pipeline_yaml(text, path) or {}
+        if not dvcfile.plainly_valid(data):
+            from mlops_ci.project.dvc import check_pipeline_schema
+
+            check_pipeline_schema(data, path)
         if dvcfile.is_templated(data, text):
             from mlops_ci.project.dvc import resolve_templated
 
@@ -432,13 +445,22 @@ def take_snapshot(
     try:
         decl, snap.has_lock = read_declarations(reader, snap.label)
     except ConfigError as exc:
+        # Nothing of this revision can be read: every metric of it is unknown, as DVC reports
+        # a load error for the whole revision.
         snap.errors.append({"file": "dvc.yaml", "revision": snap.label, "message": str(exc)})
+        snap.broken = True
         return snap
     snap.files = reader
     metric_files = [f for path in decl.metrics for f in reader.expand(path)]
     param_files = {f: keys for path, keys in decl.params.items() for f in reader.expand(path)}
-    plot_defs = _plot_defs(reader, decl)
-    plot_files = [f for plot in plot_defs for f in plot.files]
+    plot_defs = plot_data.plot_defs(
+        reader,
+        decl,
+        lambda path, why: snap.errors.append(
+            {"file": path, "revision": snap.label, "message": why}
+        ),
+    )
+    plot_files = [f for plot in plot_defs for f in (*plot.files, *plot.x_files)]
     wanted = [*metric_files, *param_files, *plot_files]
     contents = reader.read([*wanted, *([predictions_path] if predictions_path else [])])
     snap.declared_metrics = set(metric_files)
@@ -477,13 +499,13 @@ def take_snapshot(
         if snap.predictions is None:
             snap.predictions_missing = reader.why.get(predictions_path, "unknown")
     for plot in plot_defs:
-        snap.plots[plot.id] = _plot_entry(plot, contents)
+        snap.plots[plot.id] = plot_data.plot_entry(plot, contents)
+        for file, problem in snap.plots[plot.id].pop("problems", {}).items():
+            why = reader.why.get(file)
+            if why != NOT_PRODUCED:  # declared and never produced here: absent, not unreadable
+                fail(file, f"plot data cannot be read: {problem or why or 'unknown'}")
+                snap.plots[plot.id]["unreadable"] = True
     return snap
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def extract_metrics(data: Any) -> Any:
@@ -526,192 +548,12 @@ def flatten(data: Any) -> dict[str, Any]:
             name = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, dict):
                 walk(value, name)  # an empty mapping has no leaves: dropped, as DVC does
+            elif name in flat:
+                # `{"a": {"b": 1}, "a.b": 2}`: DVC stops (flatten_dict's ValueError) rather
+                # than keep one of the two values.
+                raise ValueError(f"duplicated key '{name}'")
             else:
                 flat[name] = value
 
     walk(data, "")
     return flat
-
-
-# --- plots -----------------------------------------------------------------------------------
-
-
-def _plot_defs(reader: RevisionFiles, decl: Declarations) -> list[PlotDef]:
-    """The plots `dvc plots diff` would show: ids after directory expansion, `config::id`
-    where two definitions share an id (dvc.utils.plots.group_definitions_by_id)."""
-    by_config: dict[str, list[str]] = {}
-    for config, name, _props, path_id in decl.plots:
-        if path_id and config:
-            by_config.setdefault(config, []).append(name)
-    defs: list[PlotDef] = []
-    for config, name, props, path_id in decl.plots:
-        if not path_id:
-            defs.append(PlotDef(name, config, tuple(props.get("y") or {}), props, False))
-            continue
-        for file in reader.expand(name):
-            if config and _closest_parent(file, by_config[config]) != name:
-                continue  # a more specific definition in the same file owns it
-            defs.append(PlotDef(file, config, (file,), props, True))
-    counts: dict[str, set[str]] = {}
-    for plot in defs:
-        counts.setdefault(plot.id, set()).add(plot.config)
-    out: dict[str, PlotDef] = {}
-    for plot in defs:
-        pid = plot.id
-        if len(counts[pid]) > 1 and plot.config:
-            pid = f"{plot.config}::{plot.id}"
-        if pid not in out:
-            out[pid] = PlotDef(pid, plot.config, plot.files, plot.props, plot.path_id)
-    return list(out.values())
-
-
-def _closest_parent(path: str, parents: list[str]) -> str:
-    best = ""
-    for parent in parents:
-        common = posixpath.commonpath([path, parent]) if path and parent else ""
-        if len(common) > len(best):
-            best = common
-    return best
-
-
-def _plot_entry(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str, Any]:
-    entry = {"title": plot.title, "template": None if plot.image else plot.template}
-    return entry | _plot_data(plot, contents)
-
-
-def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str, Any]:
-    if plot.image:
-        data = contents.get(plot.files[0])
-        return {
-            "kind": "image",
-            "digest": hashlib.sha256(data).hexdigest() if data is not None else None,
-            "bytes": data,  # copied into the run directory by compare, never into a document
-        }
-    rows: list[dict[str, Any]] = []
-    x = y = None
-    for file in plot.files:
-        data = contents.get(file)
-        if data is None:
-            continue
-        fx, fields = plot.x_field(file), plot.y_fields(file)
-        if plot.template.startswith("confusion") and file.endswith((".csv", ".tsv")):
-            # Only two columns are counted: no row dicts for a million predictions.
-            try:
-                counted = confusion_counts(file, data, fx, fields[0]) if fx and fields else []
-            except (ValueError, UnicodeDecodeError, csv.Error):
-                continue
-            if counted:
-                x, y = "actual", "predicted"
-                rows.extend(counted)
-            continue
-        try:
-            table = _table(file, data, plot.props)
-        except (ValueError, UnicodeDecodeError, csv.Error):
-            continue
-        if not table:
-            continue
-        if plot.template.startswith("confusion"):
-            if fx and fields:
-                x, y = "actual", "predicted"  # the rows _confusion makes
-                rows.extend(_confusion(table, fx, fields[0]))
-            continue
-        if fx is None:
-            fx = "step"
-            table = [{"step": i, **r} for i, r in enumerate(table)]
-        if not fields:
-            fields = [k for k in table[0] if k not in (fx, "step", "timestamp")][-1:]
-        if not fields:
-            continue
-        x, y = x or fx, y or fields[0]
-        for name in fields:  # DVC draws each y field of a file as its own line
-            named = {"field": name} if len(fields) > 1 else {}
-            rows.extend(
-                {x: _number(r.get(fx)), y: _number(r.get(name)), "source": file, **named}
-                for r in table
-                if fx in r and name in r
-            )
-    return {"kind": "vega", "x": x, "y": y, "rows": thin(rows)}
-
-
-def _table(path: str, data: bytes, props: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if path.endswith((".csv", ".tsv")):
-        dialect = "excel-tab" if path.endswith(".tsv") else "excel"
-        return list(csv.DictReader(io.StringIO(data.decode("utf-8")), dialect=dialect))
-    parsed = parse_structured(path, data)
-    if isinstance(parsed, dict):
-        parsed = next((v for v in parsed.values() if isinstance(v, list)), [])
-    return [r for r in parsed if isinstance(r, dict)] if isinstance(parsed, list) else []
-
-
-# From this size pandas counts the two columns (0.2 s for a million rows against 1 s for the
-# csv module); the predictions of the same comparison have usually imported it already.
-PANDAS_COUNTS_FROM_BYTES = 2 * 1024 * 1024
-
-
-def confusion_counts(
-    path: str,
-    data: bytes,
-    actual: str,
-    predicted: str,
-    *,
-    pandas_from: int = PANDAS_COUNTS_FROM_BYTES,
-) -> list[dict[str, Any]]:
-    """The confusion rows (`actual`, `predicted`, `count`) of a CSV or TSV file, as
-    `_confusion` counts the rows `csv.DictReader` reads: cells as text, a cell a short row
-    lacks as "None", blank lines skipped."""
-    sep = "\t" if path.endswith(".tsv") else ","
-    if len(data) >= pandas_from:
-        from mlops_ci.compare.numeric import pd
-
-        header = pd.read_csv(io.BytesIO(data), sep=sep, nrows=0).columns
-        if actual not in header or predicted not in header or actual == predicted:
-            return _confusion(_table(path, data, {}), actual, predicted)
-        frame = pd.read_csv(
-            io.BytesIO(data), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-            skip_blank_lines=True, usecols=[actual, predicted],
-        )  # fmt: skip
-        pairs = frame.groupby([actual, predicted], sort=False).size()
-        counts = {(str(a), str(p)): int(n) for (a, p), n in pairs.items()}
-    else:
-        reader = csv.reader(
-            io.StringIO(data.decode("utf-8")), "excel-tab" if sep == "\t" else "excel"
-        )
-        header = next((row for row in reader if row), None)
-        if header is None:
-            return []
-        at = {name: header.index(name) if name in header else None for name in (actual, predicted)}
-        counts = {}
-        for row in reader:
-            if not row:
-                continue
-            key = tuple(
-                row[i] if i is not None and i < len(row) else "None"
-                for i in (at[actual], at[predicted])
-            )
-            counts[key] = counts.get(key, 0) + 1
-    return [{"actual": a, "predicted": p, "count": n} for (a, p), n in sorted(counts.items())]
-
-
-def _confusion(rows: list[dict[str, Any]], actual: str, predicted: str) -> list[dict[str, Any]]:
-    counts: dict[tuple[str, str], int] = {}
-    for row in rows:
-        key = (str(row.get(actual)), str(row.get(predicted)))
-        counts[key] = counts.get(key, 0) + 1
-    return [{"actual": a, "predicted": p, "count": n} for (a, p), n in sorted(counts.items())]
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return number if math.isfinite(number) else value
-    return value
-
-
-def thin(rows: list[dict[str, Any]], limit: int = MAX_PLOT_POINTS) -> list[dict[str, Any]]:
-    if len(rows) <= limit:
-        return rows
-    step = (len(rows) - 1) / (limit - 1)
-    return [rows[round(i * step)] for i in range(limit)]

@@ -114,6 +114,18 @@ def resolve_templated(
     return data, {file: list(dict.fromkeys(keys)) for file, keys in tracked.items()}
 
 
+def check_pipeline_schema(data: Any, path: str) -> None:
+    """Raise ConfigError when DVC's own schema rejects a parsed `dvc.yaml`: DVC then reads
+    nothing of the revision, and neither may a comparison."""
+    from dvc.schema import COMPILED_MULTI_STAGE_SCHEMA
+    from voluptuous import MultipleInvalid
+
+    try:
+        COMPILED_MULTI_STAGE_SCHEMA(data)
+    except MultipleInvalid as exc:
+        raise ConfigError(f"{path} fails DVC's schema for dvc.yaml: {exc}") from exc
+
+
 class RemoteFetcher:
     """Reads objects the local cache lacks from the project's DVC remote, by hash.
 

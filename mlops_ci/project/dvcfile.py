@@ -112,6 +112,20 @@ class PlotDef:
             x = x.get(file)
         return str(x) if isinstance(x, str) else None
 
+    def x_source(self, file: str) -> tuple[str, str] | None:
+        """(file, field) of x values another file holds for `file`'s rows, joined by row
+        index as DVC joins them (`x: {other.json: field}`)."""
+        x = self.props.get("x")
+        if isinstance(x, dict) and file not in x and len(x) == 1:
+            ((other, field),) = x.items()
+            return str(other), str(field)
+        return None
+
+    @property
+    def x_files(self) -> tuple[str, ...]:
+        x = self.props.get("x")
+        return tuple(str(f) for f in x if f not in self.files) if isinstance(x, dict) else ()
+
     def y_fields(self, file: str) -> list[str]:
         y = self.props.get("y")
         if isinstance(y, dict):
@@ -169,6 +183,104 @@ def is_templated(data: Any, raw: bytes | str) -> bool:
         or "${" in text
         or any(isinstance(s, dict) and ("foreach" in s or "matrix" in s) for s in stages.values())
     )
+
+
+# The shapes of DVC's dvc.yaml schema (dvc/schema.py MULTI_STAGE_SCHEMA) that a pipeline
+# commonly takes. A document of these shapes only is taken as valid without importing DVC (its
+# schema costs every comparison a third of a second); anything else is checked by DVC's own
+# schema (`dvc.check_pipeline_schema`). tests/project/test_dvc_api.py holds the two together.
+_TOP_KEYS = {"stages", "vars", "params", "metrics", "plots", "artifacts", "datasets"}
+_STAGE_KEYS = {"cmd", "wdir", "deps", "params", "outs", "metrics", "plots", "vars", "frozen",
+               "meta", "desc", "always_changed", "matrix"}  # fmt: skip
+_OUT_OPTIONS = {"cache", "persist", "checkpoint", "remote", "push", "desc", "type", "labels",
+                "meta", *_PLOT_PROPS}  # fmt: skip
+
+
+def plainly_valid(data: Any) -> bool:
+    """Whether a parsed `dvc.yaml` has only shapes DVC's schema surely accepts (see above);
+    False means "ask DVC's schema", not "invalid"."""
+    if not isinstance(data, dict) or not set(data) <= _TOP_KEYS:
+        return False
+    for key in ("params", "metrics"):
+        if key in data and not _strings(data[key]):
+            return False
+    if "vars" in data and not isinstance(data["vars"], list):
+        return False
+    plots = data.get("plots", [])
+    if not isinstance(plots, list) or not all(_plot_entry(p) for p in plots):
+        return False
+    stages = data.get("stages", {})
+    return isinstance(stages, dict) and all(_plain_stage(s) for s in stages.values())
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _plot_entry(entry: Any) -> bool:
+    if isinstance(entry, str):
+        return True
+    if not (isinstance(entry, dict) and len(entry) == 1):
+        return False
+    (props,) = entry.values()
+    if props is None:
+        return True
+    if not (isinstance(props, dict) and set(props) <= set(_PLOT_PROPS) - {"header"}):
+        return False
+    x, y = props.get("x", ""), props.get("y", "")
+    return (
+        all(isinstance(props.get(k, ""), str) for k in ("template", "title", "x_label", "y_label"))
+        and (isinstance(x, str) or (isinstance(x, dict) and _str_map(x, lambda v: isinstance(v, str))))
+        and (isinstance(y, str) or _strings(y) or (isinstance(y, dict) and _str_map(y, _str_or_strings)))
+    )  # fmt: skip
+
+
+def _str_map(value: dict[Any, Any], check: Any) -> bool:
+    return all(isinstance(k, str) and check(v) for k, v in value.items())
+
+
+def _str_or_strings(value: Any) -> bool:
+    return isinstance(value, str) or _strings(value)
+
+
+_BOOL_OPTIONS = {"cache", "persist", "checkpoint", "push", "header"}
+
+
+def _plain_options(options: Any) -> bool:
+    """An output's options (`- path: {cache: false}`) of the types DVC's schema takes."""
+    if not (isinstance(options, dict) and set(options) <= _OUT_OPTIONS):
+        return False
+    return all(
+        isinstance(v, bool) if k in _BOOL_OPTIONS
+        else _strings(v) if k == "labels"
+        else k == "meta" or isinstance(v, str)
+        for k, v in options.items()
+    )  # fmt: skip
+
+
+def _plain_stage(stage: Any) -> bool:
+    if not isinstance(stage, dict) or "foreach" in stage or "do" in stage:
+        return False  # foreach/do: DVC's schema decides
+    if not set(stage) <= _STAGE_KEYS - {"matrix"} or not isinstance(stage.get("cmd"), str | list):
+        return False  # matrix: DVC's schema decides
+    if "deps" in stage and not _strings(stage["deps"]):
+        return False
+    kinds = {"wdir": str, "desc": str, "frozen": bool, "always_changed": bool, "vars": list}
+    if not all(isinstance(stage[k], kind) for k, kind in kinds.items() if k in stage):
+        return False
+    for key in ("outs", "metrics", "plots"):
+        items = stage.get(key, [])
+        if not isinstance(items, list):
+            return False
+        for item in items:
+            if isinstance(item, str):
+                continue
+            if not (isinstance(item, dict) and len(item) == 1):
+                return False
+            if not _plain_options(next(iter(item.values()))):
+                return False
+    params = stage.get("params", [])
+    return isinstance(params, list) and all(isinstance(p, str | dict) for p in params)
 
 
 def declare(decl: Declarations, dvcfile: str, data: Any) -> None:

@@ -71,23 +71,31 @@ def as_float(value: object) -> float | None:
 def plot_series(plot: dict) -> list[Series]:
     """The plot's lines, per revision and source file, in the order the rows come."""
     x, y = str(plot.get("x") or ""), str(plot.get("y") or "")
+    # A file with several y fields gives each row every field (`y_fields` names them, `y`
+    # first); DVC draws each field as its own line.
+    fields = [f.strip() for f in str(plot.get("y_fields") or "").split(",") if f.strip()] or [y]
     out: list[Series] = []
     for side in SIDES:
         rows = plot.get(side)
         by_source: dict[str, Series] = {}
         for row in rows if isinstance(rows, list) else []:
-            if not isinstance(row, dict) or x not in row or y not in row:
+            if not isinstance(row, dict) or x not in row:
                 continue
             source = str(row.get("source") or plot.get("id") or "")
-            field = str(row.get("field") or "")
-            series = by_source.setdefault(f"{source}\n{field}", Series(side, source, field, [], []))
-            px, py = as_float(row.get(x)), as_float(row.get(y))
-            if px is None:
-                continue
-            if py is None:
-                series.texts.append(str(row.get(y)))
-            else:
-                series.points.append((px, py))
+            px = as_float(row.get(x))
+            for name in fields:
+                if name not in row:
+                    continue
+                field = name if len(fields) > 1 else ""
+                key = f"{source}\n{field}"
+                series = by_source.setdefault(key, Series(side, source, field, [], []))
+                if px is None:
+                    continue
+                py = as_float(row.get(name))
+                if py is None:
+                    series.texts.append(str(row.get(name)))
+                else:
+                    series.points.append((px, py))
         out += by_source.values()
     # Baseline and candidate of one file side by side, files in their order of appearance.
     order = list(dict.fromkeys((s.source, s.field) for s in out))

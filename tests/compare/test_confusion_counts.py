@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from mlops_ci.compare.snapshot import _confusion, _table, confusion_counts
+from mlops_ci.compare.plot_data import _confusion, _table, confusion_counts
 
 CASES = {
     "plain.csv": "id,y_true,y_pred\na,1,1\nb,0,1\nc,1,0\nd,1,1\n",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import version
 
+import pytest
 from packaging.version import Version
 
 
@@ -68,6 +69,23 @@ def test_the_semantics_we_mirror() -> None:
     kept = extract_metrics(sample)
     assert our_flatten(kept) == flatten(format_dict(kept))
     assert _merge_params([{"params.yaml": ["a"]}, {"params.yaml": []}]) == {"params.yaml": []}
+    ambiguous = {"model": {"acc": 0.5}, "model.acc": 0.9}
+    for flattener in (flatten, our_flatten):
+        with pytest.raises(ValueError, match="duplicated key"):
+            flattener(ambiguous)
+
+
+def test_the_diff_we_mirror() -> None:
+    """DVC's `diff` of two values (booleans are numbers) and the plot data it parses."""
+    from dvc.utils.diff import _diff_vals
+    from dvc.utils.serialize import PARSERS
+
+    from mlops_ci.compare.diff import dvc_diff
+    from mlops_ci.compare.plot_data import PLOT_DATA_SUFFIXES
+
+    for old, new in [(True, False), (1, 2.5), ("a", "b"), (1, "x"), (None, 1), (2, True)]:
+        assert dvc_diff(old, new) == _diff_vals(old, new, False).get("diff"), (old, new)
+    assert set(PLOT_DATA_SUFFIXES) == set(PARSERS) | {".yml", ".yaml", ".csv", ".tsv"}
 
 
 def test_yaml_is_read_as_dvc_reads_it() -> None:
@@ -82,3 +100,83 @@ def test_yaml_is_read_as_dvc_reads_it() -> None:
         k: v for k, v in theirs.items() if k != "nan"
     }
     assert ours["lr"] == 0.001 and ours["flag"] == "yes"
+
+
+def test_the_schema_dvc_yaml_is_held_to() -> None:
+    """`check_pipeline_schema` uses DVC's own compiled schema: what it rejects, DVC rejects."""
+    from dvc.schema import COMPILED_MULTI_STAGE_SCHEMA
+
+    from mlops_ci.project.dvc import check_pipeline_schema
+    from mlops_ci.project.errors import ConfigError
+
+    assert callable(COMPILED_MULTI_STAGE_SCHEMA)
+    check_pipeline_schema({"metrics": ["m.json"], "stages": {"s": {"cmd": "echo"}}}, "dvc.yaml")
+    with pytest.raises(ConfigError, match=r"dvc\.yaml fails DVC's schema"):
+        check_pipeline_schema({"metrics": ["m.json"], "unknown_section": 1}, "dvc.yaml")
+
+
+VALID_PIPELINE = {
+    "vars": ["params.yaml"],
+    "params": ["p.yaml"],
+    "metrics": ["m.json"],
+    "plots": [
+        "a.csv",
+        {"b.csv": {"x": "step", "y": ["acc", "loss"]}},
+        {"c": {"y": {"c.csv": "v"}}},
+    ],
+    "stages": {
+        "train": {
+            "cmd": "python train.py",
+            "wdir": ".",
+            "deps": ["train.py"],
+            "params": ["lr", {"other.yaml": ["k"]}],
+            "outs": ["model.pkl", {"eval": {"cache": False, "desc": "d"}}],
+            "metrics": [{"m.json": {"cache": False}}],
+            "plots": [{"p.csv": {"x": "step", "y": "acc", "header": True}}],
+            "frozen": False,
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"unknown_section": 1},
+        {"metrics": "m.json"},
+        {"metrics": [{"m.json": None}]},
+        {"params": [1]},
+        {"vars": "params.yaml"},
+        {"plots": [{"a.csv": {"y": 1}}]},
+        {"plots": [{"a.csv": {"header": True}}]},
+        {"plots": [{"a.csv": {"x": {"f.csv": ["x"]}}}]},
+        {"stages": {"s": {"deps": ["a"]}}},
+        {"stages": {"s": {"cmd": "echo", "outs": [{"x": {"cache": "no"}}]}}},
+        {"stages": {"s": {"cmd": "echo", "plots": [{"p.csv": {"y": ["a", "b"]}}]}}},
+        {"stages": {"s": {"cmd": "echo", "outs": [{"x": None}]}}},
+        {"stages": {"s": {"cmd": "echo", "wdir": 1}}},
+        {"stages": {"s": {"cmd": "echo", "unknown": 1}}},
+        {"stages": {"s": {"foreach": [1], "do": {"cmd": "echo ${item}"}}}},
+        {"stages": {"s": {"cmd": "echo ${item.a}", "matrix": {"a": [1, 2]}}}},
+        {"stages": {"s": {"cmd": "echo", "deps": "a"}}},
+    ],
+)
+def test_plainly_valid_pipelines_are_valid_for_dvc(change: dict) -> None:
+    """A `dvc.yaml` taken as valid without DVC's schema is one DVC's schema accepts; whatever
+    the quick check is unsure of, DVC's schema decides (`check_pipeline_schema`)."""
+    from dvc.schema import COMPILED_MULTI_STAGE_SCHEMA
+    from voluptuous import MultipleInvalid
+
+    from mlops_ci.project.dvcfile import plainly_valid
+
+    data = {**VALID_PIPELINE, **change}
+    try:
+        COMPILED_MULTI_STAGE_SCHEMA(data)
+        dvc_accepts = True
+    except MultipleInvalid:
+        dvc_accepts = False
+    if plainly_valid(data):
+        assert dvc_accepts, data
+    if not change:
+        assert plainly_valid(data), "the common shapes must not need DVC's schema"
