@@ -10,6 +10,7 @@ import pandas as pd
 from scipy.stats import false_discovery_control, ks_2samp
 
 from mlops_ci.compare.drift import column_rows, correct
+from mlops_ci.compare.tabular import table_from_frame
 from mlops_ci.report import build_report
 from tests.report.report_parse import table_with, unescape
 from tests.report.test_report_data import _comparison
@@ -42,7 +43,7 @@ def test_p_values_are_scientific_and_corrected_from_unrounded_values() -> None:
                          "c": rng.normal(0, 1, 400)})  # fmt: skip
     cand = pd.DataFrame({"a": rng.normal(0.5, 1, 400), "b": rng.normal(3, 1, 400),
                          "c": rng.normal(0, 1, 400)})  # fmt: skip
-    rows = column_rows(base, cand, None)
+    rows = column_rows(table_from_frame(base), table_from_frame(cand), None)
     correct(rows, 0.01)
     raw = [ks_2samp(base[c], cand[c]).pvalue for c in "abc"]
     expected = false_discovery_control(raw)
