@@ -1,9 +1,9 @@
 """`mlops-ci init`: adopt mlops-ci in an existing DVC repository.
 
 Reads what the project declares (every `dvc.yaml`, as `compare` reads them; the metrics as a
-snapshot of the workspace reads them), then writes `mlops-ci.yaml`, the CI files for the forge
-and the `.gitignore` line. A file that exists with other content is never overwritten without
-`--force`; running it twice writes nothing the second time.
+snapshot of the workspace reads them), then merges `mlops-ci.yaml` (the user's keys are kept,
+the missing ones added), writes the CI files for the forge that are missing and the
+`.gitignore` line. Running it twice writes nothing the second time.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlops_ci.compare.diff import default_direction, metric_names
 from mlops_ci.compare.snapshot import Project, RevisionFiles, take_snapshot
 from mlops_ci.project import adopt, dvcfile
 from mlops_ci.project.errors import ConfigError, GitError, NotADvcRepo, NotAGitRepo
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
+from mlops_ci.project.settings_merge import Merged, merge_settings
 
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -101,13 +104,13 @@ def inspect_project(repo_dir: Path) -> Inspection:
     found.model, found.model_stage = adopt.find_model(found.stages, found.artifact)
     if not found.model:
         found.notes.append(
-            "no model file found (no `artifacts:` in dvc.yaml, no .pkl/.joblib output): set "
-            "`model:` in mlops-ci.yaml, then rerun `mlops-ci init --force` for the main workflow"
+            f"{adopt.NO_MODEL} (no `artifacts:` in dvc.yaml, no .pkl/.joblib output): rerun "
+            "`mlops-ci init --model PATH` (your other settings are kept) for the main workflow"
         )
     if not found.metrics:
         found.notes.append(
             "no metric could be read: declare `metrics:` in dvc.yaml and run the pipeline "
-            "(`dvc repro`), then rerun `mlops-ci init --force`"
+            "(`dvc repro`), then rerun `mlops-ci init` (it adds them, keeping your settings)"
         )
     requirements = project.root / "requirements.txt"
     if requirements.is_file():
@@ -195,14 +198,22 @@ class InitResult:
     found: adopt.Detected
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # files that exist with other content
+    settings: Merged | None = None
     steps: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        found = self.found
+        found, merged = self.found, self.settings
         return {
             "forge": self.forge,
             "written": self.written,
             "unchanged": self.unchanged,
+            "kept": self.kept,
+            "settings": {
+                "kept": merged.kept if merged else [],
+                "added": merged.added if merged else [],
+                "set": merged.set if merged else [],
+            },
             "detected": {
                 "dvcfiles": found.dvcfiles,
                 "stages": [s.name for s in found.stages],
@@ -220,7 +231,7 @@ class InitResult:
         }
 
     def summary(self) -> str:
-        found = self.found
+        found, merged = self.found, self.settings
         lines = [
             f"pipeline: {len(found.stages)} stage(s) in {', '.join(found.dvcfiles)}",
             f"metrics:  {len(found.metrics)} in {', '.join(found.metrics_files) or '-'}",
@@ -230,48 +241,94 @@ class InitResult:
             f"predictions: {found.predictions or '-'}   test_data: {found.test_data or '-'}",
             "",
         ]
+        if merged and (merged.kept or merged.set):
+            lines.append(f"{adopt.SETTINGS_FILE}: yours, merged")
+            lines += [f"  {verb} {', '.join(keys)}" for verb, keys in
+                      (("kept ", merged.kept), ("set  ", merged.set), ("added", merged.added))
+                      if keys]  # fmt: skip
+            lines.append("")
         lines += [f"wrote     {path}" for path in self.written]
         lines += [f"unchanged {path}" for path in self.unchanged]
+        lines += [f"kept      {path} (yours; --force rewrites it)" for path in self.kept]
         lines += ["", "next steps:"]
         lines += [f"  {i}. {step}" for i, step in enumerate(self.steps, 1)]
         return "\n".join(lines)
 
 
-def run_init(repo_dir: Path, *, forge: str | None = None, force: bool = False) -> InitResult:
-    """Detect, plan, then write every file or none (exit 2 naming the files that differ)."""
+def run_init(
+    repo_dir: Path,
+    *,
+    forge: str | None = None,
+    force: bool = False,
+    model: str | None = None,
+    predictions: str | None = None,
+    test_data: str | None = None,
+) -> InitResult:
+    """Detect, then merge `mlops-ci.yaml` (every key the user set is kept) and write the CI
+    files that are missing. `model`, `predictions`, `test_data`: the user's choice, set in
+    mlops-ci.yaml whatever it held. `force` rewrites CI files that differ from init's, except
+    a `.gitlab-ci.yml` init did not write (the lines to add to it are printed instead)."""
     inspection = inspect_project(repo_dir)
     found, root = inspection.found, inspection.project.git_top
     forge = forge or detect_forge(root)
     if forge not in adopt.FORGES:
         raise ConfigError(f"--forge must be one of {', '.join(adopt.FORGES)}, not {forge!r}")
-    prefix = inspection.project.prefix
-    planned = {
-        (posixpath.join(prefix, path) if path == adopt.SETTINGS_FILE else path): text
-        for path, text in adopt.planned_files(found, forge).items()
+    explicit = {
+        key: value
+        for key, value in (("model", model), ("predictions", predictions), ("test_data", test_data))
+        if value
     }
-    parse_settings(planned[posixpath.join(prefix, adopt.SETTINGS_FILE)])  # a bug if it fails
+    settings_path = posixpath.join(inspection.project.prefix, adopt.SETTINGS_FILE)
+    existing_path = root / settings_path
+    existing = existing_path.read_text(encoding="utf-8") if existing_path.is_file() else ""
+    _take_user_choices(found, existing, explicit)
+    try:
+        merged = merge_settings(existing, adopt.render_settings(found), explicit)
+    except ValueError as exc:
+        raise ConfigError(f"{settings_path}: {exc}; fix or remove it, then rerun init") from exc
+    parse_settings(merged.text)  # a bug if it fails: the user's keys were valid or are kept
+    result = InitResult(forge, found, settings=merged if existing else None)
+    result.steps = adopt.next_steps(found, forge)
+    planned: dict[str, str] = {settings_path: merged.text}
+    planned.update(
+        (path, text)
+        for path, text in adopt.planned_files(found, forge).items()
+        if path != adopt.SETTINGS_FILE
+    )
     gitignore = root / ".gitignore"
     current = gitignore.read_text(encoding="utf-8") if gitignore.is_file() else None
     planned[".gitignore"] = adopt.gitignore_text(current)
-    result = InitResult(forge, found, steps=adopt.next_steps(found, forge))
-    conflicts = []
     for path, text in planned.items():
         target = root / path
-        if target.is_file() and target.read_text(encoding="utf-8", errors="replace") == text:
+        now = target.read_text(encoding="utf-8", errors="replace") if target.is_file() else None
+        if now == text or (path == settings_path and now is not None and not merged.changed):
             result.unchanged.append(path)
-        elif target.exists() and not force and path != ".gitignore":
-            conflicts.append(path)
-    if conflicts:
-        raise ConfigError(
-            f"{', '.join(conflicts)} already exist{'s' if len(conflicts) == 1 else ''} with other "
-            "content; nothing was written. Rerun with --force to overwrite, or edit by hand "
-            "(`mlops-ci init --json` shows what was detected)"
-        )
-    for path, text in planned.items():
-        if path in result.unchanged:
             continue
-        target = root / path
+        if now is not None and path not in (settings_path, ".gitignore"):
+            if path == adopt.GITLAB_CI_FILE and not adopt.written_by_init(now):
+                result.kept.append(path)
+                result.steps[:0] = adopt.gitlab_include_steps(found, now)
+                continue
+            if not force:
+                result.kept.append(path)
+                continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         result.written.append(path)
     return result
+
+
+def _take_user_choices(found: adopt.Detected, existing: str, explicit: dict[str, str]) -> None:
+    """What the user chose (options first, then their mlops-ci.yaml) wins over detection: the
+    workflows and next steps follow it (a `model:` they set gets the release workflow)."""
+    try:
+        current = yaml.safe_load(existing) if existing.strip() else None
+    except yaml.YAMLError:
+        current = None
+    chosen = {**(current if isinstance(current, dict) else {}), **explicit}
+    for key in ("model", "predictions", "test_data"):
+        value = chosen.get(key)
+        if isinstance(value, str) and value:
+            if key == "model" and not found.model:
+                found.notes = [n for n in found.notes if not n.startswith(adopt.NO_MODEL)]
+            setattr(found, key, value)

@@ -43,6 +43,11 @@ MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
 NOT_METRICS = ("step", "epoch", "timestamp")
 MAX_POLICY_METRICS = 20
 HEADLINE_MAX_DROP_PCT = 5
+NO_MODEL = "no model file found"
+INIT_HEADER = "# Written by `mlops-ci init`"
+# The stages the released GitLab template declares: a pipeline that lists its own `stages:`
+# replaces the included list, so it must name these too.
+GITLAB_STAGES = ("mlops-ci", "mlops-ci-post", "mlops-ci-release", "mlops-ci-deploy")
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 
 
@@ -337,22 +342,77 @@ def render_github_workflows(found: Detected) -> dict[str, str]:
     return files
 
 
+def _gitlab_variables(found: Detected) -> list[str]:
+    lines = [f'  MLOPS_CI_INSTALL: "mlops-ci=={__version__}"']
+    if found.requirements:
+        lines.append(f"  MLOPS_CI_REQUIREMENTS: {json.dumps(found.requirements)}")
+    if not found.has_dvc_remote:
+        lines += ['  MLOPS_CI_PULL: "false"', '  MLOPS_CI_PUSH: "false"']
+    return lines
+
+
 def render_gitlab_ci(found: Detected) -> str:
     """A `.gitlab-ci.yml` that includes the released template."""
     lines = [
-        "# Written by `mlops-ci init`: the released mlops-ci template for merge requests and the",
+        f"{INIT_HEADER}: the released mlops-ci template for merge requests and the",
         "# default branch. Set MLOPS_CI_TOKEN (api scope) and MLOPS_CI_PUSH_TOKEN",
         "# (write_repository) as masked CI/CD variables.",
         "include:",
         f"  - remote: {GITLAB_TEMPLATE_URL}",
         "variables:",
-        f'  MLOPS_CI_INSTALL: "mlops-ci=={__version__}"',
+        *_gitlab_variables(found),
     ]
-    if found.requirements:
-        lines.append(f"  MLOPS_CI_REQUIREMENTS: {json.dumps(found.requirements)}")
-    if not found.has_dvc_remote:
-        lines += ['  MLOPS_CI_PULL: "false"', '  MLOPS_CI_PUSH: "false"']
     return "\n".join(lines) + "\n"
+
+
+def written_by_init(text: str) -> bool:
+    return text.startswith(INIT_HEADER)
+
+
+def _gitlab_yaml(text: str) -> dict[str, Any]:
+    """The user's pipeline as plain data; GitLab's own tags (`!reference`) read as null."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    try:
+        data = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def gitlab_include_steps(found: Detected, existing: str) -> list[str]:
+    """What to add to a `.gitlab-ci.yml` init did not write (it is never replaced): the
+    `include:` and `variables:`, the template's stages when the pipeline lists its own, and a
+    warning when its `workflow: rules` would stop merge request pipelines."""
+    data = _gitlab_yaml(existing)
+    steps = []
+    if GITLAB_TEMPLATE_URL not in existing:
+        snippet = ["include:", f"  - remote: {GITLAB_TEMPLATE_URL}", "variables:"]
+        snippet += _gitlab_variables(found)
+        steps.append(
+            f"add to your {GITLAB_CI_FILE} (it was kept as it is):\n"
+            + "\n".join(f"       {line}" for line in snippet)
+            + "\n     (merge them into your `include:` and `variables:` if you have them)"
+        )
+    stages = data.get("stages")
+    if isinstance(stages, list) and not set(GITLAB_STAGES) <= set(map(str, stages)):
+        missing = [s for s in GITLAB_STAGES if s not in stages]
+        steps.append(
+            f"your {GITLAB_CI_FILE} lists its own `stages:`, which replace the template's: "
+            f"add {', '.join(missing)} to them"
+        )
+    workflow = data.get("workflow")
+    rules = workflow.get("rules") if isinstance(workflow, dict) else None
+    if isinstance(rules, list) and "merge_request_event" not in json.dumps(rules):
+        steps.append(
+            f"your {GITLAB_CI_FILE} has `workflow: rules` that never allow merge request "
+            "pipelines, so mlops-ci would never run on one: add "
+            '`- if: $CI_PIPELINE_SOURCE == "merge_request_event"` to them'
+        )
+    return steps
 
 
 def gitignore_text(current: str | None) -> str:
