@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlops_ci.commands.init import Inspection, inspect_project
 from mlops_ci.project import adopt
 from mlops_ci.project.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
@@ -24,6 +26,7 @@ from mlops_ci.project.settings import (
     parse_settings,
     read_settings_text,
     schema_problems,
+    without_schema_errors,
 )
 
 
@@ -76,14 +79,24 @@ def run_validate(repo_dir: Path) -> ValidateResult:
     except ConfigError as exc:
         if str(exc) not in result.problems:
             result.problems.append(str(exc))
-        return result
+        # The repository checks still run on the keys that are right.
+        try:
+            rest = yaml.safe_dump(without_schema_errors(data), sort_keys=False)
+            settings = parse_settings(rest, source)
+        except (ConfigError, yaml.YAMLError):
+            return result
     for check in (_metrics, _files, _test_data, _artifact, _sweep, _stages, _plots):
         check(settings, inspection, result)
     return result
 
 
 def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
+    """The closest known name, case aside first (`R2` -> `r2`)."""
+    folded = {k.casefold(): k for k in reversed(known)}
+    close = [folded[name.casefold()]] if name.casefold() in folded else []
+    close = close or difflib.get_close_matches(name.casefold(), list(folded), n=1)
+    if close and close[0] in folded:
+        close = [folded[close[0]]]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
