@@ -39,6 +39,8 @@ class Inspection:
     params: dict[str, set[str]]  # params file -> flat keys
     metrics_rev: str | None  # where the metrics were read: None (workspace) or HEAD
     plot_files: dict[str, list[str]] = field(default_factory=dict)  # plot id -> its data files
+    # metrics files no other revision can read from a fresh clone, and the fix for each
+    unreadable_elsewhere: dict[str, str] = field(default_factory=dict)
 
     def exists(self, path: str) -> bool:
         return path in self.files or (self.project.root / path).exists()
@@ -122,7 +124,35 @@ def inspect_project(repo_dir: Path) -> Inspection:
         name: [name] if path_id else [f for k in ("y", "x") for f in _files_of(props.get(k))]
         for _, name, props, path_id in decl.plots
     }
-    return Inspection(project, found, set(reader.files), outs, rows, params, rev, plot_files)
+    unreadable = unreadable_elsewhere(
+        found.metrics_files, decl.uncached, set(reader.files), project.root
+    )
+    found.notes += [f"{path} {why}" for path, why in unreadable.items()]
+    return Inspection(
+        project, found, set(reader.files), outs, rows, params, rev, plot_files, unreadable
+    )
+
+
+NOT_IN_GIT = (
+    "is declared `cache: false` and git ignores it: the baseline of a pull request cannot read "
+    "it from a fresh clone (DVC reads such a file from git only), so every metric in it is "
+    "unknown in CI. Commit it (take it out of .gitignore, `git add` it), or drop `cache: false` "
+    "and `dvc push` it"
+)
+
+
+def unreadable_elsewhere(
+    metrics_files: list[str], uncached: set[str], visible: set[str], root: Path
+) -> dict[str, str]:
+    """Metrics files a fresh clone cannot read at another revision: `cache: false` outputs
+    in the workspace that git ignores. Cached outputs are read from the DVC remote."""
+    return {
+        path: NOT_IN_GIT
+        for path in metrics_files
+        if any(path == u or path.startswith(u.rstrip("/") + "/") for u in uncached)
+        and (root / path).exists()
+        and not any(f == path or f.startswith(path.rstrip("/") + "/") for f in visible)
+    }
 
 
 def _files_of(fields: Any) -> list[str]:

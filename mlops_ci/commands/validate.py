@@ -85,7 +85,7 @@ def run_validate(repo_dir: Path) -> ValidateResult:
             settings = parse_settings(rest, source)
         except (ConfigError, yaml.YAMLError):
             return result
-    for check in (_metrics, _files, _test_data, _artifact, _sweep, _stages, _plots):
+    for check in (_metrics, _files, _test_data, _artifact, _sweep, _stages, _plots, _readable):
         check(settings, inspection, result)
     return result
 
@@ -247,3 +247,12 @@ def _plots(settings: Settings, inspection: Inspection, result: ValidateResult) -
                 f"dvc.yaml: plot {plot!r} reads {path}, which no stage writes and the "
                 "repository does not have" + _suggest(path, sorted(outs))
             )
+
+
+def _readable(settings: Settings, inspection: Inspection, result: ValidateResult) -> None:
+    """Every metrics file must be readable at the baseline from a fresh clone (CI's), or the
+    gate sees unknown metrics there while a local run reads DVC's caches."""
+    del settings
+    result.checked.append("readable in CI")
+    for path, why in inspection.unreadable_elsewhere.items():
+        result.problems.append(f"dvc.yaml: metrics file {path} {why}")
