@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import yaml
 
 from mlops_ci.compare.diff import default_direction, metric_names
 from mlops_ci.compare.snapshot import Project, RevisionFiles, take_snapshot
-from mlops_ci.project import adopt, dvcfile
+from mlops_ci.project import adopt, adopt_gitlab, dvcfile
 from mlops_ci.project.errors import ConfigError, GitError, NotADvcRepo, NotAGitRepo
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
@@ -77,6 +77,11 @@ def inspect_project(repo_dir: Path) -> Inspection:
         found.stages += dvcfile.stage_paths(data, path)
         found.artifacts += dvcfile.artifacts(data, path)
     found.metrics_files = list(dict.fromkeys(decl.metrics))
+    # A model or predictions file inside a directory output is found as compare finds it.
+    found.stages = [
+        replace(stage, outs=tuple(f for out in stage.outs for f in _inside(reader, out)))
+        for stage in found.stages
+    ]
     found.plots = [name for _, name, _, _ in decl.plots]
     outs = adopt.outputs(found.stages)
     for path in reader.files:
@@ -109,16 +114,24 @@ def inspect_project(repo_dir: Path) -> Inspection:
             f"{adopt.NO_MODEL} (no `artifacts:` in dvc.yaml, no .pkl/.joblib output): rerun "
             "`mlops-ci init --model PATH` (your other settings are kept) for the main workflow"
         )
-    if not found.metrics:
+    if not found.metrics and found.metrics_files:
+        found.notes.append(
+            f"no metric could be read: {', '.join(found.metrics_files)} (declared in dvc.yaml) "
+            "are not in the workspace; `dvc pull` them (or `dvc repro`), then rerun "
+            "`mlops-ci init` (it adds them, keeping your settings)"
+        )
+    elif not found.metrics:
         found.notes.append(
             "no metric could be read: declare `metrics:` in dvc.yaml and run the pipeline "
             "(`dvc repro`), then rerun `mlops-ci init` (it adds them, keeping your settings)"
         )
+    found.echoed_params = _echoed_params(snap.params, found.metrics)
     requirements = project.root / "requirements.txt"
     if requirements.is_file():
         found.requirements = "requirements.txt"  # the workflows install it from the project
     found.working_directory = project.prefix or None
-    found.has_dvc_remote = _has_default_remote(project.root)
+    found.dvc_remote_url = _default_remote_url(project.root)
+    found.has_dvc_remote = found.dvc_remote_url is not None
     found.target_branch = _target_branch(Git(top))
     plot_files = {
         name: [name] if path_id else [f for k in ("y", "x") for f in _files_of(props.get(k))]
@@ -153,6 +166,13 @@ def unreadable_elsewhere(
         and (root / path).exists()
         and not any(f == path or f.startswith(path.rstrip("/") + "/") for f in visible)
     }
+
+
+def _inside(reader: RevisionFiles, out: str) -> list[str]:
+    """An output and, for a directory in the workspace, the files DVC sees in it."""
+    if not (reader.project.root / out).is_dir():
+        return [out]
+    return list(dict.fromkeys([out, *reader.expand(out)]))
 
 
 def _files_of(fields: Any) -> list[str]:
@@ -201,11 +221,31 @@ def _has_id_column(path: Path) -> bool:
     return columns is not None and "id" in columns
 
 
-def _has_default_remote(root: Path) -> bool:
+def _default_remote_url(root: Path) -> str | None:
+    """The default DVC remote's URL ("" when it has none); None without a default remote."""
     from mlops_ci.project.dvc import open_repo
 
     with open_repo(root) as repo:
-        return bool(repo.config.get("core", {}).get("remote"))
+        name = repo.config.get("core", {}).get("remote")
+        if not name:
+            return None
+        return str(repo.config.get("remote", {}).get(name, {}).get("url") or "")
+
+
+def _echoed_params(params: dict[str, dict[str, Any]], names: dict[str, Any]) -> dict[str, str]:
+    """Policy metric names whose key and value equal a tracked param's (a training script
+    that logs `alpha` beside its scores): a setting, not a quality of the model."""
+    by_key: dict[str, tuple[str, Any]] = {}
+    for flat in params.values():
+        for key, value in flat.items():
+            by_key.setdefault(key, (key, value))
+            by_key.setdefault(key.rsplit(".", 1)[-1], (key, value))
+    echoed = {}
+    for name, value in names.items():
+        param, param_value = by_key.get(name.rsplit(":", 1)[-1], (None, None))
+        if param and param_value == value and not isinstance(value, bool):
+            echoed[name] = param
+    return echoed
 
 
 def _target_branch(git: Git) -> str:
@@ -335,9 +375,9 @@ def run_init(
             result.unchanged.append(path)
             continue
         if now is not None and path not in (settings_path, ".gitignore"):
-            if path == adopt.GITLAB_CI_FILE and not adopt.written_by_init(now):
+            if path == adopt.GITLAB_CI_FILE and not adopt_gitlab.written_by_init(now):
                 result.kept.append(path)
-                result.steps[:0] = adopt.gitlab_include_steps(found, now)
+                result.steps[:0] = adopt_gitlab.gitlab_include_steps(found, now)
                 continue
             if not force:
                 result.kept.append(path)

@@ -104,12 +104,19 @@ def _metrics(settings: Settings, inspection: Inspection, result: ValidateResult)
     names = [n for n in settings.metrics]
     if settings.sweep.rank_by:
         names.append(settings.sweep.rank_by)
-    if not names:
-        return
     rows = inspection.metric_rows
+    if not names and (rows or not inspection.found.metrics_files):
+        return
     if not rows:
+        declared = ", ".join(inspection.found.metrics_files)
         result.warnings.append(
-            "metric names were not checked: no metrics file could be read (run the pipeline)"
+            "metric names were not checked: no metrics file could be read"
+            + (
+                f" ({declared} are declared but not in the workspace: `dvc pull` them, or "
+                "`dvc repro`)"
+                if declared
+                else " (run the pipeline)"
+            )
         )
         return
     result.checked.append("metrics")
@@ -139,6 +146,13 @@ def _files(settings: Settings, inspection: Inspection, result: ValidateResult) -
             continue
         result.checked.append(key)
         if path in outs:
+            continue
+        inside = [o for o in outs if path.startswith(o.rstrip("/") + "/")]
+        if inside and not (inspection.project.root / inside[0]).is_dir():
+            result.warnings.append(
+                f"{settings.source}: {key} {path} was not checked: its directory output "
+                f"{inside[0]} is not in the workspace (`dvc pull` or `dvc repro` first)"
+            )
             continue
         if inspection.exists(path):
             result.warnings.append(

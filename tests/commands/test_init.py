@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_ci.cli import main
-from mlops_ci.project import adopt
+from mlops_ci.project import adopt, adopt_gitlab
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
@@ -71,7 +71,7 @@ EXPECTED = {
         "predictions": None,
         "test_data": None,
         "metrics": {"rmse", "mae", "r2"},
-        "headline": "r2",
+        "headline": "rmse",  # a regression is gated on its error
         "verify": "checksums",
         "workflows": {"mlops-ci-pr.yml", "mlops-ci-pr-report.yml", "mlops-ci-main.yml"},
     },
@@ -235,7 +235,7 @@ def test_an_existing_gitlab_pipeline_is_kept_and_init_says_what_to_add(
     # Once the user has added them, init has nothing more to say about the file.
     with_include = (
         USER_GITLAB_CI.replace(
-            "stages: [test]", "stages: [test, " + ", ".join(adopt.GITLAB_STAGES) + "]"
+            "stages: [test]", "stages: [test, " + ", ".join(adopt_gitlab.GITLAB_STAGES) + "]"
         ).replace(
             "  rules:\n", '  rules:\n    - if: $CI_PIPELINE_SOURCE == "merge_request_event"\n'
         )
