@@ -223,7 +223,8 @@ def render_settings(found: Detected) -> str:
         lines.append(
             _line(
                 f"predictions: {_scalar(found.predictions)}",
-                f"per-sample rows (id, y_true, y_pred) from `{found.predictions_stage}`",
+                "per-sample rows (id, y_true, y_pred)"
+                + (f" from `{found.predictions_stage}`" if found.predictions_stage else ""),
             )
         )
     else:
