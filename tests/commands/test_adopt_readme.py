@@ -34,6 +34,7 @@ def test_the_adopt_section_works_as_written(tmp_path: Path) -> None:
     assert commands[0] == "pip install mlops-ci"  # installed here already: this checkout
     assert any(c.startswith("mlops-ci init") for c in commands)
     repo = adopt_projects.build("reference", tmp_path / "reference")
+    Git(repo).run("branch", "--quiet", "--set-upstream-to=origin/main")  # as a clone has it
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
