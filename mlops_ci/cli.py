@@ -302,7 +302,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from mlops_ci.commands import init
 
-    result = init.run_init(repo_dir(args), forge=args.forge, force=args.force)
+    result = init.run_init(
+        repo_dir(args),
+        forge=args.forge,
+        force=args.force,
+        model=args.model,
+        predictions=args.predictions,
+        test_data=args.test_data,
+    )
     emit(args, result.to_dict(), result.summary())
     return EXIT_OK
 
@@ -592,8 +599,16 @@ def _init_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="overwrite mlops-ci.yaml and CI files that exist with other content",
+        help="rewrite the CI files init writes when they exist with other content "
+        "(mlops-ci.yaml is always merged, your keys kept; a .gitlab-ci.yml init did not "
+        "write is never replaced)",
     )
+    for option, what in (
+        ("--model", "the model file a deploy ships (inside a directory output too)"),
+        ("--predictions", "the per-sample predictions table (id, y_true, y_pred)"),
+        ("--test-data", "the rows a deploy verifies the model on"),
+    ):
+        p.add_argument(option, metavar="PATH", help=f"{what}: set in mlops-ci.yaml")
 
 
 def _validate_options(p: argparse.ArgumentParser) -> None:

@@ -190,7 +190,7 @@ def _run_pr(
         (run_dir / name).unlink(missing_ok=True)
     trained = run_train_process(
         repo_dir, run_dir, pull=pull, push=push, overrides=overrides, stage_output=out, env=env,
-        meanwhile=lambda: _load_comparison_modules(repo_dir),
+        meanwhile=lambda: _load_comparison_modules(repo_dir), command="pr",
     )  # fmt: skip
     comparison, policy = compare(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env

@@ -259,7 +259,7 @@ def run_train(
             shown = "\n".join(f"  | {line}" for line in result.tail[-TAIL_LINES:])
             raise StageFailed(
                 f"{exc}\nlast lines of its output:\n{shown}\n"
-                f"Stages that finished keep their outputs; fix the stage and rerun `mlops-ci train`."
+                f"Stages that finished keep their outputs; fix the stage and {RERUN}."
             ) from exc
         result.stages = runs  # DVC called back for every stage of the graph, in run order
         _append_step_summary(env, result)
@@ -272,6 +272,7 @@ def run_train(
 
 
 # The CLI's last word on a failure (cli._dispatch): the parent raises it again, once.
+RERUN = "rerun `mlops-ci train`"
 _FAILURE_PREFIXES = ("mlops-ci train: error: ", "mlops-ci train: unexpected error: ")
 
 
@@ -285,9 +286,10 @@ def run_train_process(
     stage_output: TextIO | None = None,
     env: Mapping[str, str] | None = None,
     meanwhile: Callable[[], object] | None = None,
+    command: str = "train",
 ) -> TrainResult:
     """`run_train` in a child process, which gets no write token, calling `meanwhile` while
-    the stages run.
+    the stages run. `command`: the mlops-ci command a failure tells the user to rerun.
 
     DVC's modules (about 60 MiB) then never share a process with what comes next (numpy, the
     report's templates): a pull request job's peak memory is the larger of the two, as for
@@ -340,7 +342,8 @@ def run_train_process(
         relay_thread.join()
     if code == 0:
         return TrainResult.from_dict(json.loads(b"".join(document)))
-    raise _child_failure(code, "".join(failure), run_dir)
+    said = "".join(failure).replace(RERUN, RERUN.replace("train", command))
+    raise _child_failure(code, said, run_dir)
 
 
 def _child_failure(code: int, said: str, run_dir: Path) -> BaseException:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlops_ci.commands.init import Inspection, inspect_project
 from mlops_ci.project import adopt
 from mlops_ci.project.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
@@ -24,6 +26,7 @@ from mlops_ci.project.settings import (
     parse_settings,
     read_settings_text,
     schema_problems,
+    without_schema_errors,
 )
 
 
@@ -76,14 +79,24 @@ def run_validate(repo_dir: Path) -> ValidateResult:
     except ConfigError as exc:
         if str(exc) not in result.problems:
             result.problems.append(str(exc))
-        return result
-    for check in (_metrics, _files, _test_data, _artifact, _sweep, _stages, _plots):
+        # The repository checks still run on the keys that are right.
+        try:
+            rest = yaml.safe_dump(without_schema_errors(data), sort_keys=False)
+            settings = parse_settings(rest, source)
+        except (ConfigError, yaml.YAMLError):
+            return result
+    for check in (_metrics, _files, _test_data, _artifact, _sweep, _stages, _plots, _readable):
         check(settings, inspection, result)
     return result
 
 
 def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
+    """The closest known name, case aside first (`R2` -> `r2`)."""
+    folded = {k.casefold(): k for k in reversed(known)}
+    close = [folded[name.casefold()]] if name.casefold() in folded else []
+    close = close or difflib.get_close_matches(name.casefold(), list(folded), n=1)
+    if close and close[0] in folded:
+        close = [folded[close[0]]]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -91,12 +104,19 @@ def _metrics(settings: Settings, inspection: Inspection, result: ValidateResult)
     names = [n for n in settings.metrics]
     if settings.sweep.rank_by:
         names.append(settings.sweep.rank_by)
-    if not names:
-        return
     rows = inspection.metric_rows
+    if not names and (rows or not inspection.found.metrics_files):
+        return
     if not rows:
+        declared = ", ".join(inspection.found.metrics_files)
         result.warnings.append(
-            "metric names were not checked: no metrics file could be read (run the pipeline)"
+            "metric names were not checked: no metrics file could be read"
+            + (
+                f" ({declared} are declared but not in the workspace: `dvc pull` them, or "
+                "`dvc repro`)"
+                if declared
+                else " (run the pipeline)"
+            )
         )
         return
     result.checked.append("metrics")
@@ -126,6 +146,13 @@ def _files(settings: Settings, inspection: Inspection, result: ValidateResult) -
             continue
         result.checked.append(key)
         if path in outs:
+            continue
+        inside = [o for o in outs if path.startswith(o.rstrip("/") + "/")]
+        if inside and not (inspection.project.root / inside[0]).is_dir():
+            result.warnings.append(
+                f"{settings.source}: {key} {path} was not checked: its directory output "
+                f"{inside[0]} is not in the workspace (`dvc pull` or `dvc repro` first)"
+            )
             continue
         if inspection.exists(path):
             result.warnings.append(
@@ -234,3 +261,12 @@ def _plots(settings: Settings, inspection: Inspection, result: ValidateResult) -
                 f"dvc.yaml: plot {plot!r} reads {path}, which no stage writes and the "
                 "repository does not have" + _suggest(path, sorted(outs))
             )
+
+
+def _readable(settings: Settings, inspection: Inspection, result: ValidateResult) -> None:
+    """Every metrics file must be readable at the baseline from a fresh clone (CI's), or the
+    gate sees unknown metrics there while a local run reads DVC's caches."""
+    del settings
+    result.checked.append("readable in CI")
+    for path, why in inspection.unreadable_elsewhere.items():
+        result.problems.append(f"dvc.yaml: metrics file {path} {why}")

@@ -8,7 +8,7 @@ git can see the merge-base.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlops_ci.project.errors import BaselineNotFound, ConfigError
@@ -27,10 +27,11 @@ class Baseline:
     sha: str | None
     subject: str | None = None
     note: str | None = None
+    ref_sha: str | None = None  # the tip of `ref` when it is a branch (the merge-base is older)
 
     def to_dict(self) -> dict[str, Any]:
         return {"how": self.how, "ref": self.ref, "sha": self.sha, "subject": self.subject,
-                "note": self.note}  # fmt: skip
+                "note": self.note, "ref_sha": self.ref_sha}  # fmt: skip
 
 
 def _has_remote(git: Git) -> bool:
@@ -39,18 +40,46 @@ def _has_remote(git: Git) -> bool:
 
 def target_ref(git: Git, branch: str) -> str | None:
     """A local name for the tip of the target branch, fetching it when the clone lacks it."""
-    remote_ref = f"refs/remotes/{REMOTE}/{branch}"
+    return pick_target_ref(git, branch)[0]
+
+
+DIVERGED = (
+    "the local {branch} and {remote}/{branch} have diverged; compared with {remote}/{branch}. "
+    "Push or pull {branch}, or pass --baseline {branch} to compare with the local one"
+)
+
+
+def pick_target_ref(git: Git, branch: str) -> tuple[str | None, str | None]:
+    """The ref of the target branch to compare with, and a warning when the choice is a guess.
+
+    A local branch ahead of its remote (adopted and trained, not pushed yet) is the newer
+    target; a stale local branch is behind the remote one. When both moved, the remote one is
+    what the pull request will merge into, so it wins, with a warning.
+    """
+    remote_ref, local_ref = f"refs/remotes/{REMOTE}/{branch}", f"refs/heads/{branch}"
     if _has_remote(git):
         shallow = git.is_shallow()
         if shallow or not git.rev_parse(remote_ref):
             # Fetching with --depth would make a full clone shallow: only in shallow ones.
             depth = DEEPEN_STEPS[0] if shallow else None
             git.fetch(REMOTE, f"+refs/heads/{branch}:{remote_ref}", depth=depth)
-        if git.rev_parse(remote_ref):
-            return remote_ref
-    if git.rev_parse(f"refs/heads/{branch}"):
-        return f"refs/heads/{branch}"
-    return None
+    remote_sha, local_sha = git.rev_parse(remote_ref), git.rev_parse(local_ref)
+    if not remote_sha or not _has_remote(git):
+        return (local_ref if local_sha else None), None
+    if not local_sha or local_sha == remote_sha or _is_ancestor(git, local_sha, remote_sha):
+        return remote_ref, None
+    if _is_ancestor(git, remote_sha, local_sha):
+        return local_ref, None
+    return remote_ref, DIVERGED.format(branch=branch, remote=REMOTE)
+
+
+def _is_ancestor(git: Git, older: str, newer: str) -> bool:
+    return git.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+
+def short_ref(ref: str) -> str:
+    """`origin/main` or `main`: the name git itself prints for a ref."""
+    return ref.removeprefix("refs/heads/").removeprefix("refs/remotes/")
 
 
 UNSHALLOWED = "fetched the whole history: the merge-base is more than {n} commits back"
@@ -147,18 +176,20 @@ def resolve_baseline(
         return _with_subject(git, Baseline("ref", spec, sha))
 
     # A pull request: the event names the base; otherwise the target branch.
+    warning = None
     if event_base_sha and _ensure_commit(git, event_base_sha):
         other, other_name = event_base_sha, target_branch
     else:
-        ref = target_ref(git, target_branch)
+        ref, warning = pick_target_ref(git, target_branch)
         if ref is None:
             raise BaselineNotFound(
                 f"the target branch {target_branch!r} is neither local nor on {REMOTE}; set "
                 f"`target_branch:` in mlops-ci.yaml or pass --target-branch"
             )
-        other, other_name = ref, target_branch
+        other, other_name = ref, short_ref(ref)
     if spec == "base":
-        return _with_subject(git, Baseline("base", other_name, git.rev_parse(other)))
+        tip = git.rev_parse(other)
+        return _with_subject(git, Baseline("base", other_name, tip, note=warning, ref_sha=tip))
 
     merge_base, how = find_merge_base(git, head, other, target_branch)
     if merge_base is None:
@@ -167,7 +198,11 @@ def resolve_baseline(
             "so there is no merge-base. Use --baseline base (the tip of the target branch) or a ref"
         )
     if merge_base != head or not _on_target(git, head, other, branch, target_branch):
-        return _with_subject(git, Baseline("merge-base", other_name, merge_base, note=how))
+        note = "; ".join(n for n in (warning, how) if n) or None
+        tip = git.rev_parse(other)
+        return _with_subject(
+            git, Baseline("merge-base", other_name, merge_base, note=note, ref_sha=tip)
+        )
     # HEAD is on the target branch (a push to main): compare with what it was before.
     previous = (
         event_before_sha if event_before_sha and _ensure_commit(git, event_before_sha) else None
@@ -194,4 +229,4 @@ def _with_subject(git: Git, baseline: Baseline) -> Baseline:
     if not baseline.sha:
         return baseline
     info = git.commit_info(baseline.sha)
-    return Baseline(baseline.how, baseline.ref, baseline.sha, info.subject, baseline.note)
+    return replace(baseline, subject=info.subject)

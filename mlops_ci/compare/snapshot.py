@@ -34,6 +34,14 @@ from mlops_ci.project.untrusted.paths import (
 
 # Neither in git nor recorded as an output at the revision: never produced there.
 NOT_PRODUCED = "not in git and no dvc.lock or .dvc file records it at this revision"
+# DVC reads a `cache: false` output at a revision from git only (`dvc metrics diff` shows null),
+# even when its object sits in the local cache (the run-cache keeps one): a fresh clone has
+# neither, so reading it from the cache would make local and CI verdicts differ.
+UNCACHED_NOT_IN_GIT = (
+    "declared `cache: false` and not committed to git at this revision, so DVC cannot read it "
+    "there (nor can a fresh clone): commit it (take it out of .gitignore and `git add` it), or "
+    "drop `cache: false` and `dvc push` it"
+)
 
 
 @dataclass
@@ -111,6 +119,7 @@ class RevisionFiles:
         self.files = self._not_ignored(files)
         self.tracked = set(self.files)
         self.outs: dict[str, str] = {}  # output path -> md5 (`.dir` for directories)
+        self.uncached: set[str] = set()  # outputs declared `cache: false` (read_declarations)
         self.manifests: dict[str, dict[str, str] | None] = {}
         self.declarations: Declarations | None = None  # once `read_declarations` has run
         self._cache_dirs = _cache_dirs(project.root)
@@ -251,6 +260,9 @@ class RevisionFiles:
             if md5 is None:
                 found[p] = None
                 self.why[p] = self._why_absent(p)
+            elif self._uncached(p):
+                wanted[p], found[p] = None, None
+                self.why[p] = UNCACHED_NOT_IN_GIT
         objects = self._objects({md5 for md5 in wanted.values() if md5})
         for p, md5 in wanted.items():
             if md5:
@@ -274,6 +286,9 @@ class RevisionFiles:
                 if found.is_file():
                     return found
         return None
+
+    def _uncached(self, path: str) -> bool:
+        return any(path == u or path.startswith(u.rstrip("/") + "/") for u in self.uncached)
 
     def _git_path(self, path: str) -> str:
         return f"{self.project.prefix}/{path}" if self.project.prefix else path
@@ -424,6 +439,7 @@ def read_declarations(reader: RevisionFiles, label: str) -> tuple[Declarations, 
         if texts.get(path) is not None:
             for entry in dvcfile.dvcfile_entries(texts[path], path):
                 _add_out(reader, entry)
+    reader.uncached = decl.uncached
     reader.declarations = dvcfile.finish(decl, reader.exists(dvcfile.DEFAULT_PARAMS_FILE))
     return reader.declarations, has_lock
 

@@ -38,11 +38,21 @@ GITLAB_CI_FILE = ".gitlab-ci.yml"
 # Columns `compare` needs in a predictions file (compare/predictions.py REQUIRED_COLUMNS).
 PREDICTION_COLUMNS = ("id", "y_true", "y_pred")
 TABLE_SUFFIXES = (".csv", ".json", ".jsonl")
-MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
+MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".h5", ".keras", ".pt", ".pth", ".onnx",
+                  ".safetensors", ".cbm", ".ubj")  # fmt: skip
 # DVCLive's bookkeeping, not a quality of the model.
 NOT_METRICS = ("step", "epoch", "timestamp")
 MAX_POLICY_METRICS = 20
 HEADLINE_MAX_DROP_PCT = 5
+# Scores that can be near or below zero (r2 of a weak model, a correlation): a percentage of a
+# value near zero is meaningless ("dropped 107%"), so their threshold is absolute.
+NEAR_ZERO_SCORES = ("r2", "explained_variance", "corr", "pearson", "spearman", "mcc", "kappa")
+NEAR_ZERO = 0.1
+HEADLINE_MAX_DROP = 0.02
+# The error a regression is judged by, best known first.
+REGRESSION_ERRORS = ("rmse", "mae", "mse", "mape")
+NO_MODEL = "no model file found"
+INIT_HEADER = "# Written by `mlops-ci init`"
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 
 
@@ -69,6 +79,9 @@ class Detected:
     has_dvc_remote: bool = False
     target_branch: str = "main"
     notes: list[str] = field(default_factory=list)  # what could not be found, and what to do
+    # metric names that echo a tracked param (`alpha` beside `train.alpha`): not a quality
+    echoed_params: dict[str, str] = field(default_factory=dict)
+    dvc_remote_url: str | None = None
 
     @property
     def artifact(self) -> ArtifactDecl | None:
@@ -145,11 +158,26 @@ def policy_metrics(metrics_by_file: Mapping[str, Mapping[str, Any]]) -> dict[str
     return named
 
 
+def _leaf(name: str) -> str:
+    return name.rsplit(":", 1)[-1].rsplit(".", 1)[-1].rsplit("/", 1)[-1].lower()
+
+
 def headline_metric(names: Sequence[str], directions: Mapping[str, str]) -> str | None:
-    """The metric that gets a threshold: the first one where higher is better."""
+    """The metric that gets a threshold: a regression's error (rmse, mae, ...), else the first
+    one where higher is better."""
+    for error in REGRESSION_ERRORS:
+        found = next((n for n in names if _leaf(n) == error), None)
+        if found:
+            return found
     return next((n for n in names if directions.get(n) == "higher"), None) or next(
         iter(names), None
     )
+
+
+def can_be_near_zero(name: str, value: Any) -> bool:
+    leaf = _leaf(name)
+    near = isinstance(value, int | float) and abs(value) < NEAR_ZERO
+    return near or any(leaf == s or leaf.startswith(s + "_") for s in NEAR_ZERO_SCORES)
 
 
 def forge_from_remote(url: str | None) -> str:
@@ -195,7 +223,8 @@ def render_settings(found: Detected) -> str:
         lines.append(
             _line(
                 f"predictions: {_scalar(found.predictions)}",
-                f"per-sample rows (id, y_true, y_pred) from `{found.predictions_stage}`",
+                "per-sample rows (id, y_true, y_pred)"
+                + (f" from `{found.predictions_stage}`" if found.predictions_stage else ""),
             )
         )
     else:
@@ -248,13 +277,22 @@ def _render_policy(found: Detected) -> list[str]:
             "on_missing_metric: fail             # fail | neutral | ignore",
             "on_inconclusive: neutral            # fail | neutral | pass",
         ]
+    echoed = [n for n in names if n in found.echoed_params]
+    names = [n for n in names if n not in found.echoed_params]
     headline = headline_metric(names, found.directions)
     lines.append("metrics:")
     for name in names:
         rule = f"direction: {found.directions.get(name, 'higher')}"
-        if name == headline:
+        value = found.metrics[name]
+        if name == headline and can_be_near_zero(name, value):
+            rule += f", max_drop: {HEADLINE_MAX_DROP}"
+        elif name == headline:
             rule += f", max_drop_pct: {HEADLINE_MAX_DROP_PCT}"
-        lines.append(_line(f"  {_scalar(name)}: {{{rule}}}", f"now {found.metrics[name]:.6g}"))
+        lines.append(_line(f"  {_scalar(name)}: {{{rule}}}", f"now {value:.6g}"))
+    lines += [
+        f"  # {_scalar(name)}: echoes the param {found.echoed_params[name]}; not gated"
+        for name in echoed
+    ]
     lines += [
         _line("on_missing_metric: fail", "fail | neutral | ignore"),
         _line("on_inconclusive: neutral", "fail | neutral | pass"),
@@ -337,21 +375,26 @@ def render_github_workflows(found: Detected) -> dict[str, str]:
     return files
 
 
+def gitlab_variables(found: Detected) -> list[str]:
+    lines = [f'  MLOPS_CI_INSTALL: "mlops-ci=={__version__}"']
+    if found.requirements:
+        lines.append(f"  MLOPS_CI_REQUIREMENTS: {json.dumps(found.requirements)}")
+    if not found.has_dvc_remote:
+        lines += ['  MLOPS_CI_PULL: "false"', '  MLOPS_CI_PUSH: "false"']
+    return lines
+
+
 def render_gitlab_ci(found: Detected) -> str:
     """A `.gitlab-ci.yml` that includes the released template."""
     lines = [
-        "# Written by `mlops-ci init`: the released mlops-ci template for merge requests and the",
+        f"{INIT_HEADER}: the released mlops-ci template for merge requests and the",
         "# default branch. Set MLOPS_CI_TOKEN (api scope) and MLOPS_CI_PUSH_TOKEN",
         "# (write_repository) as masked CI/CD variables.",
         "include:",
         f"  - remote: {GITLAB_TEMPLATE_URL}",
         "variables:",
-        f'  MLOPS_CI_INSTALL: "mlops-ci=={__version__}"',
+        *gitlab_variables(found),
     ]
-    if found.requirements:
-        lines.append(f"  MLOPS_CI_REQUIREMENTS: {json.dumps(found.requirements)}")
-    if not found.has_dvc_remote:
-        lines += ['  MLOPS_CI_PULL: "false"', '  MLOPS_CI_PUSH: "false"']
     return "\n".join(lines) + "\n"
 
 
@@ -379,6 +422,15 @@ def planned_files(found: Detected, forge: str) -> dict[str, str]:
 def next_steps(found: Detected, forge: str) -> list[str]:
     """What the user does after `init`, most important first."""
     steps = [*found.notes]
+    unreachable = unreachable_remote(found.dvc_remote_url)
+    if unreachable:
+        steps.append(
+            f"the default DVC remote ({found.dvc_remote_url}) {unreachable}, and the workflows "
+            "pull and push by default: use a remote every runner reaches (s3://, gs://, "
+            "azure://, ssh://...), or set "
+            + ("`pull: false` / `push: false`" if forge == "github" else "MLOPS_CI_PULL/PUSH")
+            + " (then stages are rerun, not restored)"
+        )
     if not found.has_dvc_remote:
         steps.append(
             "add a DVC remote all runners share (`dvc remote add -d storage s3://...`, or "
@@ -393,5 +445,27 @@ def next_steps(found: Detected, forge: str) -> list[str]:
             + (found.artifact.name if found.artifact else "model")
             + "`"
         )
+    if not found.predictions:
+        steps.append(
+            "for confidence intervals, have a stage write per-sample predictions (columns "
+            "id, y_true, y_pred) and run `mlops-ci init --predictions PATH`; without them, "
+            "`mlops-ci noise --repeat 5` measures run-to-run noise bands"
+        )
+    if found.model:
+        steps.append(
+            "deploy.target is `deployments/`, a directory of the job's workspace that a CI "
+            "runner throws away: set an s3:// prefix or `command:PROGRAM` to keep deployments"
+        )
     steps.append("run `mlops-ci validate`, commit the files and open a pull request")
     return steps
+
+
+def unreachable_remote(url: str | None) -> str | None:
+    """Why a CI runner cannot use this DVC remote URL, or None when it may."""
+    if url is None:
+        return None
+    if url.startswith("file://") or "://" not in url:
+        return "is a path on this machine, which a CI runner does not have"
+    if url.startswith(("http://", "https://")):
+        return "is HTTP, which DVC reads but usually cannot push to"
+    return None

@@ -143,6 +143,8 @@ class Declarations:
     params: dict[str, list[str]] = field(default_factory=dict)  # file -> keys ([]: whole)
     plots: list[tuple[str, str, dict[str, Any], bool]] = field(default_factory=list)
     templated: bool = False  # needs DVC's resolver
+    # outputs declared `cache: false`: DVC reads them at a revision from git only
+    uncached: set[str] = field(default_factory=set)
 
     def add_params(self, file: str, keys: list[str]) -> None:
         # DVC's _merge_params: a file tracked whole anywhere is tracked whole.
@@ -294,6 +296,12 @@ def declare(decl: Declarations, dvcfile: str, data: Any) -> None:
         wdir = norm(base, str(stage.get("wdir", ".")))
         for path, _opts in entries(stage.get("metrics")):
             decl.metrics.append(norm(wdir, path))
+        for key in ("outs", "metrics", "plots"):
+            decl.uncached.update(
+                norm(wdir, path)
+                for path, opts in entries(stage.get(key))
+                if isinstance(opts, dict) and opts.get("cache") is False
+            )
         for item in stage.get("params") or []:
             if isinstance(item, str):  # a key of the stage's default params file
                 decl.add_params(norm(wdir, DEFAULT_PARAMS_FILE), [item])

@@ -6,6 +6,7 @@ worst failure a gate can have.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -407,6 +408,28 @@ def schema_problems(data: Any, source: str = SETTINGS_FILE) -> list[str]:
             error = best_match(error.context)
         problems.append(_schema_message(error, source))
     return problems
+
+
+def without_schema_errors(data: Any) -> Any:
+    """A copy of `data` without the keys that break the schema, so the checks that read the
+    rest still run (`validate` lists every problem, not the first)."""
+    from jsonschema import Draft202012Validator
+
+    cleaned = copy.deepcopy(data)
+    for error in Draft202012Validator(settings_schema()).iter_errors(data):
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            allowed = set(error.schema.get("properties", {}))
+            paths = [[*path, k] for k in error.instance if k not in allowed]
+        else:
+            paths = [path]
+        for bad in paths:
+            parent = cleaned
+            for part in bad[:-1]:
+                parent = parent[part] if isinstance(parent, dict | list) else None
+            if bad and isinstance(parent, dict):
+                parent.pop(bad[-1], None)
+    return cleaned
 
 
 _TYPE_WORDS = {

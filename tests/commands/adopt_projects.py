@@ -7,7 +7,10 @@ and a bare `<base>/origin.git`:
 - `reference`: the reference pipeline (predictions file, test split, model), no mlops-ci.yaml;
 - `dvclive`: a DVCLive stage whose cached directory output holds the metrics and plots;
 - `regression`: scikit-learn's diabetes data and a ridge regression, no predictions file, the
-  model declared in dvc.yaml's `artifacts:`.
+  model declared in dvc.yaml's `artifacts:`;
+- `directory-output`: a classifier whose model and predictions are files inside directory
+  outputs, and whose metrics file echoes a param;
+- `weak-regression`: the regression penalised until r2 is near zero, echoing `alpha`.
 """
 
 from __future__ import annotations
@@ -87,6 +90,59 @@ REGRESSION_FILES = {
 }
 
 
+# A classifier whose model and predictions live inside directory outputs (`models/`, `eval/`),
+# as many projects write them; its metrics file also echoes a param.
+DIRECTORY_OUTPUT_FILES = {
+    "params.yaml": "train:\n  C: 1.0\n",
+    "src/train.py": (
+        "import pathlib, pickle, yaml\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.model_selection import train_test_split\n"
+        "C = yaml.safe_load(open('params.yaml'))['train']['C']\n"
+        "X, y = load_breast_cancer(return_X_y=True)\n"
+        "X_train, _, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0)\n"
+        "model = LogisticRegression(C=C, max_iter=5000).fit(X_train, y_train)\n"
+        "pathlib.Path('models').mkdir(exist_ok=True)\n"
+        "pickle.dump(model, open('models/model.pkl', 'wb'))\n"
+        "open('models/README.txt', 'w').write('logistic regression')\n"
+    ),
+    "src/evaluate.py": (
+        "import json, pathlib, pickle, yaml\n"
+        "import pandas as pd\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "from sklearn.metrics import accuracy_score, f1_score\n"
+        "from sklearn.model_selection import train_test_split\n"
+        "X, y = load_breast_cancer(return_X_y=True)\n"
+        "_, X_test, _, y_test = train_test_split(X, y, test_size=0.3, random_state=0)\n"
+        "model = pickle.load(open('models/model.pkl', 'rb'))\n"
+        "pred = model.predict(X_test)\n"
+        "pathlib.Path('eval').mkdir(exist_ok=True)\n"
+        "pd.DataFrame({'id': range(len(y_test)), 'y_true': y_test, 'y_pred': pred})"
+        ".to_csv('eval/predictions.csv', index=False)\n"
+        "C = yaml.safe_load(open('params.yaml'))['train']['C']\n"
+        "json.dump({'accuracy': accuracy_score(y_test, pred), 'f1': f1_score(y_test, pred),\n"
+        "           'C': C}, open('metrics.json', 'w'))\n"
+    ),
+    "dvc.yaml": (
+        "stages:\n"
+        "  train:\n"
+        f"    cmd: {_PY} src/train.py\n"
+        "    deps: [src/train.py]\n"
+        "    params: [train]\n"
+        "    outs: [models]\n"
+        "  evaluate:\n"
+        f"    cmd: {_PY} src/evaluate.py\n"
+        "    deps: [src/evaluate.py, models]\n"
+        "    params: [train.C]\n"
+        "    outs: [eval]\n"
+        "    metrics:\n"
+        "      - metrics.json:\n"
+        "          cache: false\n"
+    ),
+}
+
+
 def _git(repo: Path, *args: str) -> str:
     return Git(repo).out(*args)
 
@@ -131,13 +187,13 @@ def dvclive_project(base: Path) -> Path:
     return _publish(repo, base)
 
 
-def regression_project(base: Path) -> Path:
+def regression_project(base: Path, files: dict[str, str] | None = None) -> Path:
     from dvc.repo import Repo
 
     repo = base / "repo"
     repo.mkdir(parents=True)
     Git(repo).run("init", "--quiet", "--initial-branch=main")
-    for rel, text in REGRESSION_FILES.items():
+    for rel, text in (files or REGRESSION_FILES).items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
     Repo.init(str(repo)).close()
@@ -146,10 +202,26 @@ def regression_project(base: Path) -> Path:
     return _publish(repo, base)
 
 
+def directory_output_project(base: Path) -> Path:
+    return regression_project(base, DIRECTORY_OUTPUT_FILES)
+
+
+def weak_regression_project(base: Path) -> Path:
+    """The regression with a penalty so strong that r2 is near zero, echoing `alpha`."""
+    files = dict(REGRESSION_FILES, **{"params.yaml": "train:\n  alpha: 300.0\n"})
+    files["src/evaluate.py"] = files["src/evaluate.py"].replace(
+        "'r2': round(r2_score(test['target'], pred), 6)}",
+        "'r2': round(r2_score(test['target'], pred), 6), 'alpha': model.alpha}",
+    )
+    return regression_project(base, files)
+
+
 BUILDERS = {
     "reference": reference_project,
     "dvclive": dvclive_project,
     "regression": regression_project,
+    "directory-output": directory_output_project,
+    "weak-regression": weak_regression_project,
 }
 
 

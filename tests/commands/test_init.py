@@ -6,6 +6,7 @@ passes actionlint and the schemas (the shipped mlops-ci.yaml schema, GitHub's an
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_ci.cli import main
-from mlops_ci.project import adopt
+from mlops_ci.project import adopt, adopt_gitlab
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
@@ -70,7 +71,7 @@ EXPECTED = {
         "predictions": None,
         "test_data": None,
         "metrics": {"rmse", "mae", "r2"},
-        "headline": "r2",
+        "headline": "rmse",  # a regression is gated on its error
         "verify": "checksums",
         "workflows": {"mlops-ci-pr.yml", "mlops-ci-pr-report.yml", "mlops-ci-main.yml"},
     },
@@ -118,7 +119,7 @@ def test_regression_artifact_description_becomes_the_intended_use(
     assert settings.intended_use and "Ridge regression" in settings.intended_use
 
 
-def test_init_twice_writes_nothing_and_never_overwrites_without_force(
+def test_init_twice_writes_nothing_and_keeps_every_edit(
     templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = adopt_projects.copy(templates["reference"].parent, tmp_path / "ref")
@@ -129,17 +130,122 @@ def test_init_twice_writes_nothing_and_never_overwrites_without_force(
     again = json.loads(capsys.readouterr().out)
     assert again["written"] == [] and set(again["unchanged"]) == set(first)
     assert written(repo) == first
-    # A hand edit is kept: init refuses (exit 2, naming the file) and writes nothing at all.
+    # The user tightens a rule, drops a key and a workflow; init again keeps the edit, adds
+    # back only what is missing, and writes only the missing workflow.
     edited = first["mlops-ci.yaml"].replace("max_drop_pct: 5", "max_drop_pct: 1")
+    edited = edited.replace("on_inconclusive: neutral", "# on_inconclusive: gone")
     (repo / "mlops-ci.yaml").write_text(edited)
     (repo / ".github/workflows/mlops-ci-pr.yml").unlink()
-    assert init(repo) == 2
-    err = capsys.readouterr().err
-    assert "mlops-ci.yaml already exists" in err and "--force" in err
-    assert (repo / "mlops-ci.yaml").read_text() == edited
-    assert not (repo / ".github/workflows/mlops-ci-pr.yml").exists()
+    assert init(repo, "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["settings"]["added"] == ["on_inconclusive"]
+    assert "metrics.accuracy" in doc["settings"]["kept"]
+    assert doc["written"] == [".github/workflows/mlops-ci-pr.yml", "mlops-ci.yaml"] or set(
+        doc["written"]
+    ) == {".github/workflows/mlops-ci-pr.yml", "mlops-ci.yaml"}
+    text = (repo / "mlops-ci.yaml").read_text()
+    assert text.startswith(edited) and "max_drop_pct: 1" in text
+    assert yaml.safe_load(text)["on_inconclusive"] == "neutral"
+    assert (
+        written(repo)[".github/workflows/mlops-ci-pr.yml"]
+        == first[".github/workflows/mlops-ci-pr.yml"]
+    )
+    # An edited workflow is the user's: kept, and said so; --force rewrites it.
+    workflow = repo / ".github/workflows/mlops-ci-main.yml"
+    workflow.write_text(workflow.read_text() + "# mine\n")
+    assert init(repo) == 0
+    assert "kept      .github/workflows/mlops-ci-main.yml" in capsys.readouterr().out
+    assert workflow.read_text().endswith("# mine\n")
     assert init(repo, "--force") == 0
-    assert written(repo) == first
+    assert workflow.read_text() == first[".github/workflows/mlops-ci-main.yml"]
+
+
+def test_a_metric_that_changed_since_init_is_no_difference(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The `# now <value>` comments: retraining changes them, and init again is still a no-op,
+    then `--forge gitlab` adds the GitLab file beside the kept policy."""
+    repo = adopt_projects.copy(templates["regression"].parent, tmp_path / "r")
+    assert init(repo) == 0
+    policy = (repo / "mlops-ci.yaml").read_text()
+    metrics = json.loads((repo / "metrics.json").read_text())
+    metrics["rmse"] += 1.0
+    (repo / "metrics.json").write_text(json.dumps(metrics))
+    capsys.readouterr()
+    assert init(repo) == 0
+    assert "unchanged mlops-ci.yaml" in capsys.readouterr().out
+    assert init(repo, "--forge", "gitlab") == 0
+    assert (repo / "mlops-ci.yaml").read_text() == policy
+    assert (repo / ".gitlab-ci.yml").is_file()
+
+
+def test_following_the_advice_for_a_model_init_cannot_find_keeps_the_policy(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No model found: init says how to name it; doing so keeps the user's edits and adds the
+    release workflow."""
+    repo = adopt_projects.copy(templates["dvclive"].parent, tmp_path / "d")
+    assert init(repo) == 0
+    out = capsys.readouterr().out
+    assert "mlops-ci init --model PATH" in out and "--force" not in out
+    assert not (repo / ".github/workflows/mlops-ci-main.yml").exists()
+    policy = repo / "mlops-ci.yaml"
+    edited = policy.read_text().replace("artifact: model", "artifact: my-model")
+    policy.write_text(edited)
+    (repo / "dvclive" / "model.txt").write_text("weights\n")
+    assert init(repo, "--model", "dvclive/model.txt") == 0
+    out = capsys.readouterr().out
+    settings = parse_settings(policy.read_text())
+    assert (settings.artifact, settings.model) == ("my-model", "dvclive/model.txt")
+    assert (repo / ".github/workflows/mlops-ci-main.yml").is_file()
+    assert re.search(r"(set  |added) .*\bmodel\b", out), out
+    # Setting `model:` by hand and rerunning plain init does the same.
+    other = adopt_projects.copy(templates["dvclive"].parent, tmp_path / "e")
+    assert init(other) == 0
+    text = (other / "mlops-ci.yaml").read_text().replace("artifact: model", "artifact: mine")
+    (other / "mlops-ci.yaml").write_text(text + "model: dvclive/model.txt\n")
+    assert init(other) == 0
+    assert parse_settings((other / "mlops-ci.yaml").read_text()).artifact == "mine"
+    assert (other / ".github/workflows/mlops-ci-main.yml").is_file()
+
+
+USER_GITLAB_CI = """\
+workflow:
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+stages: [test]
+unit-tests:
+  stage: test
+  script: [pytest]
+"""
+
+
+def test_an_existing_gitlab_pipeline_is_kept_and_init_says_what_to_add(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = adopt_projects.copy(templates["regression"].parent, tmp_path / "g")
+    (repo / ".gitlab-ci.yml").write_text(USER_GITLAB_CI)
+    assert init(repo, "--forge", "gitlab", "--force") == 0
+    out = capsys.readouterr().out
+    assert (repo / ".gitlab-ci.yml").read_text() == USER_GITLAB_CI
+    assert f"- remote: {adopt.GITLAB_TEMPLATE_URL}" in out
+    assert "MLOPS_CI_INSTALL" in out
+    assert "workflow: rules" in out and "merge_request_event" in out
+    assert "add mlops-ci, mlops-ci-post, mlops-ci-release, mlops-ci-deploy" in out
+    # Once the user has added them, init has nothing more to say about the file.
+    with_include = (
+        USER_GITLAB_CI.replace(
+            "stages: [test]", "stages: [test, " + ", ".join(adopt_gitlab.GITLAB_STAGES) + "]"
+        ).replace(
+            "  rules:\n", '  rules:\n    - if: $CI_PIPELINE_SOURCE == "merge_request_event"\n'
+        )
+        + f"include:\n  - remote: {adopt.GITLAB_TEMPLATE_URL}\n"
+    )
+    (repo / ".gitlab-ci.yml").write_text(with_include)
+    assert init(repo, "--forge", "gitlab") == 0
+    out = capsys.readouterr().out
+    assert "add to your" not in out and "workflow: rules" not in out
+    assert "its own `stages:`" not in out
 
 
 def test_gitignore_gets_the_run_directory_once(templates: dict[str, Path], tmp_path: Path) -> None:

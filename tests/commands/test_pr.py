@@ -152,3 +152,14 @@ def test_the_stages_never_see_a_write_token(
     ) in (0, 1)
     assert (trained_repo / "leak.txt").read_text() == "[None, None, None]"
     assert os.environ["GITHUB_TOKEN"] == "ghs_secret"  # the process keeps its own
+
+
+def test_a_failing_stage_under_pr_says_to_rerun_pr(
+    trained_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Git(trained_repo).run("checkout", "--quiet", "-b", "broken")
+    set_param(trained_repo, "train.model", "no_such_model")
+    git_commit_all(trained_repo, "A model that does not exist")
+    assert main(["pr", "-C", str(trained_repo)]) == 2
+    err = capsys.readouterr().err
+    assert "rerun `mlops-ci pr`" in err and "mlops-ci train`" not in err

@@ -135,6 +135,22 @@ def test_validate_lists_every_schema_problem_at_once(
     assert "promote.bump" in text and "promote.colour" in text and "confidence" in text
 
 
+def test_a_schema_error_does_not_hide_the_repository_problems(
+    trained_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user with a typo in a choice and a metric spelt with the wrong case: both at once,
+    and the metric gets its "did you mean"."""
+    edit(trained_repo, "bump: minor", "bump: minr")
+    edit(trained_repo, "  f1: {", "  F1: {")
+    edit(trained_repo, "model: models/model.pkl", "model: models/Model.pkl")
+    code, doc = validate(trained_repo, capsys)
+    assert code == 2
+    text = "\n".join(doc["problems"])
+    assert "promote.bump" in text
+    assert "metrics.F1 names no metric" in text and "did you mean 'f1'?" in text
+    assert "did you mean 'models/model.pkl'?" in text
+
+
 def test_artifact_not_declared_in_dvc_yaml_is_a_warning(
     trained_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

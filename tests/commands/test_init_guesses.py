@@ -1,0 +1,92 @@
+"""What `init` guesses on projects unlike the reference pipeline, as a new user meets them:
+a model and predictions inside directory outputs, a metrics file that echoes a param, a
+regression whose r2 is near zero, a DVC remote a CI runner cannot reach, outputs not pulled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_ci.cli import main
+from mlops_ci.project import adopt
+from mlops_ci.project.settings import parse_settings
+from tests.commands import adopt_projects
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("guesses")
+    kinds = ("directory-output", "weak-regression", "dvclive")
+    return {kind: adopt_projects.build(kind, base / kind) for kind in kinds}
+
+
+def init_json(repo: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    capsys.readouterr()
+    assert main(["init", "-C", str(repo), "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_model_and_predictions_inside_directory_outputs_are_found_and_valid(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = adopt_projects.copy(templates["directory-output"].parent, tmp_path / "d")
+    doc = init_json(repo, capsys)
+    assert doc["detected"]["model"] == "models/model.pkl"
+    assert doc["detected"]["predictions"] == "eval/predictions.csv"
+    settings = parse_settings((repo / "mlops-ci.yaml").read_text())
+    assert (settings.model, settings.predictions) == ("models/model.pkl", "eval/predictions.csv")
+    assert (repo / ".github/workflows/mlops-ci-main.yml").is_file()
+    # The echoed param `C` is not gated as if it were a quality of the model.
+    assert "C" not in settings.metrics and {"accuracy", "f1"} <= set(settings.metrics)
+    assert "# C: echoes the param train.C; not gated" in (repo / "mlops-ci.yaml").read_text()
+    # validate agrees: a file inside a directory output is a DVC output.
+    assert main(["validate", "-C", str(repo), "--json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert not [w for w in checked["warnings"] if "not a DVC output" in w], checked["warnings"]
+
+
+def test_a_regression_is_gated_on_its_error_and_never_by_a_percentage_of_r2(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = adopt_projects.copy(templates["weak-regression"].parent, tmp_path / "w")
+    r2 = json.loads((repo / "metrics.json").read_text())["r2"]
+    assert abs(r2) < adopt.NEAR_ZERO, r2  # the project this test is about
+    init_json(repo, capsys)
+    data = yaml.safe_load((repo / "mlops-ci.yaml").read_text())
+    assert data["metrics"]["rmse"] == {"direction": "lower", "max_drop_pct": 5}
+    assert data["metrics"]["r2"] == {"direction": "higher"}
+    assert "alpha" not in data["metrics"]
+    # A score near zero that is the headline gets an absolute threshold.
+    found = adopt.Detected(metrics={"r2": 0.009}, directions={"r2": "higher"})
+    only_r2 = yaml.safe_load(adopt.render_settings(found))["metrics"]["r2"]
+    assert only_r2 == {"direction": "higher", "max_drop": adopt.HEADLINE_MAX_DROP}
+
+
+def test_next_steps_name_the_unreachable_remote_intervals_and_the_deploy_target(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = adopt_projects.copy(templates["weak-regression"].parent, tmp_path / "w")
+    steps = "\n".join(init_json(repo, capsys)["next_steps"])
+    assert "is a path on this machine, which a CI runner does not have" in steps
+    assert "confidence intervals" in steps and "mlops-ci noise" in steps
+    assert "deploy.target is `deployments/`" in steps
+
+
+def test_declared_metrics_that_are_not_pulled_say_dvc_pull(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh clone of a DVCLive project: its metrics are in a cached directory output that
+    was never pulled."""
+    repo = adopt_projects.copy(templates["dvclive"].parent, tmp_path / "c")
+    shutil.rmtree(repo / "dvclive")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    steps = "\n".join(init_json(repo, capsys)["next_steps"])
+    assert "dvclive/metrics.json (declared in dvc.yaml) are not in the workspace" in steps
+    assert "`dvc pull`" in steps
+    assert main(["validate", "-C", str(repo), "--json"]) == 0
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert any("not in the workspace: `dvc pull`" in w for w in warnings), warnings
