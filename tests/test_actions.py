@@ -138,7 +138,7 @@ def test_gate_and_pr_fail_only_on_the_gate_exit_code():
 
 @pytest.mark.parametrize("path", ACTIONS, ids=lambda p: p.parent.name)
 def test_no_token_reaches_a_process_that_trains(path: Path):
-    # Issue 13 (8): stages run the repository's code; only a step that posts gets the token.
+    # Stages run the repository's code; only a step that posts gets the token.
     for step in load(path)["runs"]["steps"]:
         run = step.get("run", "")
         if not re.search(r"\b(args=\((pr|train|sweep)\b)", run):

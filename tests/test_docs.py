@@ -456,7 +456,7 @@ def test_the_status_context_the_docs_name_is_the_one_posted():
 
 
 def test_the_docs_name_the_commands_that_write_ci_json():
-    """ci.json is written where `write_ci_metadata` is called (issue 19: not "every command")."""
+    """ci.json is written where `write_ci_metadata` is called (not "every command")."""
     writers = set()
     for path, tree in package_sources():
         for node in ast.walk(tree):

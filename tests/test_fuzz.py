@@ -1,4 +1,4 @@
-"""Fuzz: hostile or broken `mlops-ci.yaml`, metrics files and run directories (issue 13).
+"""Fuzz: hostile or broken `mlops-ci.yaml`, metrics files and run directories.
 
 A seeded generator (the same inputs on every run) makes well over 2,000 inputs:
 

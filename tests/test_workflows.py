@@ -162,7 +162,7 @@ def test_main_pushes_after_the_gate_and_production_restores_the_model(name: str)
 
 
 def test_reusable_pr_report_judges_under_the_default_branch():
-    # Issue 13 (1): without a checkout, publish judged in an empty workspace (empty policy).
+    # Without a checkout, publish judged in an empty workspace (empty policy).
     wf = workflow("reusable-pr-report.yml")
     job = wf["jobs"]["publish"]
     uses = [s.get("uses", "") or s.get("run", "") for s in job["steps"]]
@@ -215,7 +215,7 @@ def _resolve(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_gitlab_tokens_never_reach_a_job_that_trains():
-    # Issue 13 (8): the api token never reaches a process that runs the repository's code; the
+    # The api token never reaches a process that runs the repository's code; the
     # push token only the promote jobs, which run no stage.
     data = yaml.safe_load(GITLAB_TEMPLATE.read_text())
     for name in [k for k in data if k.startswith("mlops-ci:")]:

@@ -2,7 +2,7 @@
 
 A *group* is a set of rows that share weights (both sides of a pair, or one side) together with
 one family of metrics; it turns a (resamples x units) weight matrix into metric values per side.
-See the `mlops_ci.compare.stats` docstring for why each family is computed the way it is (issue 3).
+See the `mlops_ci.compare.stats` docstring for why each family is computed the way it is.
 """
 
 from __future__ import annotations

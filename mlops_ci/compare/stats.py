@@ -11,7 +11,7 @@ with `pos_label=1` when every label is 0 or 1, else macro-averaged over the labe
 roc_auc and log_loss (binary only, from `y_score`, log_loss clipped to [eps, 1 - eps]); rmse,
 mae and r2 for regression. A value undefined in scikit-learn (roc_auc with one class) is NaN.
 
-How the intervals are made (issue 3):
+How the intervals are made:
 
 - **Pairing.** When both files hold the same set of ids, with the same `y_true` for each id, the
   rows are matched by id and every resample weighs a row equally on both sides

@@ -14,7 +14,7 @@ than the baseline, in the metric's direction; negative when it improved):
   `on_inconclusive`. Without an interval in the row, the point estimate decides (fail closed).
 - min and max are absolute bounds on the candidate's value.
 
-Fail closed (issue 13): a gated metric whose value is not a finite number (NaN, inf, a string,
+Fail closed: a gated metric whose value is not a finite number (NaN, inf, a string,
 a boolean, `1e400`), that compare could not read (status `unknown`, or an error recorded for its
 file), fails its rule with the value or the error in the reason; it is never skipped into a pass.
 """

@@ -457,7 +457,7 @@ def test_ci_json_cannot_choose_the_commit_that_gets_the_status(
     assert posted(fake_github) == ([], [])
 
 
-# --- fail closed, and names from trusted settings only (issue 13) ---------------------------------
+# --- fail closed, and names from trusted settings only ------------------------------------------
 
 
 def test_publish_without_the_repository_policy_never_posts_success(

@@ -126,7 +126,7 @@ def test_malformed_metrics_at_one_revision(tuned_branch: Path) -> None:
     # What the user reads names the file and the revision.
     assert "error: eval/extra.json at workspace: not valid metrics" in format_comparison(doc)
     rows = {r["name"]: r for r in doc["metrics"]}
-    assert rows["coverage"]["status"] == "unknown"  # unreadable, never "inconclusive" (#12)
+    assert rows["coverage"]["status"] == "unknown"  # unreadable, never "inconclusive"
     assert rows["accuracy"]["status"] == "unchanged"  # the other files are still compared
 
 

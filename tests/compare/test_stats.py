@@ -230,7 +230,7 @@ def test_coverage_of_paired_roc_auc_delta() -> None:
     assert 0.91 <= _coverage(make, "roc_auc", truth) <= 0.99
 
 
-# --- noise (issue 6): equal models are not called worse; a real drop is caught ----------------
+# --- noise: equal models are not called worse; a real drop is caught ----------------
 
 
 def _accuracy_trial(rng, n: int, p_base: float, p_cand: float) -> tuple[Predictions, Predictions]:

@@ -53,7 +53,7 @@ def headline(body: str) -> str:
 def test_main_then_a_pull_request_on_fresh_runners(
     act_bin: str, trained_template: Path, tmp_path: Path
 ):
-    """Issue 19: every job starts with an empty DVC cache and no outputs; the shared remote (a
+    """Every job starts with an empty DVC cache and no outputs; the shared remote (a
     local directory, empty at first) is all they have in common. main trains, gates, pushes,
     promotes and deploys; a pull request that leaves the pipeline as it is then runs 0 stages,
     has confidence intervals and posts one comment whose headline is the verdict."""

@@ -1,4 +1,4 @@
-"""Issue 13, findings 9, 10, 11 and the HTTP part of 17, each written as the attack.
+"""Attacks on the forge transport and posting, each written as the attack.
 
 - 9: repo-controlled names that reach a GitHub Actions log must not form workflow commands
   (`::add-mask::`, `::stop-commands::`, `##[error]` anywhere in a line) — judged by a parser

@@ -458,7 +458,7 @@ def test_a_lower_is_better_interval_is_shown_as_the_change() -> None:
     )
 
 
-# --- fail closed: the gate does not pass on inputs it cannot trust (issue 13) -----------------------
+# --- fail closed: the gate does not pass on inputs it cannot trust --------------------------------
 
 NOT_NUMBERS = [
     # (value in comparison.json, how the reason shows it): compare writes NaN, inf and booleans

@@ -1,5 +1,5 @@
 """`mlops-ci.yaml` that is hostile or broken: every case is exit 2 with a message naming the
-file (and the key), never a crash, a hang or a silently dropped rule (issue 13, finding 16).
+file (and the key), never a crash, a hang or a silently dropped rule.
 
 The settings are read by `mlops-ci gate` on a comparison without a baseline (so the working
 tree's policy applies); cases that could exhaust memory run as a subprocess with a 500 MB limit.
