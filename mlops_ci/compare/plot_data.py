@@ -14,12 +14,19 @@ import io
 import math
 import posixpath
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mlops_ci.project.dvcfile import Declarations, PlotDef, parse_structured
 
-if TYPE_CHECKING:
-    from mlops_ci.compare.snapshot import RevisionFiles
+
+class RevisionFiles(Protocol):
+    """What plot ids need of a revision's files (`snapshot.RevisionFiles`)."""
+
+    outs: dict[str, str]
+    why: dict[str, str]
+
+    def expand(self, path: str) -> list[str]: ...
+
 
 MAX_PLOT_POINTS = 200
 # The plot data DVC parses (dvc/repo/plots `parse`: its serializers' suffixes and CSV/TSV);

@@ -277,15 +277,22 @@ class RevisionFiles:
         a git object or must come from the remote (`read` it)."""
         if self.rev is None:
             full = self.project.root / path
-            return full if full.is_file() else None
+            return full if full.is_file() and self._inside(full) else None
         md5 = None if path in self.tracked else self._md5(path)
         if md5 is None:
             return None
         for cache in self._cache_dirs:
             for found in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:]):
-                if found.is_file():
+                if found.is_file() and self._inside(found):
                     return found
         return None
+
+    def _inside(self, path: Path) -> bool:
+        """Whether `path`, every symlink resolved, lies inside the repository. Anything else
+        (a symlink out, a cache elsewhere) is left to `read`, which checks what it reads."""
+        top = Path(os.path.realpath(self.project.git_top))
+        real = Path(os.path.realpath(path))
+        return real == top or top in real.parents
 
     def _uncached(self, path: str) -> bool:
         return any(path == u or path.startswith(u.rstrip("/") + "/") for u in self.uncached)

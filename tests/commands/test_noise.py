@@ -29,18 +29,22 @@ def test_repeat_measurements_give_a_metric_without_history_its_noise_band(
     before = _latency(repo)
     assert before["decided_by"] == "none" and before["status"] in ("changed", "unchanged")
 
+    # Three repeats are too few for a band; four are enough.
     argv = ["noise", "-C", str(repo), "--repeat", "3", "--stage", "evaluate"]
     assert main(argv) == 0
-    assert "3 more run(s) of evaluate" in capsys.readouterr().out
+    assert _latency(repo)["decided_by"] == "none"
+    argv = ["noise", "-C", str(repo), "--repeat", "4", "--stage", "evaluate"]
+    assert main(argv) == 0
+    assert "4 more run(s) of evaluate" in capsys.readouterr().out
     doc = json.loads((repo / ".mlops-ci" / "noise.json").read_text())
     assert doc["kind"] == "noise" and set(doc["inputs"]) == {"eval/metrics.json"}
     latency = next(m for m in doc["measurements"] if m["key"] == "predict_latency_ms")
-    assert len(latency["values"]) == 4  # the trained value and three more runs
+    assert len(latency["values"]) == 5  # the trained value and four more runs
     assert len(set(latency["values"])) > 1  # timing noise is real
 
     after = _latency(repo)
     assert after["decided_by"] == "noise band", after
-    assert after["noise"]["df"] == 3
+    assert after["noise"]["df"] == 4
     assert after["band_low"] < after["band_high"]
     assert after["status"] in ("within-noise", "improved", "regressed")
 

@@ -152,8 +152,11 @@ def test_dvcs_header_plot_property_says_a_tsv_has_no_header(tmp_path: Path):
     policy = _policy("{max_row_drop_pct: 5}", "plots/words.tsv")
     repo = DataProject.create(tmp_path / "repo", table(10), policy)
     words = ["alpha\tbeta\n", "gamma\tdelta\n", "epsilon\tzeta\n"]
+    # `header` is a property of a stage's plot output (DVC's schema refuses it at the top).
     repo.write("dvc.yaml", (repo.root / "dvc.yaml").read_text() + (
-        "plots:\n  - plots/words.tsv:\n      header: false\n      x: '0'\n      y: '1'\n"))  # fmt: skip
+        "  words:\n    cmd: 'true'\n    plots:\n      - plots/words.tsv:\n"
+        "          cache: false\n          header: false\n          x: '0'\n          y: '1'\n"
+    ))  # fmt: skip
     repo.write("plots/words.tsv", "".join(words * 10))
     repo.commit("words")
     repo.git("checkout", "-qb", "candidate")

@@ -114,7 +114,8 @@ def _row(base: float, cand: float, direction: str = "lower") -> dict:
 
 
 def test_how_a_status_is_decided() -> None:
-    est = estimate_noise([("a", 10.0), ("a", 10.5), ("a", 9.7), ("a", 10.2)], "a", 10.2)
+    runs = [("a", 10.0), ("a", 10.5), ("a", 9.7), ("a", 10.3), ("a", 10.2)]
+    est = estimate_noise(runs, "a", 10.2)
     assert est is not None
     low, high = est.band(0.05)
     inside = decide(_row(10.2, high * 0.99), None, est, None, 0.05)
@@ -136,6 +137,6 @@ def test_how_a_status_is_decided() -> None:
 
 
 def test_a_narrower_share_of_the_error_widens_the_band() -> None:
-    est = estimate_noise([("a", 10.0), ("a", 10.5), ("a", 9.7)], "a", 9.7)
+    est = estimate_noise([("a", 10.0), ("a", 10.5), ("a", 9.7), ("a", 10.1), ("a", 9.9)], "a", 9.7)
     assert est is not None
     assert est.half_width(0.05 / 10) > est.half_width(0.05) > 0

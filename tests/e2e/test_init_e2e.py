@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sysconfig
 import venv
@@ -146,4 +147,6 @@ def test_init_then_a_pull_request_through_the_generated_workflow(
         f"mlops-ci/{artifact}",
         "success",
     )
-    assert "Successfully installed mlops-ci" in proc.stdout, "the released workflow installed it"
+    # The setup action installed it, with uv (pip only when uv cannot be had).
+    assert re.search(r"installing with (uv|pip)", proc.stdout), "the released workflow installed it"
+    assert re.search(r"\+ mlops-ci==|Successfully installed .*mlops-ci", proc.stdout)
