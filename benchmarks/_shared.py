@@ -19,6 +19,19 @@ TIME = "/usr/bin/time"  # GNU time (Debian package `time`): the measured process
 REPO = Path(__file__).resolve().parents[1]
 
 
+def package_source(base: Path) -> Path:
+    """The files a wheel of this checkout is built from, copied to `base/source` (apart from
+    the checkout's build/ and caches)."""
+    source = base / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(
+        REPO / "mlops_ci", source / "mlops_ci", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return source
+
+
 def _install_wheel() -> Path:
     """mlops-ci as users get it (`pip install`, the setup action): built from this checkout
     and installed, byte-compiled, into a venv of its own that borrows this venv's
@@ -28,13 +41,7 @@ def _install_wheel() -> Path:
     costs no user pays."""
     home = Path(tempfile.mkdtemp(prefix="mlops-ci-bench-"))
     atexit.register(shutil.rmtree, home, ignore_errors=True)
-    source = home / "source"  # what the wheel is built from, apart from the checkout's build/
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, source / name)
-    shutil.copytree(
-        REPO / "mlops_ci", source / "mlops_ci", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    source = package_source(home)
     venv = home / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next(Path(p) for p in sys.path if p.endswith("site-packages"))

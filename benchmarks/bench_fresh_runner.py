@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _shared import BIN, MLOPS_CI, REPO, sh, spread
+from _shared import BIN, MLOPS_CI, REPO, package_source, sh, spread
 
 sys.path.insert(0, str(REPO))
 from tests.e2e.harness import REMOTE_ACTIONS, REPOSITORY, fake_forge
@@ -198,13 +198,7 @@ def step_seconds(log: str) -> dict[str, float]:
 
 def wheel(base: Path) -> Path:
     """mlops-ci built from this checkout into a wheel, as a release ships it."""
-    source = base / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, source / name)
-    shutil.copytree(
-        REPO / "mlops_ci", source / "mlops_ci", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    source = package_source(base)
     out = base / "dist"
     sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
         "--disable-pip-version-check", "-w", str(out), str(source)], base)  # fmt: skip
