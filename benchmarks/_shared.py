@@ -73,14 +73,23 @@ def sh(cmd: list[str], cwd: Path, **env: str) -> str:
     return proc.stdout
 
 
-def trained_repo(base: Path, *overrides: str) -> Path:
-    """The reference project at `base/repo`, trained (with `-S` overrides) and committed."""
+def trained_repo(base: Path, *overrides: str, history: int = 1) -> Path:
+    """The reference project at `base/repo`, trained (with `-S` overrides) and committed.
+
+    `history` > 1: main gets that many commits in all, each after retraining with the same
+    inputs (`dvc repro -f`), so the training time differs between them as it does on a real
+    main: compare reads them for noise bands and the report for its trend.
+    """
     repo = base / "repo"
     code = f"from pathlib import Path; from mlops_ci.project.scaffold import init_repo; init_repo(Path({str(repo)!r}))"
     sh([sys.executable, "-c", code], base)
     sh([MLOPS_CI, "train", *[arg for o in overrides for arg in ("-S", o)]], repo)
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "Train"], repo)
+    for n in range(2, history + 1):
+        sh([str(BIN / "dvc"), "repro", "-q", "-f", "-s", "train"], repo)
+        sh(["git", "add", "-A"], repo)
+        sh(["git", "commit", "-qm", f"Retrain ({n} of {history})", "--allow-empty"], repo)
     return repo
 
 

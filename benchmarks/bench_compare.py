@@ -14,7 +14,10 @@ the baseline, and bootstraps confidence intervals from the predictions (which no
 the floor reads no params and no plots. One warm-up per side, then the sides take turns
 (the order flips each round). Prints min/median/max wall seconds, and peak RSS.
 
-    python benchmarks/bench_compare.py [--runs 7] [--layout dvclive-dir]
+Main holds `--history` commits (default 20, each a retraining with unchanged inputs), so
+compare reads the target branch's history for noise bands as it does on a real project.
+
+    python benchmarks/bench_compare.py [--runs 7] [--history 20] [--layout dvclive-dir]
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ from tests.dvc_layouts import LAYOUTS, build_layout
 HERE = Path(__file__).resolve().parent
 
 
-def make_repo(base: Path) -> Path:
-    repo = trained_repo(base)
+def make_repo(base: Path, history: int) -> Path:
+    repo = trained_repo(base, history=history)
     sh(["git", "checkout", "-qb", "tune"], repo)
     sh([MLOPS_CI, "train", "-S", "train.logistic_regression.C=0.05"], repo)
     return repo
@@ -94,9 +97,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--layout", choices=sorted(LAYOUTS), help="a generated project instead")
+    parser.add_argument(
+        "--history", type=int, default=20, help="commits on main (noise bands, trend); 1: none"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = make_layout(Path(tmp), args.layout) if args.layout else make_repo(Path(tmp))
+        repo = make_layout(Path(tmp), args.layout) if args.layout else make_repo(Path(tmp), args.history)
         dvc = str(BIN / "dvc")
         files = metrics_files(repo)
         floor = [sys.executable, str(HERE / "floor_compare.py"), "main", *(files or [])]
@@ -115,7 +121,7 @@ def main() -> int:
             del sides["floor"]
         samples = alternate(sides, args.runs)
         agree = same_numbers(repo)
-    project = args.layout or "reference project"
+    project = args.layout or f"reference project, {args.history} commits on main"
     print(f"{project}, {args.runs} alternated runs after one warm-up each")
     for name, runs in samples.items():
         print(

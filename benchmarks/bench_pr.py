@@ -118,14 +118,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scenario", default="retrain,restore,rerun")
     parser.add_argument("--charts-row", action="store_true", help="also time `pr --png`")
+    parser.add_argument(
+        "--history", type=int, default=20, help="commits on main (noise bands, trend); 1: none"
+    )
     args = parser.parse_args()
     charts = "installed" if importlib.util.find_spec("vl_convert") else "not installed"
     print(
-        f"reference project; {args.runs} alternated runs after one warm-up; charts extra {charts}"
+        f"reference project, {args.history} commits on main; {args.runs} alternated runs after one warm-up; charts extra {charts}"
     )
     verdicts = []
     with tempfile.TemporaryDirectory() as tmp:
-        repo = trained_repo(Path(tmp))
+        repo = trained_repo(Path(tmp), history=args.history)
         sh(["git", "checkout", "-qb", "tune"], repo)
         sh([MLOPS_CI, "train", "-S", f"{PARAM}=0.04"], repo)  # the change, trained once
         sh(["git", "commit", "-qam", "Tune C"], repo)
