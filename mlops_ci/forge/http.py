@@ -6,19 +6,20 @@ unless that is longer than MLOPS_CI_MAX_WAIT, in which case fail at once with a 
 than sleep through the job's time limit. Any other 4xx is final. The token lives only in the
 request headers: never in URLs, reprs, logs or error messages.
 
-Timeouts: MLOPS_CI_HTTP_TIMEOUT bounds a whole answer, status line to last byte. requests' own
-timeout is per socket read, so an answer trickling one byte a second never trips it; a watchdog
-shuts the request's socket down at the deadline instead. A request that timed out is sent again
-only when sending it twice is harmless (GET, PUT, PATCH... and POSTs the caller marks so).
+Timeouts: MLOPS_CI_HTTP_TIMEOUT bounds a whole request, connect to last byte. requests' own
+timeout is per socket read, so an answer trickling one byte a second, status line and headers
+included, never trips it, and a streamed read cannot check a clock before the headers are in.
+So each attempt runs in a daemon thread that is waited for only until the deadline; one still
+running then counts as timed out and is left behind (its per-read timeout ends it once the server
+stalls, process exit ends it otherwise). A request that timed out is sent again only when sending
+it twice is harmless (GET, PUT, PATCH... and POSTs the caller marks so).
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import logging
 import random
-import socket
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -27,9 +28,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from mlops_ci.forge.errors import (
     ForgeAuthFailed,
@@ -129,108 +127,6 @@ def _is_rate_limit(response: requests.Response, message: str) -> bool:
     )
 
 
-# --- the whole-answer deadline ---------------------------------------------------------------
-
-_current = threading.local()
-
-
-class _Deadline:
-    """Shuts down the sockets of the request running in this thread once `seconds` have passed:
-    a blocked read then returns at once, and `expired` tells a timeout from a real disconnect."""
-
-    def __init__(self, seconds: float):
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Deadline:
-        _current.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        _current.deadline = None
-
-    def watch(self, sock: socket.socket | None) -> None:
-        if sock is None:
-            return
-        with self._lock:
-            self._sockets.append(sock)
-            if self.expired:
-                _shutdown(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # The plain socket's shutdown: SSLSocket.shutdown would also drop its SSL object under the
-    # reading thread's feet. OSError: already closed.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def _watch(sock: socket.socket | None) -> None:
-    deadline = getattr(_current, "deadline", None)
-    if deadline is not None:
-        deadline.watch(sock)
-
-
-class _Watched:
-    """A connection that hands its sockets to this thread's deadline: the plain one as soon as
-    it exists (a TLS handshake can trickle too), the one in use before an answer is read."""
-
-    sock: socket.socket | None
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
-        _watch(sock)
-        return sock
-
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        _watch(self.sock)
-        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-
-
-class _WatchedHTTPConnection(_Watched, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """requests' adapter with connections a `_Deadline` can cut (direct and HTTP proxies)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS pools keep their own connections
-            manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-        return manager
-
-
 class ForgeSession:
     """Requests against one forge API base URL with one token."""
 
@@ -258,9 +154,6 @@ class ForgeSession:
             self._headers[auth_header] = auth_prefix + token
         self._hints = dict(hints or {})
         self._origin = urlsplit(self.base_url)[:2]
-        adapter = _DeadlineAdapter()
-        for prefix in ("http://", "https://"):
-            self.session.mount(prefix, adapter)
 
     def __repr__(self) -> str:
         return f"ForgeSession(forge={self.forge!r}, base_url={self.base_url!r}, token=<hidden>)"
@@ -302,27 +195,16 @@ class ForgeSession:
         last = ""
         for attempt in range(policy.attempts):
             self.calls += 1
-            deadline = _Deadline(policy.timeout)
             try:
-                with deadline:
-                    response = self.session.request(
-                        method,
-                        url,
-                        params=params,
-                        json=json,
-                        headers=self._headers,
-                        timeout=policy.timeout,
-                    )
+                response = self._send(method, url, params=params, json=json)
             except requests.RequestException as exc:
-                # An answer cut off midway (ChunkedEncodingError) was applied like a timed-out
-                # one; a connect timeout never reached the forge.
-                cut_off = isinstance(
-                    exc, (requests.Timeout, requests.exceptions.ChunkedEncodingError)
-                ) and not isinstance(exc, requests.ConnectTimeout)
-                if not (deadline.expired or cut_off or isinstance(exc, requests.ConnectionError)):
-                    raise
-                if not (deadline.expired or cut_off):
+                # Refused or a connect timeout: never reached the forge. A timeout or an answer
+                # cut off midway (ChunkedEncodingError): may have been applied.
+                cut_off = (requests.Timeout, requests.exceptions.ChunkedEncodingError)
+                if isinstance(exc, requests.ConnectionError):
                     last = f"could not connect ({type(exc).__name__})"
+                elif not isinstance(exc, cut_off):
+                    raise
                 elif method not in IDEMPOTENT and not repeatable:
                     # The forge may have applied it: the caller decides (upsert looks again).
                     raise ForgeUnavailable(
@@ -379,6 +261,33 @@ class ForgeSession:
             "The report is still in the run directory and the job summary.",
             forge_message=last,
         )
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One attempt, connect to last byte within the policy's timeout, else ReadTimeout."""
+        outcome: list[requests.Response | Exception] = []
+
+        def attempt() -> None:
+            try:
+                answer = self.session.request(
+                    method, url, headers=self._headers, timeout=self.policy.timeout, **kwargs
+                )
+            except Exception as exc:  # raised again in the waiting thread
+                outcome.append(exc)
+            else:
+                outcome.append(answer)
+
+        worker = threading.Thread(target=attempt, name="mlops-ci-http", daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(self.policy.timeout)
+        result = outcome[0] if outcome else None
+        if isinstance(result, requests.Response):
+            return result
+        if result is not None and time.monotonic() - started < self.policy.timeout:
+            raise result
+        # Past the deadline, whatever the attempt did or still does (a stalled body read ends
+        # as a ConnectionError), the request timed out.
+        raise requests.ReadTimeout(f"no whole answer within {self.policy.timeout:g} s") from result
 
     def _client_error(self, where: str, status: int, message: str) -> ForgeError:
         hint = self._hints.get(status, "")
