@@ -2,8 +2,11 @@
 none), and shows the worst slices: a golden file holds the exact wording.
 
 The rows are decided by the functions `compare` uses (`decide.decide_rows` on a real bootstrap
-family and a real noise estimate). Set `UPDATE_GOLDEN=1` to rewrite the golden file
-after a deliberate change of wording, then review its diff.
+family and a real noise estimate). Before the golden file is compared, or rewritten with
+`UPDATE_GOLDEN=1` after a deliberate change of wording, the report is read back and held to its
+oracles: every value to scikit-learn on the generated predictions, the noise band to scipy's t
+quantile, the tolerance band to the policy, the confidence levels to the error split. A golden
+file can only ever hold a report that says what they say.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ import cmarkgfm
 import numpy as np
 import pytest
 from cmarkgfm.cmark import Options
+from scipy import stats as scipy_stats
+from sklearn.metrics import accuracy_score, roc_auc_score
 
 from mlops_ci.compare.decide import decide_rows, family_document, slices_document
 from mlops_ci.compare.noise import estimate_noise
 from mlops_ci.compare.stats import Predictions, bootstrap_family
 from mlops_ci.project.settings import parse_settings
 from mlops_ci.report import build_report
+from tests.report.report_parse import table_with, unescape
+from tests.report.test_report_oracle import check_headline
 
 GOLDEN = Path(__file__).parent / "golden" / "decided.md"
 SETTINGS = parse_settings(
@@ -45,7 +52,11 @@ def _row(name: str, base: float, cand: float, direction: str = "higher") -> dict
     }  # fmt: skip
 
 
-def make_comparison() -> dict:
+HISTORY = [("a", 11.8), ("a", 12.3), ("a", 12.0), ("b", 12.9), ("b", 12.6), ("b", 13.1)]
+
+
+def generated() -> dict[str, np.ndarray]:
+    """The test set (labels, region) and both revisions' scores."""
     rng = np.random.default_rng(7)
     n = 1200
     y = (rng.random(n) < 0.4).astype(int)
@@ -53,13 +64,22 @@ def make_comparison() -> dict:
     shared = rng.normal(0, 1, n)
     scores = [1 / (1 + np.exp(-(1.6 * (2 * y - 1) + shared + 0.4 * rng.normal(0, 1, n))))
               for _ in range(2)]  # fmt: skip
-    base, cand = (Predictions.from_arrays(y, (s > 0.5).astype(int), np.round(s, 4)) for s in scores)
+    return {"y": y, "region": region, "baseline": np.round(scores[0], 4),
+            "candidate": np.round(scores[1], 4)}  # fmt: skip
+
+
+def make_comparison() -> dict:
+    data = generated()
+    y, region = data["y"], data["region"]
+    base, cand = (
+        Predictions.from_arrays(y, (data[side] > 0.5).astype(int), data[side])
+        for side in ("baseline", "candidate")
+    )
     family = bootstrap_family(
         base, cand, ["accuracy", "roc_auc"], slices={"region": (region, region)},
         min_slice=SETTINGS.slices.min_size, n_resamples=400, seed=3, band_members=1,
     )  # fmt: skip
-    history = [("a", 11.8), ("a", 12.3), ("a", 12.0), ("b", 12.9), ("b", 12.6), ("b", 13.1)]
-    noise = {"predict_latency_ms": estimate_noise(history, "b", 13.1)}
+    noise = {"predict_latency_ms": estimate_noise(HISTORY, "b", 13.1)}
     rows = [_row(m, ci.baseline, ci.candidate) for m, ci in family.overall.items()]
     rows += [
         _row("predict_latency_ms", 13.1, 17.9, "lower"),
@@ -92,9 +112,77 @@ def test_each_metric_says_how_its_status_was_decided_golden() -> None:
     assert statuses["train_time_s"] == "changed"  # no band at all: uncoloured
     text = build_report(comparison, None, limit=None).markdown
     text = re.sub(r"\*mlops-ci [^*]+\*", "*mlops-ci VERSION*", text)
+    assert oracle_problems(text) == []
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+def _close(cell: str, value: float) -> bool:
+    """A cell shows `value` rounded to the decimals it prints."""
+    text = unescape(cell).replace("−", "-").lstrip("+")
+    decimals = len(text.split(".", 1)[1]) if "." in text else 0
+    return abs(float(text) - value) <= 0.5 * 10.0**-decimals + 1e-12
+
+
+def _sklearn(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    return {"accuracy": accuracy_score(y, scores > 0.5), "roc_auc": roc_auc_score(y, scores)}
+
+
+def _scipy_band(alpha: float) -> tuple[float, float]:
+    """The noise band of predict_latency_ms: a t prediction interval on log values, pooled
+    within input sets, around the mean of the baseline's own set."""
+    groups: dict[str, list[float]] = {}
+    for digest, value in HISTORY:
+        groups.setdefault(digest, []).append(np.log(value))
+    df = sum(len(g) - 1 for g in groups.values())
+    sd = np.sqrt(sum(((np.array(g) - np.mean(g)) ** 2).sum() for g in groups.values()) / df)
+    own = groups["b"]
+    half = scipy_stats.t.ppf(1 - alpha / 2, df) * sd * np.sqrt(1 + 1 / len(own))
+    centre = np.mean(own)
+    return float(np.exp(centre - half)), float(np.exp(centre + half))
+
+
+def oracle_problems(markdown: str) -> list[str]:
+    """What the report says that scikit-learn, scipy or the policy do not."""
+    data = generated()
+    bad = check_headline(markdown)
+    rows = {unescape(r[0]).rstrip(" ↑↓"): r for r in table_with(markdown, "Metric")[1:]}
+    truth = {side: _sklearn(data["y"], data[side]) for side in ("baseline", "candidate")}
+    for metric in ("accuracy", "roc_auc"):
+        row = rows[metric]
+        base, cand = truth["baseline"][metric], truth["candidate"][metric]
+        if not (_close(row[1], base) and _close(row[2], cand) and _close(row[3], cand - base)):
+            bad.append(f"{metric}: report {row[1:4]}, scikit-learn {base} -> {cand}")
+        low, high = (float(v) for v in unescape(row[5]).strip("[]").split(","))
+        if not low <= cand - base <= high:
+            bad.append(f"{metric}: interval {row[5]} does not hold its own point delta")
+    # 8 intervals (2 metrics on all rows and 3 gated slices) and 1 band share 5% by count.
+    members, bands = 8, 1
+    joint = 1 - members / (members + bands) * 0.05
+    band_level = 1 - bands / (members + bands) * 0.05
+    header = table_with(markdown, "Metric")[0]
+    if f"CI (all hold at {joint:.1%})" not in header:
+        bad.append(f"CI header {header[5]!r}, the split gives {joint:.1%}")
+    latency = unescape(rows["predict_latency_ms"][7])
+    found = re.search(r"([\d.]+)% noise band \[([\d.]+), ([\d.]+)\]", latency)
+    low, high = _scipy_band(1 - band_level)
+    if not (found and found.group(1) == f"{band_level:.1%}"[:-1]
+            and _close(found.group(2), low) and _close(found.group(3), high)):  # fmt: skip
+        bad.append(f"latency: report {latency!r}, scipy {band_level:.1%} [{low:.4g}, {high:.4g}]")
+    size = unescape(rows["model_size_mb"][7])
+    if size != f"tolerance [{3.10 * 0.95:.4g}, {3.10 * 1.05:.4g}] (policy)":
+        bad.append(f"model_size_mb: report {size!r}, the policy gives 3.1 ± 5%")
+    for row in table_with(markdown, "Slice")[1:]:
+        value = unescape(row[0]).split("=", 1)[1]
+        member = data["region"] == value
+        count = f"{member.sum()} / {member.sum()}"
+        metric = unescape(row[2])
+        base, cand = (_sklearn(data["y"][member], data[s][member])[metric]
+                      for s in ("baseline", "candidate"))  # fmt: skip
+        if unescape(row[1]) != count or not (_close(row[3], base) and _close(row[4], cand)):
+            bad.append(f"slice {value}: report {row[1:5]}, numpy/scikit-learn {count} {base} {cand}")
+    return bad
 
 
 def test_the_decided_by_column_and_worst_slices_render_as_tables_on_github() -> None:
