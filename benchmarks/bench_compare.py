@@ -102,7 +102,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = make_layout(Path(tmp), args.layout) if args.layout else make_repo(Path(tmp), args.history)
+        repo = (
+            make_layout(Path(tmp), args.layout)
+            if args.layout
+            else make_repo(Path(tmp), args.history)
+        )
         dvc = str(BIN / "dvc")
         files = metrics_files(repo)
         floor = [sys.executable, str(HERE / "floor_compare.py"), "main", *(files or [])]

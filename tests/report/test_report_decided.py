@@ -181,7 +181,9 @@ def oracle_problems(markdown: str) -> list[str]:
         base, cand = (_sklearn(data["y"][member], data[s][member])[metric]
                       for s in ("baseline", "candidate"))  # fmt: skip
         if unescape(row[1]) != count or not (_close(row[3], base) and _close(row[4], cand)):
-            bad.append(f"slice {value}: report {row[1:5]}, numpy/scikit-learn {count} {base} {cand}")
+            bad.append(
+                f"slice {value}: report {row[1:5]}, numpy/scikit-learn {count} {base} {cand}"
+            )
     return bad
 
 
