@@ -251,7 +251,7 @@ _layout(
 _layout(
     name="plots-multi-y",
     about="top-level plot ids with several files under y:, x per file, linear and confusion "
-    "templates",
+    "templates (a train and a test confusion file, which pooled would hide both changes)",
     files={
         "params.yaml": "lr: 0.1\n",
         "train.py": (
@@ -261,12 +261,13 @@ _layout(
             "for split, col in (('train', 'step'), ('test', 'epoch')):\n"
             "    rows = ''.join(f'{i},{lr * i},{1 - lr * i}\\n' for i in range(3))\n"
             "    open(f'logs/{split}.csv', 'w').write(f'{col},acc,loss\\n' + rows)\n"
-            "json.dump([{'actual': a, 'predicted': (a + int(lr * 10)) % 2} for a in (0, 1, 1)],\n"
-            "          open('logs/cm.json', 'w'))\n"
+            "for split, shift in (('train', 0), ('test', 1)):\n"
+            "    json.dump([{'actual': a, 'predicted': (a + int(lr * 10) + shift) % 2}\n"
+            "               for a in (0, 1, 1)], open(f'logs/cm_{split}.json', 'w'))\n"
         ),
         "dvc.yaml": (
             "stages:\n  train:\n    cmd: @PY@ train.py\n    deps: [train.py]\n    params: [lr]\n"
-            "    outs: [logs/train.csv, logs/test.csv, logs/cm.json]\n"
+            "    outs: [logs/train.csv, logs/test.csv, logs/cm_train.json, logs/cm_test.json]\n"
             "plots:\n"
             "  - accuracy:\n      title: Accuracy\n"
             "      x: {logs/train.csv: step, logs/test.csv: epoch}\n"
@@ -274,7 +275,7 @@ _layout(
             "  - loss:\n      template: linear\n      x: step\n"
             "      y: {logs/train.csv: [loss, acc]}\n"
             "  - confusion:\n      template: confusion\n      x: actual\n"
-            "      y: {logs/cm.json: predicted}\n"
+            "      y: {logs/cm_train.json: predicted, logs/cm_test.json: predicted}\n"
         ),
     },
     candidate={"params.yaml": "lr: 0.2\n"},

@@ -123,7 +123,7 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
                 continue
             if counted:
                 x, y = "actual", "predicted"
-                rows.extend(counted)
+                rows.extend({**r, "source": file} for r in counted)
             continue
         try:
             table = _table(file, data, plot.props)
@@ -138,7 +138,7 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
         if plot.template.startswith("confusion"):
             if fx and fields:
                 x, y = "actual", "predicted"  # the rows _confusion makes
-                rows.extend(_confusion(table, fx, fields[0]))
+                rows.extend({**r, "source": file} for r in _confusion(table, fx, fields[0]))
             continue
         if fx is None and (source := plot.x_source(file)):
             joined = _x_from(source, contents, len(table))

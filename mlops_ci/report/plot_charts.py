@@ -255,9 +255,49 @@ def recall_per_class(rows: object) -> dict[str, float]:
 
 def confusion_view(plot: dict, labels: tuple[str, str]) -> PlotView:
     """Per-class recall from the counts of both revisions: baseline bars, candidate line; a
-    revision without confusion rows is named in the legend, never drawn as the other."""
+    revision without confusion rows is named in the legend, never drawn as the other. A plot of
+    several files (train and test) gets a chart per file: their counts are never pooled."""
     name = str(plot.get("title") or plot.get("id") or "confusion")
-    recalls = {side: recall_per_class(plot.get(side)) for side in SIDES}
+    sources = list(
+        dict.fromkeys(
+            str(row.get("source") or "")
+            for side in SIDES
+            for row in (plot.get(side) if isinstance(plot.get(side), list) else [])
+            if isinstance(row, dict)
+        )
+    )
+    if len(sources) <= 1:
+        return _confusion_chart(name, plot.get("baseline"), plot.get("candidate"), labels)
+    views = [
+        _confusion_chart(
+            f"{name} ({source})",
+            *(
+                [
+                    r
+                    for r in plot.get(side) or []
+                    if isinstance(r, dict) and r.get("source") == source
+                ]
+                for side in SIDES
+            ),
+            labels,
+        )
+        for source in sources
+    ]
+    drawn = [v for v in views if v.markdown]
+    if not drawn:
+        return PlotView(name, "", "not drawn: no confusion rows")
+    rest = "".join(f"\n**{md_text(v.title, 80)}**\n\n{v.markdown}" for v in drawn[1:])
+    return PlotView(
+        drawn[0].title,
+        drawn[0].markdown + rest,
+        f"{len(drawn)} charts of recall per class, one per file",
+    )
+
+
+def _confusion_chart(
+    name: str, baseline: object, candidate: object, labels: tuple[str, str]
+) -> PlotView:
+    recalls = {"baseline": recall_per_class(baseline), "candidate": recall_per_class(candidate)}
     classes = sorted(set(recalls["baseline"]) | set(recalls["candidate"]))
     if not classes:
         return PlotView(name, "", "not drawn: no confusion rows")

@@ -191,11 +191,15 @@ def check_curve(pid: str, chart: ParsedChart, entry: dict) -> list[str]:
     return bad
 
 
-def check_confusion(pid: str, chart: ParsedChart, entry: dict) -> list[str]:
+def check_confusion(
+    pid: str, chart: ParsedChart, entry: dict, file: str | None = None
+) -> list[str]:
+    """The chart's recall per class equals scikit-learn's on DVC's rows (of one `file`)."""
     fx, fy = _encoding(entry["content"])
     by_side = {}
-    for (side, _, _), rows in dvc_series(entry).items():
-        by_side.setdefault(side, []).extend(rows)
+    for (side, name, _), rows in dvc_series(entry).items():
+        if file is None or name == file:
+            by_side.setdefault(side, []).extend(rows)
     classes = chart.categories or []
     drawn = dict(zip([w for w, _ in chart.legend if "not drawn" not in w], chart.series,
                      strict=False))  # fmt: skip
@@ -235,6 +239,20 @@ def check_plots(markdown: str, doc: dict, dvc: dict) -> list[str]:
             if changed and pid not in listed:
                 bad.append(f"plot {pid} changed in DVC's data, the report does not list it")
             confusion = templates.get(pid, "").startswith("confusion")
+            files = sorted({k[1] for k in series})
+            if confusion and len(files) > 1:  # a chart per file, never their rows pooled
+                for file in files:  # DVC names a file by its base name, the report by path
+                    chart = next(
+                        (c for t, c in drawn.items()
+                         if re.fullmatch(rf"{re.escape(titles.get(pid, pid))} \((.*/)?"
+                                         rf"{re.escape(file)}\) - recall per class", t)),
+                        None,
+                    )  # fmt: skip
+                    if chart is None:
+                        bad.append(f"plot {pid}: no recall chart of {file}")
+                    else:
+                        bad += check_confusion(pid, chart, entry, file)
+                continue
             title = titles.get(pid, pid) + (" - recall per class" if confusion else "")
             chart = drawn.get(title)
             if chart is None:
