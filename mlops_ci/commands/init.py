@@ -258,8 +258,14 @@ def _target_branch(git: Git) -> str:
 
 
 def detect_forge(repo_dir: Path) -> str:
+    """The forge the origin names; a project that already has a `.gitlab-ci.yml` and an origin
+    that names neither (a self-hosted GitLab, a local path) is a GitLab project."""
     url = Git(repo_dir).out("remote", "get-url", "origin", check=False)
-    return adopt.forge_from_remote(url)
+    named = adopt.forge_from_remote(url)
+    if named == "github" and "github" not in (url or "").lower():
+        if (repo_dir / adopt.GITLAB_CI_FILE).is_file():
+            return "gitlab"
+    return named
 
 
 @dataclass

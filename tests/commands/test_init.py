@@ -248,6 +248,21 @@ def test_an_existing_gitlab_pipeline_is_kept_and_init_says_what_to_add(
     assert "its own `stages:`" not in out
 
 
+def test_a_self_hosted_gitlab_project_with_its_pipeline_gets_gitlab_steps(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An origin that names no forge (a self-hosted GitLab) and a `.gitlab-ci.yml` of the
+    user's: plain `init` speaks GitLab, and writes no GitHub workflows beside their pipeline."""
+    repo = adopt_projects.copy(templates["regression"].parent, tmp_path / "s")
+    Git(repo).run("remote", "set-url", "origin", "git@git.example.com:ml/forecast.git")
+    (repo / ".gitlab-ci.yml").write_text(USER_GITLAB_CI)
+    assert init(repo) == 0
+    out = capsys.readouterr().out
+    assert not (repo / ".github").exists()
+    assert (repo / ".gitlab-ci.yml").read_text() == USER_GITLAB_CI
+    assert f"- remote: {adopt.GITLAB_TEMPLATE_URL}" in out
+
+
 def test_gitignore_gets_the_run_directory_once(templates: dict[str, Path], tmp_path: Path) -> None:
     repo = adopt_projects.copy(templates["regression"].parent, tmp_path / "r")
     assert not (repo / ".gitignore").exists()
