@@ -23,7 +23,7 @@ from mlops_ci.project.data_settings import DataSettings
 from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.retrain_settings import RetrainSettings
 from mlops_ci.project.settings_schema import FROM_SCHEMA, read, schema_section, section
-from mlops_ci.project.settings_schema import SCHEMAS as SCHEMAS  # the public names of settings
+from mlops_ci.project.settings_schema import SCHEMAS as SCHEMAS  # re-exported, as the next two
 from mlops_ci.project.settings_schema import schema_problems as schema_problems
 from mlops_ci.project.settings_schema import without_schema_errors as without_schema_errors
 

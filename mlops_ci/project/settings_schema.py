@@ -193,6 +193,10 @@ def _messages(error: Any, data: Any, source: str) -> list[str]:
         expected = f"at {'least' if kind == 'minimum' else 'most'} {error.validator_value}"
     elif kind in ("minItems", "minProperties"):
         expected = "a non-empty " + ("list" if kind == "minItems" else "mapping")
+    elif kind == "maxItems":
+        expected = f"a list of at most {error.validator_value} items"
+    elif kind == "maxLength":
+        expected = f"at most {error.validator_value} characters"
     elif kind == "uniqueItems":
         expected = "a list without repeats"
     elif kind in ("pattern", "minLength"):

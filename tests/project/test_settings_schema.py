@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, get_args, get_origin, get_type_hints
 
+import pytest
 import yaml
 
+from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.settings import Settings, parse_settings
 from mlops_ci.project.settings_schema import SECTIONS, section, settings_schema
 
@@ -102,3 +104,30 @@ def test_every_key_the_schema_allows_is_read() -> None:
     doc = document(Settings)
     settings = parse_settings(yaml.safe_dump(doc))
     assert unread(doc, settings) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("on_inconclusiv: pass", "unknown key 'on_inconclusiv' (did you mean 'on_inconclusive'?); allowed here: artifact,"),
+        ("promote: {bmp: major}", "unknown key 'promote.bmp' (did you mean 'bump'?); allowed here: auto, bump, stages"),
+        ("metrics: {acc: {min: .nan}}", "metrics.acc.min must be a number, not nan"),
+        ("confidence: .inf", "confidence must be a number, not inf"),
+        ("metrics: {1: {min: 0}}", "metrics keys must be metric names, not 1"),
+        ("slices: 5", "slices must be a list or a mapping, not 5"),
+        ("promote: {stages: [a, 1]}", "promote.stages must be a list of strings, not ['a', 1]"),
+        ("promote: {stages: [a], auto: b}", "promote.auto must be one of promote.stages (a), not 'b'"),
+        ("retrain: {sources: [../up.csv.dvc]}", "retrain.sources.0 must be a .dvc file inside the project"),
+        ("data: {tables: [{path: a.csv, key: \"a\\nb\"}]}", "data.tables.0.key must be a non-empty one-line string"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_named_with_what_was_expected(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text)
+    assert str(err.value).startswith(f"mlops-ci.yaml: {message}")
+
+
+def test_null_is_the_default_unless_the_field_may_be_unset() -> None:
+    settings = parse_settings("artifact: null\nconfidence: null\npromote: {auto: null}\n")
+    assert (settings.artifact, settings.confidence) == ("model", 0.95)
+    assert settings.promote.auto is None  # no stage on merge
