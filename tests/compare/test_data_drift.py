@@ -14,7 +14,9 @@ import pytest
 from mlops_ci.compare import drift
 from mlops_ci.compare.drift import correct
 from mlops_ci.compare.tabular import table_from_frame
-from mlops_ci.project.data_settings import DEFAULT_FDR
+from mlops_ci.project.data_settings import DataSettings
+
+DEFAULT_FDR = DataSettings().fdr
 
 TRIALS = 200
 
