@@ -284,6 +284,7 @@ def family_document(family: Any, band_members: int, settings: Settings) -> dict[
         "critical_value": _finite(family.critical) if family is not None else None,
         "band_members": band_members,
         "band_confidence": 1 - band if band_members else None,
+        "approximation": family.approximation if family is not None else None,
     }
 
 
