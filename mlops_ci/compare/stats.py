@@ -88,6 +88,7 @@ def point_metrics(
 
     `weights` (non-negative integers, one per row) evaluates the sample in which row i appears
     weights[i] times. Metrics that cannot be computed are left out, with the reason in `.skipped`.
+    Computed by `bootstrap_family`'s groups (one segment, every row), always exactly.
     """
     plan = _Plan([preds], metrics, task)
     w = None
@@ -131,9 +132,9 @@ def bootstrap_family(
     with fewer than `min_slice` rows on a side get point deltas only. `band_members`: how many
     metrics a noise band judges besides; the error `1 - confidence` is split by count between
     them and the m members here (`noise.split_alpha`), so these hold together at
-    `1 - m / (m + band_members) * (1 - confidence)`. Calibration: each member's interval is its delta plus or minus
-    one critical value times its bootstrap standard deviation, the critical value being the
-    that error's upper quantile of the largest studentized deviation over all
+    `1 - m / (m + band_members) * (1 - confidence)`. Calibration: each member's interval is its
+    delta plus or minus one critical value times its bootstrap standard deviation, the critical
+    value being that error's upper quantile of the largest studentized deviation over all
     members in each resample (max-|t|, Romano and Wolf's single step); for one member, a
     studentized interval.
 
