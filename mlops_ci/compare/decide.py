@@ -284,6 +284,7 @@ def family_document(family: Any, band_members: int, settings: Settings) -> dict[
         "critical_value": _finite(family.critical) if family is not None else None,
         "band_members": band_members,
         "band_confidence": 1 - band if band_members else None,
+        "approximation": family.approximation if family is not None else None,
     }
 
 
@@ -337,36 +338,19 @@ class Judgement:
     ) -> Judgement:
         """`names`: (file, key) -> row name, as `diff.metric_names` gives them; `run_dir`
         may hold repeat measurements (noise.json)."""
-        from mlops_ci.compare.noise import LOCK_FILE, read_history, read_repeats
+        from mlops_ci.compare.noise import LOCK_FILE, read_repeats
 
         with_predictions = bool(
             settings.predictions and baseline.predictions is not None
             and candidate.predictions is not None
         )  # fmt: skip
-        interval_metrics: Mapping[str, Any] = METRICS if with_predictions else {}
-        pairs = []
-        for (path, key), name in names.items():
-            base = baseline.metrics.get(path, {}).get(key)
-            cand = candidate.metrics.get(path, {}).get(key)
-            leaf = key.rsplit(".", 1)[-1]
-            if not (_finite_number(base) and _finite_number(cand)) or (leaf in interval_metrics):
-                continue
-            if _tolerance(settings.rule_for(name, key)) is None:
-                pairs.append((name, path, key, float(base)))
+        pairs = _band_candidates(names, baseline, candidate, settings, with_predictions)
         # One read of the target branch's history serves the noise bands and the report's trend.
         banded = (
             [(p, k) for _, p, k, _ in pairs] if settings.noise_commits > 0 and baseline_sha else []
         )
         followed = trend_metrics(names, candidate, settings) if settings.trend_commits > 0 else {}
-        history = None
-        if banded or followed:
-            ref = next((r for r in (f"origin/{target}", target) if git.rev_parse(r)), None)
-            if ref is not None:
-                history = read_history(
-                    git, ref, list(dict.fromkeys([*banded, *followed])),
-                    commits=max(settings.noise_commits if banded else 0, settings.trend_commits),
-                    baseline_sha=baseline_sha,
-                )  # fmt: skip
+        history = _target_history(git, target, baseline_sha, banded, followed, settings)
         lock = Path(git.repo_dir) / LOCK_FILE
         repeats = read_repeats(run_dir, lock.read_bytes() if lock.is_file() else None, warnings)
         noise = noise_estimates(history if banded else None, pairs, repeats)
@@ -377,12 +361,7 @@ class Judgement:
                 warnings, band_members=len(noise), root=Path(git.repo_dir),
             )  # fmt: skip
         elif settings.predictions and baseline.rev != "none":
-            side = "baseline" if baseline.predictions is None else "candidate"
-            missing = (baseline if side == "baseline" else candidate).predictions_missing
-            warnings.append(
-                f"no confidence intervals: {settings.predictions} cannot be read at the {side}"
-                f" ({missing or 'missing'})"
-            )
+            warnings.append(_no_predictions_warning(baseline, candidate, settings))
         judgement = cls(family, noise, len(noise), settings)
         judgement.trend = trend_document(history, followed, settings.trend_commits)
         return judgement
@@ -397,6 +376,61 @@ class Judgement:
             "slices": slices_document(self.family, self.settings),
             "trend": self.trend,
         }
+
+
+def _band_candidates(
+    names: Mapping[tuple[str, str], str],
+    baseline: Any,
+    candidate: Any,
+    settings: Settings,
+    with_predictions: bool,
+) -> list[tuple[str, str, str, float]]:
+    """(name, file, key, baseline value) of the numeric metrics a noise band may judge: those
+    without an interval (a predictions metric, when there are predictions) or a tolerance."""
+    interval_metrics: Mapping[str, Any] = METRICS if with_predictions else {}
+    pairs = []
+    for (path, key), name in names.items():
+        base = baseline.metrics.get(path, {}).get(key)
+        cand = candidate.metrics.get(path, {}).get(key)
+        leaf = key.rsplit(".", 1)[-1]
+        if not (_finite_number(base) and _finite_number(cand)) or (leaf in interval_metrics):
+            continue
+        if _tolerance(settings.rule_for(name, key)) is None:
+            pairs.append((name, path, key, float(base)))
+    return pairs
+
+
+def _target_history(
+    git: Any,
+    target: str,
+    baseline_sha: str | None,
+    banded: list[tuple[str, str]],
+    followed: Mapping[tuple[str, str], str],
+    settings: Settings,
+) -> History | None:
+    """The target branch's history of the banded and followed metrics, read once (None: none
+    asked for, or the branch is not there)."""
+    from mlops_ci.compare.noise import read_history
+
+    if not (banded or followed):
+        return None
+    ref = next((r for r in (f"origin/{target}", target) if git.rev_parse(r)), None)
+    if ref is None:
+        return None
+    return read_history(
+        git, ref, list(dict.fromkeys([*banded, *followed])),
+        commits=max(settings.noise_commits if banded else 0, settings.trend_commits),
+        baseline_sha=baseline_sha,
+    )  # fmt: skip
+
+
+def _no_predictions_warning(baseline: Any, candidate: Any, settings: Settings) -> str:
+    side = "baseline" if baseline.predictions is None else "candidate"
+    missing = (baseline if side == "baseline" else candidate).predictions_missing
+    return (
+        f"no confidence intervals: {settings.predictions} cannot be read at the {side}"
+        f" ({missing or 'missing'})"
+    )
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")

@@ -5,14 +5,15 @@ feeds the whole set and every slice: the resampled metrics of all of them come f
 distribution, which `stats.bootstrap_family` needs for simultaneous intervals. A *segment* is
 the whole set (segment 0) or one slice; values are keyed by (metric, segment).
 
-Each metric family draws its own stream, as in `resample`: counts (accuracy, precision, recall,
-f1) draw Poisson(m) weights per combination of labels and slice cells; scores (roc_auc,
-log_loss) and regression draw one weight per row. Above `LINEAR_CELLS` rows x resamples the
-resampled AUC is its first-order (Hajek) projection, `AUC + sum_i (w_i - 1) psi_i` with psi from
-the placement values (DeLong's structural components), so every segment and both sides come out
-of one matrix product; there, the projection's O(1/n) remainder is far below the Monte Carlo
-error of 1,000 resamples (tests compare the two paths). Log loss and the regression metrics are exact ratios of weighted
-sums at any size.
+Each metric family draws its own stream: counts (accuracy, precision, recall, f1) draw
+Poisson(m) weights per combination of labels and slice cells, exactly at any size; scores
+(roc_auc, log_loss) and regression draw one weight per row. From `NORMAL_LIMIT_ROWS` rows those
+two take the one approximation of the bootstrap ("normal-limit"): the resampled AUC is its
+first-order (Hajek) projection, `AUC + sum_i (w_i - 1) psi_i` with psi from the placement values
+(DeLong's structural components), and the resampled sums behind it, log loss and the regression
+metrics (`sum_i w_i c_i`, independent weights of mean and variance 1) are drawn from their
+normal limit, mean `sum_i c_i` and covariance C'C. That costs O(n k^2) once instead of O(n)
+per resample; a test holds it to the exact path just above the threshold.
 """
 
 from __future__ import annotations
@@ -30,24 +31,19 @@ from mlops_ci.compare.resample import (
     AucSide,
     chunks,
     discrete_values,
-    poisson_bytes,
     poisson_rows,
     unit_weights,
 )
 
-# rows x resamples above which the AUC is resampled through its linear projection (1,000 rows at
-# 1,000 resamples). Simultaneous intervals use the resampled deltas' spread and the tail of
-# their largest studentized deviation, which the projection gives to O(1/n).
-LINEAR_CELLS = 1 << 20
-# Rows from which the resampled sums of the linear families (scores in their projection,
-# regression) are drawn from their normal limit instead of by weights: sum_i (w_i - 1) c_i with
-# independent weights of mean and variance 1 is, over this many rows, normal with covariance
-# C'C to far better than the Monte Carlo error of 1,000 resamples (tests compare the paths), and
-# drawing it costs O(n k^2) once instead of O(n k) per resample: 1M rows in well under a second.
-GAUSSIAN_ROWS = 200_000
+# Rows of a group from which its score and regression families are resampled through the normal
+# limit: exact resampling of 20,000 rows takes about half a second at 1,000 resamples and grows
+# with rows x resamples; the normal limit takes about a second for a million rows.
+NORMAL_LIMIT_ROWS = 20_000
+NORMAL_LIMIT = "normal-limit"
 
 Key = tuple[str, int]  # (metric, segment)
 FamilyValues = list[dict[Key, np.ndarray]]  # per side of the group
+Job = tuple[tuple[int, int], Callable[[], "SegmentGroup"]]
 
 
 class SegmentGroup:
@@ -56,6 +52,7 @@ class SegmentGroup:
     sides: list[int]
     metrics: list[str]
     chunk_width: int = 1
+    approximation: str | None = None  # NORMAL_LIMIT: resampled sums drawn from their normal limit
 
     def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
         raise NotImplementedError
@@ -63,15 +60,15 @@ class SegmentGroup:
     def values(self, w: np.ndarray) -> FamilyValues:
         raise NotImplementedError
 
-    def point_weights(self) -> np.ndarray:
+    def weights_of(self, rows: np.ndarray | None) -> np.ndarray:
+        """(1, units) weights of the sample in which row i appears rows[i] times (None: once)."""
         raise NotImplementedError
 
-    def point(self) -> list[dict[Key, float]]:
+    def point(self, rows: np.ndarray | None = None) -> list[dict[Key, float]]:
+        """Metric values of the sample itself, or of the sample weighted by `rows`, per side."""
         return [
-            {k: float(v[0]) for k, v in side.items()} for side in self.values(self.point_weights())
+            {k: float(v[0]) for k, v in side.items()} for side in self.values(self.weights_of(rows))
         ]
-
-    gaussian: bool = False  # resampled sums drawn from their normal limit (GAUSSIAN_ROWS)
 
     def from_sums(self, sums: np.ndarray) -> FamilyValues:
         raise NotImplementedError
@@ -80,7 +77,7 @@ class SegmentGroup:
         raise NotImplementedError
 
     def resampled(self, rng: np.random.Generator, n_resamples: int) -> FamilyValues:
-        if self.gaussian:
+        if self.approximation == NORMAL_LIMIT:
             return self.from_sums(gaussian_sums(self.sum_columns(), rng, n_resamples))
         parts = [self.values(self.draw(rng, b)) for b in chunks(n_resamples, self.chunk_width)]
         return [
@@ -97,21 +94,21 @@ def segment_group_jobs(
     paired: bool,
     labels: np.ndarray,
     binary: bool,
-    n_resamples: int,
-    linear_cells: int = LINEAR_CELLS,
-    gaussian_rows: int = GAUSSIAN_ROWS,
-) -> list[tuple[tuple[int, int], Callable[[], SegmentGroup]]]:
+    normal_limit_rows: int | None = NORMAL_LIMIT_ROWS,
+) -> list[Job]:
     """(random stream, a function building the group) per metric family and set of rows
-    sharing weights (`resample.run_groups` builds them, on two threads when large).
+    sharing weights. The stream depends on the family and the side only, so the resampled
+    values of a metric do not move when other metrics are asked for too.
 
     `segments[s]` holds, per side s, the row indices of each segment (segment 0: every row);
-    a pair shares its rows, so both sides' lists are the same.
+    a pair shares its rows, so both sides' lists are the same. `normal_limit_rows`: from this
+    many rows the score and regression families take the normal limit (None: never).
     """
     members = [[0, 1]] if paired else [[i] for i in range(len(sides))]
-    out: list[tuple[tuple[int, int], Callable[[], SegmentGroup]]] = []
+    out: list[Job] = []
     for idx in members:
         preds, segs = [sides[i] for i in idx], segments[idx[0]]
-        large = len(preds[0]) >= gaussian_rows
+        normal = normal_limit_rows is not None and len(preds[0]) >= normal_limit_rows
         chosen = [m for m in DISCRETE if m in metrics]
         if chosen:
             out.append(
@@ -119,12 +116,12 @@ def segment_group_jobs(
             )
         chosen = [m for m in SCORE if m in metrics]
         if chosen:
-            linear = len(preds[0]) * n_resamples > linear_cells
-            build = partial(ScoreSegments, preds, idx, chosen, segs, linear=linear, gaussian=large)
-            out.append(((1, idx[0]), build))
+            out.append(
+                ((1, idx[0]), partial(ScoreSegments, preds, idx, chosen, segs, normal=normal))
+            )
         chosen = [m for m in REGRESSION if m in metrics]
         if chosen:
-            build = partial(RegressionSegments, preds, idx, chosen, segs, gaussian=large)
+            build = partial(RegressionSegments, preds, idx, chosen, segs, normal=normal)
             out.append(((2, idx[0]), build))
     return out
 
@@ -132,6 +129,25 @@ def segment_group_jobs(
 def make_segment_groups(*args: Any, **kwargs: Any) -> list[tuple[tuple[int, int], SegmentGroup]]:
     """(random stream, group) per job of `segment_group_jobs` (same arguments), built here."""
     return [(stream, build()) for stream, build in segment_group_jobs(*args, **kwargs)]
+
+
+def run_groups(
+    jobs: Sequence[Job], seed: int, n_resamples: int
+) -> tuple[list[dict[Key, float]], list[dict[Key, np.ndarray]], str | None]:
+    """Point values and resampled values per side (baseline, candidate) of the groups `jobs`
+    build, and the approximation any of them took (None: all exact). Each group is built when
+    its turn comes, so one group's columns are held at a time."""
+    points: list[dict[Key, float]] = [{}, {}]
+    draws: list[dict[Key, np.ndarray]] = [{}, {}]
+    approximation = None
+    for stream, build in jobs:
+        group = build()
+        resampled = group.resampled(np.random.default_rng([seed, *stream]), n_resamples)
+        for side, at_point, side_draws in zip(group.sides, group.point(), resampled, strict=True):
+            points[side].update(at_point)
+            draws[side].update(side_draws)
+        approximation = approximation or group.approximation
+    return points, draws, approximation
 
 
 def _membership(n: int, segs: list[np.ndarray]) -> np.ndarray:
@@ -198,8 +214,10 @@ class DiscreteSegments(SegmentGroup):
         self.by_row = self.n_units * 8 > self.n_rows
         self.chunk_width = self.n_rows if self.by_row else self.n_units
 
-    def point_weights(self) -> np.ndarray:
-        return self.counts[None, :].astype(np.float64)
+    def weights_of(self, rows: np.ndarray | None) -> np.ndarray:
+        if rows is None:
+            return self.counts[None, :].astype(np.float64)
+        return np.bincount(self.inverse, weights=rows, minlength=self.n_units)[None, :]
 
     def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
         return unit_weights(rng, b, self.inverse, self.counts, by_row=self.by_row)
@@ -230,13 +248,13 @@ class ScoreSegments(SegmentGroup):
         metrics: list[str],
         segs: list[np.ndarray],
         *,
-        linear: bool,
-        gaussian: bool = False,
+        normal: bool,
     ) -> None:
-        self.sides, self.metrics, self.linear = sides, metrics, linear
+        self.sides, self.metrics = sides, metrics
+        self.approximation = NORMAL_LIMIT if normal else None
         n, y = len(preds[0]), preds[0].y_true
         self.n_rows = self.chunk_width = n
-        self.segs = segs
+        self.n_sides = len(preds)
         eps = np.finfo(np.float64).eps
         cols: list[np.ndarray] = []
         # Log loss: per side and segment, sum of w * loss and sum of w, one product for all.
@@ -265,7 +283,7 @@ class ScoreSegments(SegmentGroup):
             for g, (neg, pos) in enumerate(self.blocks):
                 if not len(neg) or not len(pos):
                     continue  # one class in this segment: undefined (NaN)
-                if linear:
+                if normal:
                     for s, (psi, auc) in enumerate(_auc_projection(scores, neg, pos, n)):
                         self.auc_point[s, g], self.auc_at[s, g] = auc, len(cols)
                         cols.append(psi)
@@ -273,45 +291,33 @@ class ScoreSegments(SegmentGroup):
                     for s in range(len(preds)):
                         self.aucs[s, g] = AucSide(scores[s, neg], scores[s, pos])
         self.columns = np.stack(cols, axis=1) if cols else np.zeros((n, 0))
-        self.gaussian = linear and gaussian
-        # Resamples in float32 (twice the BLAS speed; counts stay exact below 2^24), the point
-        # values in float64.
-        wide = linear and not self.gaussian
-        self.resample_columns = self.columns.astype(np.float32) if wide else self.columns
-        # sum_i psi_i (zero but for rounding): the projection weighs (w_i - 1), not w_i.
-        self.psi_sums = self.resample_columns.sum(axis=0, dtype=np.float64)
-        self.n_sides = len(preds)
-        if linear:  # one float32 product per chunk: larger chunks keep BLAS busy
-            self.chunk_width = max(1, n // 4)
+        # The projection weighs (w_i - 1): its sums are read minus sum_i psi_i.
+        self.column_sums = self.columns.sum(axis=0)
 
-    def point_weights(self) -> np.ndarray:
-        return np.ones((1, self.n_rows), dtype=np.uint8)
+    def weights_of(self, rows: np.ndarray | None) -> np.ndarray:
+        if rows is None:
+            return np.ones((1, self.n_rows), dtype=np.uint8)
+        return rows[None, :].astype(np.int64)
 
     def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
-        return (
-            poisson_bytes(rng, b, self.n_rows) if self.linear else poisson_rows(rng, b, self.n_rows)
-        )
+        return poisson_rows(rng, b, self.n_rows)
 
     def sum_columns(self) -> np.ndarray:
         return self.columns
 
     def from_sums(self, sums: np.ndarray) -> FamilyValues:
-        return self._values(sums, None, sums.shape[0], point=False)
+        return self._values(sums, None)
 
     def values(self, w: np.ndarray) -> FamilyValues:
-        b = w.shape[0]
-        point = b == 1 and bool(np.all(w == 1))
-        columns = self.columns if point else self.resample_columns
-        sums = w.astype(columns.dtype) @ columns if columns.shape[1] else None
-        return self._values(sums, w, b, point=point)
+        return self._values(w.astype(np.float64) @ self.columns, w)
 
-    def _values(
-        self, sums: np.ndarray | None, w: np.ndarray | None, b: int, *, point: bool
-    ) -> FamilyValues:
+    def _values(self, sums: np.ndarray, w: np.ndarray | None) -> FamilyValues:
+        """Values from the column sums and, on the exact path, the weights themselves (None:
+        the sums were drawn from their normal limit)."""
         out: FamilyValues = [{} for _ in range(self.n_sides)]
         for (s, g), (num, den) in self.loss_at.items():
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[s]["log_loss", g] = sums[:, num].astype(np.float64) / sums[:, den]
+                out[s]["log_loss", g] = sums[:, num] / sums[:, den]
         if "roc_auc" not in self.metrics:
             return out
         for g, (neg, pos) in enumerate(self.blocks):
@@ -320,18 +326,18 @@ class ScoreSegments(SegmentGroup):
             for s in range(self.n_sides):
                 if (s, g) in self.auc_at:
                     col = self.auc_at[s, g]
-                    if point:
-                        out[s]["roc_auc", g] = np.full(1, self.auc_point[s, g])
-                    else:
-                        at = self.psi_sums[col]
-                        out[s]["roc_auc", g] = self.auc_point[s, g] + sums[:, col] - at
+                    if w is None:
+                        shift = sums[:, col] - self.column_sums[col]
+                    else:  # (w - 1) psi: exactly zero at the sample itself
+                        shift = (w - 1.0) @ self.columns[:, col]
+                    out[s]["roc_auc", g] = self.auc_point[s, g] + shift
                 elif (s, g) in self.aucs:
-                    assert w is not None  # the exact path: only below LINEAR_CELLS
+                    assert w is not None  # an exact group is never drawn from sums
                     if wn is None:
                         wn, wp = np.take(w, neg, axis=1), np.take(w, pos, axis=1)
                     out[s]["roc_auc", g] = self.aucs[s, g].value(wn, wp)
                 else:
-                    out[s]["roc_auc", g] = np.full(b, np.nan)
+                    out[s]["roc_auc", g] = np.full(len(sums), np.nan)
         return out
 
 
@@ -375,9 +381,10 @@ class RegressionSegments(SegmentGroup):
         metrics: list[str],
         segs: list[np.ndarray],
         *,
-        gaussian: bool = False,
+        normal: bool,
     ) -> None:
-        self.sides, self.metrics, self.gaussian = sides, metrics, gaussian
+        self.sides, self.metrics = sides, metrics
+        self.approximation = NORMAL_LIMIT if normal else None
         n = self.n_rows = self.chunk_width = len(preds[0])
         self.n_sides, self.n_segs = len(preds), len(segs)
         cols = []
@@ -393,8 +400,8 @@ class RegressionSegments(SegmentGroup):
                 cols += [err * err * mask, np.abs(err) * mask, yc, yc * yc, mask]
         self.features = np.stack(cols, axis=1)
 
-    def point_weights(self) -> np.ndarray:
-        return np.ones((1, self.n_rows))
+    def weights_of(self, rows: np.ndarray | None) -> np.ndarray:
+        return np.ones((1, self.n_rows)) if rows is None else rows[None, :].astype(np.float64)
 
     def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
         return poisson_rows(rng, b, self.n_rows).astype(np.float64)

@@ -111,7 +111,10 @@ class Family:
 
     `deltas[g][metric]`: segment g (0 is all rows). A segment under the minimum size has point
     deltas only (low and high NaN). `level` is the share of the family's confidence all gated
-    intervals hold at together; `member_level` the per-interval level the calibration gave.
+    intervals hold at together, `critical` the calibrated critical value, `members` how many
+    intervals it holds.
+    `approximation`: None when every resample was drawn exactly, else the approximation taken
+    for very large inputs ("normal-limit", `family.NORMAL_LIMIT_ROWS`).
     """
 
     segments: list[Segment]
@@ -121,6 +124,7 @@ class Family:
     critical: float
     members: int
     method: str = "simultaneous bootstrap intervals (studentized max-|t| over joint resamples)"
+    approximation: str | None = None
 
     @property
     def overall(self) -> Deltas:

@@ -277,7 +277,7 @@ def task_of(preds: Predictions) -> Task:
 
     Regression models predict fractions almost always, so whole-number predictions mean labels;
     a regression on a small integer target whose model rounds its output would be mistaken for
-    classification: pass `task="regression"` to `point_metrics`/`bootstrap_deltas` then.
+    classification: pass `task="regression"` to `point_metrics`/`bootstrap_family` then.
     """
     if not whole_numbers(preds.y_true, preds.y_pred):
         return "regression"

@@ -2,7 +2,7 @@
 
 >>> base = Predictions.from_arrays([0, 1, 1, 0] * 50, [0, 1, 0, 0] * 50)
 >>> cand = Predictions.from_arrays([0, 1, 1, 0] * 50, [0, 1, 1, 1] * 50)
->>> ci = bootstrap_deltas(base, cand, ["accuracy"])["accuracy"]
+>>> ci = bootstrap_family(base, cand, ["accuracy"]).overall["accuracy"]
 >>> ci.method, ci.delta, ci.low <= ci.delta <= ci.high
 ('paired-bootstrap', 0.0, True)
 
@@ -27,21 +27,29 @@ How the intervals are made:
   log_loss, rmse, mae and r2 are ratios of weighted sums (one matrix product per chunk); roc_auc
   is the weighted Mann-Whitney statistic from rows sorted by score once, with one cumulative sum
   over the smaller class per resample, in exact integer arithmetic (ties count one half).
-- **Percentile interval** of the resampled deltas at the chosen confidence. Every metric family
-  draws from its own seeded stream, so asking for more metrics does not move an interval.
-
-`bootstrap_family` is what `compare` uses: every metric on all rows and on each slice, resampled
-together (`family`), with intervals that hold simultaneously (studentized max-|t|), so that the
-chance of colouring anything on a change that did nothing stays within `1 - confidence`.
+- **Intervals that hold together.** Every metric on all rows and on each slice is resampled
+  together (`family`); each interval is its delta plus or minus one critical value times its
+  bootstrap standard deviation, the critical value holding all of them at once (studentized
+  max-|t|; for one metric, a studentized interval), so that the chance of colouring anything on
+  a change that did nothing stays within `1 - confidence`. Every metric family draws from its
+  own seeded stream, so asking for more metrics moves an interval only through the critical
+  value.
+- **One approximation**, from `family.NORMAL_LIMIT_ROWS` rows: the resampled sums of the score
+  and regression families come from their normal limit (`Family.approximation` says so).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
+from mlops_ci.compare.family import (
+    NORMAL_LIMIT_ROWS,
+    make_segment_groups,
+    run_groups,
+    segment_group_jobs,
+)
 from mlops_ci.compare.intervals import (
     METRICS,
     DeltaCI,
@@ -62,7 +70,6 @@ from mlops_ci.compare.predictions import (
     task_of,
     whole_numbers,
 )
-from mlops_ci.compare.resample import Group, make_groups, run_groups
 from mlops_ci.project.errors import ConfigError
 
 
@@ -81,6 +88,7 @@ def point_metrics(
 
     `weights` (non-negative integers, one per row) evaluates the sample in which row i appears
     weights[i] times. Metrics that cannot be computed are left out, with the reason in `.skipped`.
+    Computed by `bootstrap_family`'s groups (one segment, every row), always exactly.
     """
     plan = _Plan([preds], metrics, task)
     w = None
@@ -90,66 +98,14 @@ def point_metrics(
             raise InvalidStatsOptions(
                 f"weights must be {len(preds)} non-negative integers, one per row of {preds.source}"
             )
-    values: dict[str, float] = {}
-    for _, group in plan.groups():
+    values: dict[tuple[str, int], float] = {}
+    groups = make_segment_groups(
+        [preds], plan.metrics, [[np.arange(len(preds))]], paired=False, labels=plan.labels,
+        binary=plan.binary, normal_limit_rows=None,
+    )  # fmt: skip
+    for _, group in groups:
         values.update(group.point(w)[0])
-    return PointMetrics({m: values[m] for m in plan.metrics}, plan.skipped)
-
-
-def bootstrap_deltas(
-    baseline: Predictions,
-    candidate: Predictions,
-    metrics: Sequence[str] | None = None,
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    task: Task | None = None,
-) -> Deltas:
-    """Confidence intervals for candidate - baseline of each metric (default: all of the task).
-
-    Paired over rows matched by id when both sides hold the same ids with the same labels,
-    unpaired otherwise (see the module docstring). Reproducible for a given `seed`. Metrics
-    that cannot be computed (no y_score, one class only, a metric of the other task, an unknown
-    name) are left out, with the reason in `.skipped`.
-    """
-    _check_options(confidence, n_resamples)
-    n_resamples = int(n_resamples)
-    orders = _paired_orders(baseline, candidate)
-    if orders is not None:
-        baseline, candidate = baseline.take(orders[0]), candidate.take(orders[1])
-    plan = _Plan([baseline, candidate], metrics, task, paired=orders is not None)
-    # One BLAS thread: the resampling is matrix-vector products on small blocks, where threads
-    # cost more in contention than they give (100k rows: 3.3 s CPU for 2 s wall with them).
-    jobs = [(stream, partial(_built, group)) for stream, group in plan.groups()]
-    with one_blas_thread():
-        point, draws = run_groups(jobs, seed, n_resamples, rows=len(plan.sides[0]))
-    alpha = 1 - confidence
-    out: dict[str, DeltaCI] = {}
-    for name in plan.metrics:
-        delta = draws[1][name] - draws[0][name]
-        finite = delta[np.isfinite(delta)]
-        if len(finite) < n_resamples / 2:
-            plan.skipped[name] = (
-                f"undefined in {n_resamples - len(finite)} of {n_resamples} resamples "
-                "(too few rows of one class?)"
-            )
-            continue
-        low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-        out[name] = DeltaCI(
-            metric=name,
-            baseline=point[0][name],
-            candidate=point[1][name],
-            delta=point[1][name] - point[0][name],
-            low=float(low),
-            high=float(high),
-            method="paired-bootstrap" if plan.paired else "unpaired-bootstrap",
-            n_baseline=len(baseline),
-            n_candidate=len(candidate),
-            confidence=confidence,
-            n_resamples=len(finite),
-        )
-    return Deltas(out, plan.skipped)
+    return PointMetrics({m: values[m, 0] for m in plan.metrics}, plan.skipped)
 
 
 # --- the family: every metric on the whole set and on each slice, simultaneous intervals --------
@@ -167,8 +123,7 @@ def bootstrap_family(
     n_resamples: int = 1000,
     seed: int = 0,
     task: Task | None = None,
-    linear_cells: int | None = None,
-    gaussian_rows: int | None = None,
+    normal_limit_rows: int | None = NORMAL_LIMIT_ROWS,
 ) -> Family:
     """Intervals for candidate - baseline of each metric on all rows and on every slice that
     hold all at once.
@@ -177,13 +132,19 @@ def bootstrap_family(
     with fewer than `min_slice` rows on a side get point deltas only. `band_members`: how many
     metrics a noise band judges besides; the error `1 - confidence` is split by count between
     them and the m members here (`noise.split_alpha`), so these hold together at
-    `1 - m / (m + band_members) * (1 - confidence)`. Calibration: each member's interval is its delta plus or minus
-    one critical value times its bootstrap standard deviation, the critical value being the
-    that error's upper quantile of the largest studentized deviation over all
-    members in each resample (max-|t|, Romano and Wolf's single step). `linear_cells`: above
-    this many rows x resamples the AUC is resampled through its projection; `gaussian_rows`:
-    from this many rows the linear families' resampled sums come from their normal limit
-    (`family`).
+    `1 - m / (m + band_members) * (1 - confidence)`. Calibration: each member's interval is its
+    delta plus or minus one critical value times its bootstrap standard deviation, the critical
+    value being that error's upper quantile of the largest studentized deviation over all
+    members in each resample (max-|t|, Romano and Wolf's single step); for one member, a
+    studentized interval.
+
+    Paired over rows matched by id when both sides hold the same ids with the same labels,
+    unpaired otherwise (see the module docstring). Reproducible for a given `seed`. Metrics
+    that cannot be computed (no y_score, one class only, a metric of the other task, an unknown
+    name, undefined in most resamples) are left out, with the reason in `.skipped`.
+    `normal_limit_rows`: from this many rows a side's score and regression metrics are
+    resampled through their normal limit (`family`; None: never); `.approximation` names it
+    when it was taken.
     """
     _check_options(confidence, n_resamples)
     n_resamples = int(n_resamples)
@@ -195,16 +156,14 @@ def bootstrap_family(
         columns = {c: (v[1][orders[1]], v[1][orders[1]]) for c, v in columns.items()}
     plan = _Plan([baseline, candidate], metrics, task, paired=orders is not None)
     segments, rows = _segments([baseline, candidate], columns, min_slice)
-    from mlops_ci.compare.family import segment_group_jobs
-
     jobs = segment_group_jobs(
         plan.sides, plan.metrics, rows, paired=plan.paired, labels=plan.labels,
-        binary=plan.binary, n_resamples=n_resamples,
-        **({} if linear_cells is None else {"linear_cells": linear_cells}),
-        **({} if gaussian_rows is None else {"gaussian_rows": gaussian_rows}),
+        binary=plan.binary, normal_limit_rows=normal_limit_rows,
     )  # fmt: skip
-    with one_blas_thread():  # see bootstrap_deltas
-        point, draws = run_groups(jobs, seed, n_resamples, rows=len(plan.sides[0]))
+    # One BLAS thread: the resampling is matrix products on small blocks, where threads cost
+    # more in contention than they give.
+    with one_blas_thread():
+        point, draws, approximation = run_groups(jobs, seed, n_resamples)
     keys, columns_d = [], []
     for g, seg in enumerate(segments):
         for name in plan.metrics:
@@ -246,7 +205,10 @@ def bootstrap_family(
                 n_resamples=int(np.isfinite(draws[1][name, g] - draws[0][name, g]).sum()),
             )  # fmt: skip
         out.append(row)
-    return Family(segments, out, plan.skipped, 1 - alpha, float(critical), len(keys))
+    return Family(
+        segments, out, plan.skipped, 1 - alpha, float(critical), len(keys),
+        approximation=approximation,
+    )  # fmt: skip
 
 
 def _check_options(confidence: float, n_resamples: int) -> None:
@@ -367,16 +329,6 @@ class _Plan:
                 return f"y_score of {p.source} is not a probability in [0, 1]"
         return None
 
-    def groups(self) -> list[tuple[tuple[int, int], Group]]:
-        """(random stream, group) per metric family and set of rows sharing weights."""
-        return make_groups(
-            self.sides, self.metrics, paired=self.paired, labels=self.labels, binary=self.binary
-        )
-
-
-def _built(group: Group) -> Group:
-    return group
-
 
 def _common_task(sides: list[Predictions]) -> Task:
     tasks = {p.source: task_of(p) for p in sides}
@@ -400,7 +352,6 @@ __all__ = [
     "PointMetrics",
     "Predictions",
     "Segment",
-    "bootstrap_deltas",
     "bootstrap_family",
     "load_predictions",
     "point_metrics",

@@ -65,6 +65,7 @@ def test_compare_decides_each_status_and_slices_by_a_joined_column(trained_repo:
     assert carried_trend(trend, followed, 10) == from_git
     family = doc["family"]
     assert family["interval_members"] == 6 * 4 and family["band_members"] >= 1
+    assert family["approximation"] is None  # under NORMAL_LIMIT_ROWS: every resample exact
     assert family["interval_confidence"] + 0 < 1
     slices = doc["slices"]
     assert [(s["column"], s["value"], s["gated"]) for s in slices["rows"]] == [

@@ -1,4 +1,8 @@
-"""Metrics against scikit-learn, bootstrap coverage and noise (issues 3 and 6), and bad files."""
+"""Metrics against scikit-learn, bootstrap coverage and noise, and bad files.
+
+The intervals are `bootstrap_family`'s, as `compare` computes them; without slices the family
+is one segment, and for one metric its interval is a studentized bootstrap interval.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,23 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlops_ci.compare.resample import DISCRETE, make_groups, poisson_table
+from mlops_ci.compare.family import make_segment_groups
+from mlops_ci.compare.intervals import Deltas
+from mlops_ci.compare.resample import DISCRETE, poisson_table
 from mlops_ci.compare.stats import (
     DeltaCI,
     Predictions,
-    bootstrap_deltas,
+    bootstrap_family,
     load_predictions,
     point_metrics,
     task_of,
 )
 from mlops_ci.project.errors import ConfigError
+
+
+def _overall(base: Predictions, cand: Predictions, metrics=None, **options) -> Deltas:
+    """The intervals on all rows, as `compare` computes them (no slices: one segment)."""
+    return bootstrap_family(base, cand, metrics, **options).overall
 
 
 def _sklearn_classification(y, p, s, *, binary: bool) -> dict[str, float]:
@@ -158,7 +169,7 @@ def _coverage(make, metric: str, truth: float, trials: int = 200) -> float:
     hits = 0
     for trial in range(trials):
         base, cand = make(np.random.default_rng(1000 + trial))
-        ci = bootstrap_deltas(base, cand, [metric], seed=trial)[metric]
+        ci = _overall(base, cand, [metric], seed=trial)[metric]
         hits += _covered(ci, truth)
     return hits / trials
 
@@ -191,7 +202,7 @@ def test_coverage_of_unpaired_accuracy_delta() -> None:
         )
 
     base, cand = make(np.random.default_rng(0))
-    assert bootstrap_deltas(base, cand, ["accuracy"])["accuracy"].method == "unpaired-bootstrap"
+    assert _overall(base, cand, ["accuracy"])["accuracy"].method == "unpaired-bootstrap"
     assert 0.91 <= _coverage(make, "accuracy", 0.05) <= 0.99
 
 
@@ -245,7 +256,7 @@ def test_same_true_accuracy_is_rarely_called_a_regression() -> None:
     regressed = 0
     for trial in range(100):
         base, cand = _accuracy_trial(np.random.default_rng(trial), 20_000, 0.85, 0.85)
-        regressed += bootstrap_deltas(base, cand, ["accuracy"], seed=trial)["accuracy"].regressed()
+        regressed += _overall(base, cand, ["accuracy"], seed=trial)["accuracy"].regressed()
     assert regressed <= 5
 
 
@@ -253,7 +264,7 @@ def test_a_true_drop_of_three_points_is_caught() -> None:
     caught = 0
     for trial in range(100):
         base, cand = _accuracy_trial(np.random.default_rng(trial), 20_000, 0.85, 0.82)
-        caught += bootstrap_deltas(base, cand, ["accuracy"], seed=trial)["accuracy"].regressed()
+        caught += _overall(base, cand, ["accuracy"], seed=trial)["accuracy"].regressed()
     assert caught >= 95
 
 
@@ -291,7 +302,7 @@ def _pair(n: int = 500, seed: int = 0) -> tuple[Predictions, Predictions]:
 
 def test_same_ids_in_any_order_are_paired_and_matched() -> None:
     base, cand = _pair()
-    out = bootstrap_deltas(base, cand)
+    out = _overall(base, cand)
     assert {ci.method for ci in out.values()} == {"paired-bootstrap"}
     assert set(out) == {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
     for name, ci in out.items():
@@ -303,11 +314,11 @@ def test_same_ids_in_any_order_are_paired_and_matched() -> None:
 
 def test_different_rows_are_unpaired_and_pairing_narrows_the_interval() -> None:
     base, cand = _pair()
-    paired = bootstrap_deltas(base, cand, ["roc_auc", "accuracy"])
+    paired = _overall(base, cand, ["roc_auc", "accuracy"])
     fewer = Predictions.from_arrays(
         cand.y_true[:-1], cand.y_pred[:-1], cand.y_score[:-1], ids=cand.ids[:-1]
     )
-    unpaired = bootstrap_deltas(base, fewer, ["roc_auc", "accuracy"])
+    unpaired = _overall(base, fewer, ["roc_auc", "accuracy"])
     assert {ci.method for ci in unpaired.values()} == {"unpaired-bootstrap"}
     assert unpaired["roc_auc"].n_candidate == 499
     for name in ("roc_auc", "accuracy"):
@@ -318,25 +329,30 @@ def test_different_rows_are_unpaired_and_pairing_narrows_the_interval() -> None:
 def test_same_ids_with_changed_labels_are_unpaired() -> None:
     base, cand = _pair(n=50)
     relabelled = Predictions.from_arrays(1 - cand.y_true, cand.y_pred, cand.y_score, ids=cand.ids)
-    assert (
-        bootstrap_deltas(base, relabelled, ["accuracy"])["accuracy"].method == "unpaired-bootstrap"
-    )
+    assert _overall(base, relabelled, ["accuracy"])["accuracy"].method == "unpaired-bootstrap"
 
 
 def test_seeded_and_reproducible() -> None:
     base, cand = _pair()
-    first = bootstrap_deltas(base, cand, seed=7)
-    assert first == bootstrap_deltas(base, cand, seed=7)
-    assert first != bootstrap_deltas(base, cand, seed=8)
-    # Asking for fewer metrics does not move an interval.
+    first = bootstrap_family(base, cand, seed=7)
+    assert first == bootstrap_family(base, cand, seed=7)
+    assert first != bootstrap_family(base, cand, seed=8)
+    # Asking for fewer metrics moves an interval only through the critical value (the intervals
+    # hold together): each metric family draws its own stream, so its resampled deltas stay.
     for name in ("accuracy", "roc_auc", "log_loss"):
-        assert bootstrap_deltas(base, cand, [name], seed=7)[name] == first[name]
+        alone = bootstrap_family(base, cand, [name], seed=7)
+        ci, among = alone.overall[name], first.overall[name]
+        assert (ci.delta, ci.n_resamples) == (among.delta, among.n_resamples)
+        assert (ci.high - ci.low) / alone.critical == pytest.approx(
+            (among.high - among.low) / first.critical, rel=1e-9
+        )
+        assert alone.critical < first.critical
 
 
 def test_confidence_level_widens_the_interval() -> None:
     base, cand = _pair()
-    ci90 = bootstrap_deltas(base, cand, ["f1"], confidence=0.90)["f1"]
-    ci99 = bootstrap_deltas(base, cand, ["f1"], confidence=0.99)["f1"]
+    ci90 = _overall(base, cand, ["f1"], confidence=0.90)["f1"]
+    ci99 = _overall(base, cand, ["f1"], confidence=0.99)["f1"]
     assert ci99.low < ci90.low
     assert ci90.high < ci99.high
     assert ci99.confidence == 0.99
@@ -345,21 +361,21 @@ def test_confidence_level_widens_the_interval() -> None:
 def test_bad_options_and_disagreeing_tasks_are_config_errors() -> None:
     base, cand = _pair(n=20)
     with pytest.raises(ConfigError, match="confidence"):
-        bootstrap_deltas(base, cand, confidence=95)
+        bootstrap_family(base, cand, confidence=95)
     with pytest.raises(ConfigError, match="n_resamples"):
-        bootstrap_deltas(base, cand, n_resamples=0)
+        bootstrap_family(base, cand, n_resamples=0)
     with pytest.raises(ConfigError, match="task must be classification or regression"):
-        bootstrap_deltas(base, cand, task="clustering")  # type: ignore[arg-type]
+        bootstrap_family(base, cand, task="clustering")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="weights must be 20 non-negative integers"):
         point_metrics(base, weights=np.full(20, -1))
     floats = Predictions.from_arrays(base.y_true, base.y_score, source="floats.csv")
     with pytest.raises(
         ConfigError, match=r"disagree on the task.*floats\.csv looks like regression"
     ):
-        bootstrap_deltas(base, floats)
+        bootstrap_family(base, floats)
     # An explicit task is checked against the labels, and the message names the side at fault.
     with pytest.raises(ConfigError, match=r"^floats\.csv: classification labels must be whole"):
-        bootstrap_deltas(base, floats, task="classification")
+        bootstrap_family(base, floats, task="classification")
 
 
 def test_a_metric_undefined_in_most_resamples_is_left_out() -> None:
@@ -370,11 +386,11 @@ def test_a_metric_undefined_in_most_resamples_is_left_out() -> None:
     score = np.linspace(0, 1, 30)
     base = Predictions.from_arrays(y, y, score)
     cand = Predictions.from_arrays(y, y, score, ids=np.arange(30) + 100)
-    out = bootstrap_deltas(base, cand, ["roc_auc", "accuracy"])
+    out = _overall(base, cand, ["roc_auc", "accuracy"])
     assert set(out) == {"accuracy"}
     assert out.skipped["roc_auc"].startswith("undefined in ")
     y[1] = 1
-    paired = bootstrap_deltas(*(Predictions.from_arrays(y, y, s) for s in (score, score[::-1])))
+    paired = _overall(*(Predictions.from_arrays(y, y, s) for s in (score, score[::-1])))
     assert 1000 * 0.8 < paired["roc_auc"].n_resamples < 1000 * 0.95
 
 
@@ -384,7 +400,7 @@ def test_regression_deltas(metric: str) -> None:
     y = rng.normal(10, 3, 400)
     base = Predictions.from_arrays(y, y + rng.normal(0, 2.0, 400))
     cand = Predictions.from_arrays(y, y + rng.normal(0, 1.0, 400))
-    ci = bootstrap_deltas(base, cand, [metric])[metric]
+    ci = _overall(base, cand, [metric])[metric]
     assert ci.method == "paired-bootstrap"
     assert ci.improved()
     assert not ci.regressed()
@@ -415,17 +431,16 @@ def test_resampled_roc_auc_and_log_loss_equal_sklearn(n_pos: int) -> None:
         s = np.round(np.clip(rng.normal(0.3 + 0.4 * y, 0.25), 0, 1), 2)
         preds.append(Predictions.from_arrays(y, (s > 0.5).astype(int), s))
     metrics = ["roc_auc", "log_loss"]
-    ((_, group),) = make_groups(preds, metrics, paired=True, labels=np.array([0, 1]), binary=True)
+    ((_, group),) = make_segment_groups(
+        preds, metrics, [[np.arange(n)]] * 2, paired=True, labels=np.array([0, 1]), binary=True
+    )
     w = group.draw(rng, 5)
     got = group.values(w)
     for r in range(5):
-        by_row = np.zeros(n)
-        for rows, w_block in zip(group.blocks, w, strict=True):
-            by_row[rows] = w_block[r]
         for side, p in enumerate(preds):
-            y_r, s_r = _repeat(by_row, y, p.y_score)
+            y_r, s_r = _repeat(w[r], y, p.y_score)
             want = {"roc_auc": skm.roc_auc_score(y_r, s_r), "log_loss": skm.log_loss(y_r, s_r)}
-            _assert_close({m: got[side][m][r] for m in metrics}, want)
+            _assert_close({m: got[side][m, 0][r] for m in metrics}, want)
 
 
 # Many combinations per row (weights drawn per row) and few (Poisson(m) per combination).
@@ -438,7 +453,9 @@ def test_resampled_counts_equal_sklearn(n: int, k: int) -> None:
         for _ in range(2)
     ]
     labels = np.arange(k)
-    ((_, group),) = make_groups(preds, DISCRETE, paired=True, labels=labels, binary=k == 2)
+    ((_, group),) = make_segment_groups(
+        preds, DISCRETE, [[np.arange(n)]] * 2, paired=True, labels=labels, binary=k == 2
+    )
     assert group.by_row == (n == 60)
     w = group.draw(rng, 3)
     got = group.values(w)
@@ -446,7 +463,7 @@ def test_resampled_counts_equal_sklearn(n: int, k: int) -> None:
         for side, pred_codes in enumerate(group.preds):
             y_r, p_r = _repeat(w[r], labels[group.true], labels[pred_codes])
             _assert_close(
-                {m: got[side][m][r] for m in DISCRETE},
+                {m: got[side][m, 0][r] for m in DISCRETE},
                 _sklearn_classification(y_r, p_r, None, binary=k == 2),
             )
 

@@ -1,7 +1,7 @@
 """The gate: policy rules to a verdict, the policy read at the baseline, exit codes and statuses.
 
 Rules are judged on comparison documents built here (the format of docs/documents.md); the
-noise tests build their rows' intervals with the real `bootstrap_deltas`; the CLI tests run
+noise tests build their rows' intervals with the real `bootstrap_family`; the CLI tests run
 `mlops-ci gate` in real git repositories, posting to the local forge and the fake GitHub.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from mlops_ci.cli import main
 from mlops_ci.compare.predictions import Predictions
-from mlops_ci.compare.stats import bootstrap_deltas
+from mlops_ci.compare.stats import bootstrap_family
 from mlops_ci.gate.rules import UnknownPolicyMetric, evaluate_gate
 from mlops_ci.gate.verdict import fmt
 from mlops_ci.project import documents
@@ -233,7 +233,7 @@ def noisy_trial(seed: int, p_baseline: float, p_candidate: float, n: int):
     for p in (p_baseline, p_candidate):
         right = rng.random(n) < p
         sides.append(Predictions.from_arrays(y_true, np.where(right, y_true, 1 - y_true)))
-    ci = bootstrap_deltas(*sides, ["accuracy"], seed=seed)["accuracy"]
+    ci = bootstrap_family(*sides, ["accuracy"], seed=seed).overall["accuracy"]
     return comparison(row("accuracy", ci.baseline, ci.candidate, ci_low=ci.low, ci_high=ci.high))
 
 
