@@ -50,6 +50,8 @@ COUNT_FIELDS = frozenset(
     {"count", "counts", "n", "num", "number", "total", "value", "values", "weight", "weights",
      "freq", "frequency", "support", "samples", "xy_count"}
 )  # fmt: skip
+MAX_PATH = 512  # comparison.json's limit on a path it names
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # what comparison.json's text refuses
 # DVCLive's folder for its scikit-learn plots: below it is the name the user gave the plot.
 DVCLIVE_SKLEARN = "plots/sklearn/"
 
@@ -85,6 +87,34 @@ class PlotPredictions:
         base, cand = self.baseline.y_true, self.candidate.y_true
         return len(base) == len(cand) and bool(np.array_equal(base, cand))
 
+    def note(self) -> str:
+        """Where the intervals come from and whether the rows pair (for the warnings)."""
+        n_base, n_cand = len(self.baseline), len(self.candidate)
+        how = (
+            f"paired: both revisions hold the same {n_base} rows with the same actual labels "
+            "in the same order"
+            if self.paired
+            else f"unpaired: the revisions' rows differ ({n_base} and {n_cand} rows, or other "
+            "actual labels in some position)"
+        )
+        return (
+            f"confidence intervals of {', '.join(LABEL_METRICS)} come from the per-sample rows "
+            f"of the confusion plot {self.path} (no `predictions:` file is set), {how}"
+        )
+
+    def joins(self, warnings: list[str], row: Mapping[str, Any], ci: Any) -> bool:
+        """Whether an interval from these rows is the metric row's own: the row's values are
+        the plot's (`matches`); else a warning says why the row has none."""
+        if matches(row["baseline"], ci.baseline) and matches(row["candidate"], ci.candidate):
+            return True
+        name = _CONTROL.sub(" ", str(row["name"])[:300])  # a key of a metrics file: any text
+        warnings.append(
+            f"no confidence interval for {name}: its values ({row['baseline']:.6g} → "
+            f"{row['candidate']:.6g}) are not the {ci.metric} of the confusion plot {self.path} "
+            f"({ci.baseline:.6g} → {ci.candidate:.6g})"
+        )
+        return False
+
 
 def confusion_files(
     plot_defs: Iterable[PlotDef],
@@ -92,7 +122,9 @@ def confusion_files(
     unreadable: Callable[[str], bool] = lambda _: False,
 ) -> dict[str, ConfusionFile]:
     """path -> the data file of every confusion plot (DVC's `confusion` templates, `x` and `y`
-    fields set) that this revision holds; a file in two plots keeps the first's fields."""
+    fields set) that this revision holds; a file in two plots keeps the first's fields. A path
+    comparison.json could not name (`family.source`: printable, at most 512 characters) is
+    left out."""
     out: dict[str, ConfusionFile] = {}
     for plot in plot_defs:
         if plot.image or not plot.template.startswith("confusion"):
@@ -103,6 +135,7 @@ def confusion_files(
             if (
                 path in out or data is None or not actual or len(predicted) != 1
                 or posixpath.splitext(path)[1] not in PLOT_DATA_SUFFIXES or unreadable(path)
+                or len(path) > MAX_PATH or not path.isprintable()
             ):  # fmt: skip
                 continue
             out[path] = ConfusionFile(path, actual, predicted[0], data)
@@ -116,7 +149,7 @@ def plot_predictions(
 ) -> PlotPredictions | None:
     """Both revisions' rows of the one confusion plot file fit to give intervals (see the
     module's rules); None, with a warning when a plot was there but could not serve."""
-    from mlops_ci.compare.predictions import InvalidPredictions, Predictions
+    from mlops_ci.compare.predictions import MAX_CLASSES, InvalidPredictions, Predictions
 
     shared = sorted(set(baseline) & set(candidate))
     if not shared:
@@ -132,6 +165,12 @@ def plot_predictions(
         warnings.append(f"no confidence intervals from the confusion plot {path}: {exc}")
         return None
     codes = label_codes([*base_actual, *base_pred, *cand_actual, *cand_pred])
+    if len(codes) > MAX_CLASSES:
+        warnings.append(
+            f"no confidence intervals from the confusion plot {path}: its rows hold "
+            f"{len(codes)} distinct labels, more than {MAX_CLASSES} classes"
+        )
+        return None
     try:
         sides = [
             Predictions.from_arrays(

@@ -330,39 +330,14 @@ def plot_family(
     rows: PlotPredictions, settings: Settings, warnings: list[str], *, band_members: int
 ) -> Callable[[], Family | None]:
     """The family of the label metrics from a confusion plot's per-sample rows (a call: the
-    bootstrap runs when first needed), and a warning that names the plot as their source."""
-    how = (
-        f"paired: both revisions hold the same {len(rows.baseline)} rows with the same actual "
-        "labels in the same order"
-        if rows.paired
-        else f"unpaired: the revisions' rows differ ({len(rows.baseline)} and "
-        f"{len(rows.candidate)} rows, or other actual labels in some position)"
-    )
-    warnings.append(
-        f"confidence intervals of {', '.join(LABEL_METRICS)} come from the per-sample rows of "
-        f"the confusion plot {rows.path} (no `predictions:` file is set), {how}"
-    )
+    bootstrap runs when first needed); a note names the plot as their source."""
+    warnings.append(rows.note())
     if settings.slices.columns:
         warnings.append(f"no slices: the confusion plot {rows.path} holds labels only")
     return functools.partial(
         predictions_family, rows.baseline, rows.candidate, settings, warnings,
         band_members=band_members, metrics=LABEL_METRICS, task="classification",
     )  # fmt: skip
-
-
-def plot_interval_joins(path: str, warnings: list[str], row: Mapping[str, Any], ci: Any) -> bool:
-    """Whether an interval from the plot's rows is the row's own: the row's values are the
-    plot's (`confusion_rows.matches`); else a warning says why the row has none."""
-    from mlops_ci.compare.confusion_rows import matches
-
-    if matches(row["baseline"], ci.baseline) and matches(row["candidate"], ci.candidate):
-        return True
-    warnings.append(
-        f"no confidence interval for {row['name']}: its values ({row['baseline']:.6g} → "
-        f"{row['candidate']:.6g}) are not the {ci.metric} of the confusion plot {path} "
-        f"({ci.baseline:.6g} → {ci.candidate:.6g})"
-    )
-    return False
 
 
 # --- one comparison: history, intervals, decisions ----------------------------------------------
@@ -476,7 +451,7 @@ class Judgement:
             judgement.source = ("predictions", settings.predictions)
         elif from_plot is not None:
             judgement.source = ("confusion plot", from_plot.path)
-            judgement.accept = functools.partial(plot_interval_joins, from_plot.path, warnings)
+            judgement.accept = functools.partial(from_plot.joins, warnings)
         return judgement
 
     def decide(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

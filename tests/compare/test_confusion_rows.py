@@ -190,6 +190,30 @@ def test_counts_of_a_matrix_are_not_taken_for_samples(rows: list[dict], why: str
     assert warnings[0].startswith(f"no confidence intervals from the confusion plot {CM}: {why}")
 
 
+def test_more_labels_than_classes_are_not_taken_for_classes() -> None:
+    ids = list(range(150))
+    warnings: list[str] = []
+    assert plot_predictions(confusion(CM, ids, ids), confusion(CM, ids, ids), warnings) is None
+    assert warnings == [
+        f"no confidence intervals from the confusion plot {CM}: its rows hold 150 distinct "
+        "labels, more than 100 classes"
+    ]
+
+
+def test_only_paths_the_document_can_name_are_read() -> None:
+    plot = PlotDef(
+        "cm", "dvc.yaml", ("ok.json", "bad\x01.json", "x" * 600 + ".json"),
+        {"template": "confusion", "x": "actual", "y": "predicted"}, path_id=False,
+    )  # fmt: skip
+    data = dvclive_json(Y, BASE)
+    found = confusion_files([plot], dict.fromkeys(plot.files, data))
+    assert list(found) == ["ok.json"]
+    # Not a confusion template, or no x field: no rows are taken for samples.
+    linear = PlotDef("p", "dvc.yaml", ("ok.json",), {"x": "actual", "y": "predicted"}, False)
+    no_x = PlotDef("p", "dvc.yaml", ("ok.json",), {"template": "confusion", "y": "p"}, False)
+    assert confusion_files([linear, no_x], {"ok.json": data}) == {}
+
+
 def test_a_file_at_one_revision_only_gives_nothing_and_says_nothing() -> None:
     warnings: list[str] = []
     assert plot_predictions({}, confusion(CM, Y, CAND), warnings) is None
