@@ -21,11 +21,12 @@ import functools
 import io
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.compare.intervals import METRICS, Family
+from mlops_ci.compare.confusion_rows import LABEL_METRICS, PlotPredictions
+from mlops_ci.compare.intervals import METRICS, Family, Task
 from mlops_ci.compare.noise import History, NoiseEstimate, estimate_noise, split_alpha
 from mlops_ci.project.settings import MetricRule, Settings, metric_aliases
 
@@ -69,7 +70,6 @@ def family_intervals(
     bytes), its share of the error set by how many metrics a noise band judges
     (`band_members`)."""
     from mlops_ci.compare.predictions import load_pair
-    from mlops_ci.compare.stats import bootstrap_family
 
     base, cand = load_pair(
         base_raw, cand_raw,
@@ -78,9 +78,29 @@ def family_intervals(
     slices = dict(slice_columns or {})
     if settings.slices.columns and not slices:
         slices = read_slice_columns(base_raw, cand_raw, base, cand, settings, warnings, root)
+    return predictions_family(base, cand, settings, warnings, band_members=band_members,
+                              slices=slices)  # fmt: skip
+
+
+def predictions_family(
+    base: Any,
+    cand: Any,
+    settings: Settings,
+    warnings: list[str],
+    *,
+    band_members: int,
+    slices: Mapping[str, tuple[Any, Any]] | None = None,
+    metrics: Sequence[str] | None = None,
+    task: Task | None = None,
+) -> Any:
+    """The bootstrap family of two loaded `Predictions` (all their task's metrics unless
+    `metrics` names some), a warning for each metric left without an interval."""
+    from mlops_ci.compare.stats import bootstrap_family
+
     family = bootstrap_family(
-        base, cand, confidence=settings.confidence, n_resamples=settings.bootstrap_resamples,
-        slices=slices, min_slice=settings.slices.min_size, band_members=band_members,
+        base, cand, metrics, confidence=settings.confidence, task=task,
+        n_resamples=settings.bootstrap_resamples, slices=slices,
+        min_slice=settings.slices.min_size, band_members=band_members,
     )  # fmt: skip
     warnings += [
         f"no confidence interval for {name}: {why}" for name, why in family.skipped.items()
@@ -157,8 +177,11 @@ def decide_rows(
     family: Any,
     noise: Mapping[str, NoiseEstimate],
     settings: Settings,
+    accept: Callable[[Mapping[str, Any], Any], bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """Set each numeric row's `status` and say how it was decided (`decided_by`, and the band)."""
+    """Set each numeric row's `status` and say how it was decided (`decided_by`, and the band).
+    `accept(row, interval)`: whether an interval of the row's leaf name is the row's own
+    (None: every one is)."""
     intervals = dict(family.overall) if family is not None else {}
     members = family.members if family is not None else 0
     banded = [
@@ -171,6 +194,9 @@ def decide_rows(
             continue
         rule = settings.rule_for(row["name"], row.get("key"))
         ci = intervals.get(_leaf(row))
+        if ci is not None and accept is not None and not accept(row, ci):
+            ci = None
+            row.update(ci_low=None, ci_high=None, ci_method=None)
         row.update(decide(row, ci, noise.get(row["name"]), rule, band_alpha))
     return rows
 
@@ -272,13 +298,19 @@ def slices_document(family: Any, settings: Settings) -> dict[str, Any] | None:
     }
 
 
-def family_document(family: Any, band_members: int, settings: Settings) -> dict[str, Any]:
-    """The comparison's `family`: how the verdict's error is held over everything it colours."""
+def family_document(
+    family: Any, band_members: int, settings: Settings, source: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The comparison's `family`: how the verdict's error is held over everything it colours.
+    `source`: (kind, file) of the per-sample rows the intervals come from."""
     members = family.members if family is not None else 0
     boot, band = split_alpha(1 - settings.confidence, members, band_members)
+    kind, file = source if family is not None and source is not None else (None, None)
     return {
         "confidence": settings.confidence,
         "method": family.method if family is not None else None,
+        "source": file,
+        "source_kind": kind,
         "interval_members": members,
         "interval_confidence": 1 - boot if members else None,
         "critical_value": _finite(family.critical) if family is not None else None,
@@ -290,6 +322,23 @@ def family_document(family: Any, band_members: int, settings: Settings) -> dict[
 
 def _finite(x: float) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+# --- intervals from a confusion plot's rows (confusion_rows) ------------------------------------
+
+
+def plot_family(
+    rows: PlotPredictions, settings: Settings, warnings: list[str], *, band_members: int
+) -> Callable[[], Family | None]:
+    """The family of the label metrics from a confusion plot's per-sample rows (a call: the
+    bootstrap runs when first needed); a note names the plot as their source."""
+    warnings.append(rows.note())
+    if settings.slices.columns:
+        warnings.append(f"no slices: the confusion plot {rows.path} holds labels only")
+    return functools.partial(
+        predictions_family, rows.baseline, rows.candidate, settings, warnings,
+        band_members=band_members, metrics=LABEL_METRICS, task="classification",
+    )  # fmt: skip
 
 
 # --- one comparison: history, intervals, decisions ----------------------------------------------
@@ -314,6 +363,10 @@ class Judgement:
         self._family = family
         self.noise, self.band_members, self.settings = noise, band_members, settings
         self.trend: dict[str, Any] | None = None
+        # (kind, file) the intervals' rows come from, and the check that an interval found by
+        # a row's leaf name is that row's (`decide_rows`); None: every one is.
+        self.source: tuple[str, str] | None = None
+        self.accept: Callable[[Mapping[str, Any], Any], bool] | None = None
 
     @functools.cached_property
     def family(self) -> Family | None:
@@ -344,7 +397,15 @@ class Judgement:
             settings.predictions and baseline.predictions is not None
             and candidate.predictions is not None
         )  # fmt: skip
-        pairs = _band_candidates(names, baseline, candidate, settings, with_predictions)
+        from_plot = None
+        if not settings.predictions and baseline.rev != "none":
+            from mlops_ci.compare.confusion_rows import plot_predictions
+
+            from_plot = plot_predictions(baseline.confusion, candidate.confusion, warnings)
+        interval_metrics: Mapping[str, Any] = (
+            METRICS if with_predictions else dict.fromkeys(LABEL_METRICS) if from_plot else {}
+        )
+        pairs = _band_candidates(names, baseline, candidate, settings, interval_metrics)
         # One read of the target branch's history serves the noise bands and the report's trend.
         banded = (
             [(p, k) for _, p, k, _ in pairs] if settings.noise_commits > 0 and baseline_sha else []
@@ -360,19 +421,26 @@ class Judgement:
                 family_intervals, baseline.predictions, candidate.predictions, settings,
                 warnings, band_members=len(noise), root=Path(git.repo_dir),
             )  # fmt: skip
+        elif from_plot is not None:
+            family = plot_family(from_plot, settings, warnings, band_members=len(noise))
         elif settings.predictions and baseline.rev != "none":
             warnings.append(_no_predictions_warning(baseline, candidate, settings))
         judgement = cls(family, noise, len(noise), settings)
         judgement.trend = trend_document(history, followed, settings.trend_commits)
+        if with_predictions and settings.predictions:
+            judgement.source = ("predictions", settings.predictions)
+        elif from_plot is not None:
+            judgement.source = ("confusion plot", from_plot.path)
+            judgement.accept = functools.partial(from_plot.joins, warnings)
         return judgement
 
     def decide(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return decide_rows(rows, self.family, self.noise, self.settings)
+        return decide_rows(rows, self.family, self.noise, self.settings, self.accept)
 
     def document(self) -> dict[str, Any]:
         """The comparison's `family` and `slices` fields."""
         return {
-            "family": family_document(self.family, self.band_members, self.settings),
+            "family": family_document(self.family, self.band_members, self.settings, self.source),
             "slices": slices_document(self.family, self.settings),
             "trend": self.trend,
         }
@@ -383,11 +451,10 @@ def _band_candidates(
     baseline: Any,
     candidate: Any,
     settings: Settings,
-    with_predictions: bool,
+    interval_metrics: Mapping[str, Any],
 ) -> list[tuple[str, str, str, float]]:
     """(name, file, key, baseline value) of the numeric metrics a noise band may judge: those
-    without an interval (a predictions metric, when there are predictions) or a tolerance."""
-    interval_metrics: Mapping[str, Any] = METRICS if with_predictions else {}
+    without an interval (named in `interval_metrics`) or a tolerance."""
     pairs = []
     for (path, key), name in names.items():
         base = baseline.metrics.get(path, {}).get(key)

@@ -126,7 +126,7 @@ def _plot_data(plot: PlotDef, contents: Mapping[str, bytes | None]) -> dict[str,
                 rows.extend({**r, "source": file} for r in counted)
             continue
         try:
-            table = _table(file, data, plot.props)
+            table = plot_table(file, data, plot.props)
         except (ValueError, UnicodeDecodeError, csv.Error) as exc:
             problems[file] = short(exc)
             continue
@@ -181,14 +181,16 @@ def _x_from(
     if data is None or posixpath.splitext(file)[1] not in PLOT_DATA_SUFFIXES:
         return None
     try:
-        table = _table(file, data, {})
+        table = plot_table(file, data, {})
     except Exception:  # any parser's error: no x values
         return None
     values = [r[field] for r in table if field in r]
     return values if len(values) == rows else None
 
 
-def _table(path: str, data: bytes, props: Mapping[str, Any]) -> list[dict[str, Any]]:
+def plot_table(path: str, data: bytes, props: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a plot data file as DVC parses them: CSV/TSV cells as text, a JSON or YAML
+    list of objects (or the first list a mapping holds)."""
     if path.endswith((".csv", ".tsv")):
         dialect = "excel-tab" if path.endswith(".tsv") else "excel"
         return list(csv.DictReader(io.StringIO(data.decode("utf-8")), dialect=dialect))
@@ -220,7 +222,7 @@ def confusion_counts(
 
         header = pd.read_csv(io.BytesIO(data), sep=sep, nrows=0).columns
         if actual not in header or predicted not in header or actual == predicted:
-            return _confusion(_table(path, data, {}), actual, predicted)
+            return _confusion(plot_table(path, data, {}), actual, predicted)
         frame = pd.read_csv(
             io.BytesIO(data), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
             skip_blank_lines=True, usecols=[actual, predicted],

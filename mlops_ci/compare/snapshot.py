@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_ci.compare import plot_data
+from mlops_ci.compare.confusion_rows import ConfusionFile, confusion_files
 from mlops_ci.compare.plot_data import short as _short
 from mlops_ci.project import dvcfile
 from mlops_ci.project.documents import parse_bounded
@@ -54,6 +55,8 @@ class Snapshot:
     has_lock: bool = False
     declared_metrics: set[str] = field(default_factory=set)  # metrics files at this revision
     predictions_missing: str | None = None  # why the predictions file could not be read
+    # Without a predictions file: the data files of its confusion plots (per-sample rows).
+    confusion: dict[str, ConfusionFile] = field(default_factory=dict, repr=False)
     absent: list[str] = field(default_factory=list)  # declared metrics files never produced
     errors: list[dict[str, str]] = field(default_factory=list)
     broken: bool = False  # its declarations could not be read: nothing of it is known
@@ -528,6 +531,8 @@ def take_snapshot(
             if why != NOT_PRODUCED:  # declared and never produced here: absent, not unreadable
                 fail(file, f"plot data cannot be read: {problem or why or 'unknown'}")
                 snap.plots[plot.id]["unreadable"] = True
+    if not predictions_path:
+        snap.confusion = confusion_files(plot_defs, contents, snap.unreadable)
     return snap
 
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from mlops_ci.compare.plot_data import _confusion, _table, confusion_counts
+from mlops_ci.compare.plot_data import _confusion, confusion_counts, plot_table
 
 CASES = {
     "plain.csv": "id,y_true,y_pred\na,1,1\nb,0,1\nc,1,0\nd,1,1\n",
@@ -21,7 +21,7 @@ CASES = {
 
 
 def row_dicts(path: str, raw: bytes) -> list[dict]:
-    return _confusion(_table(path, raw, {}), "y_true", "y_pred")
+    return _confusion(plot_table(path, raw, {}), "y_true", "y_pred")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
