@@ -262,10 +262,8 @@ def detect_forge(repo_dir: Path) -> str:
     that names neither (a self-hosted GitLab, a local path) is a GitLab project."""
     url = Git(repo_dir).out("remote", "get-url", "origin", check=False)
     named = adopt.forge_from_remote(url)
-    if named == "github" and "github" not in (url or "").lower():
-        if (repo_dir / adopt.GITLAB_CI_FILE).is_file():
-            return "gitlab"
-    return named
+    unnamed = named == "github" and "github" not in (url or "").lower()
+    return "gitlab" if unnamed and (repo_dir / adopt.GITLAB_CI_FILE).is_file() else named
 
 
 @dataclass
