@@ -81,17 +81,23 @@ class Profile:
         self.rows = 0
         self.columns: dict[str, Column] = {}
         self.size, self.rng = size, rng
-        self.sample: pd.DataFrame | None = None
-        self.keys: np.ndarray | None = None
+        # Rows that may still be in the sample, with their keys; pruned to `size` rows only
+        # when twice that many wait, so a chunk costs a comparison of its keys and a copy of
+        # the few rows that enter, never a copy of the sample.
+        self.pool: list[pd.DataFrame] = []
+        self.pool_keys: list[np.ndarray] = []
+        self.pooled = 0
+        self.bound = 1.0  # keys at or above it cannot enter: the largest key kept
 
     def add(self, chunk: pd.DataFrame) -> None:
-        chunk.columns = [str(c) for c in chunk.columns]
         n = len(chunk)
-        for name in chunk.columns:
+        present = chunk.count().to_numpy()  # non-missing cells per column, in one call
+        chunk.columns = names = [str(c) for c in chunk.columns]
+        for i, name in enumerate(names):
             column = self.columns.get(name)
             if column is None:  # a later file with a new column: missing in the rows before
                 column = self.columns[name] = Column(missing=self.rows)
-            _add_cells(column, chunk[name])
+            _add_cells(column, chunk.iloc[:, i], int(present[i]))
         for name, column in self.columns.items():
             if name not in chunk.columns:
                 column.missing += n
@@ -99,38 +105,47 @@ class Profile:
         self._sample(chunk)
 
     def _sample(self, chunk: pd.DataFrame) -> None:
-        from mlops_ci.compare.numeric import np, pd
+        from mlops_ci.compare.numeric import np
 
         keys = self.rng.random(len(chunk))
-        if self.keys is not None and len(self.keys) >= self.size:
-            entering = np.flatnonzero(keys < self.keys.max())  # only these can be kept
+        if self.bound < 1.0:
+            entering = np.flatnonzero(keys < self.bound)
             chunk, keys = chunk.iloc[entering], keys[entering]
-        if self.sample is None:
-            frame, all_keys = chunk.reset_index(drop=True), keys
-        else:
-            frame = pd.concat([self.sample, chunk], ignore_index=True)
-            all_keys = np.concatenate([self.keys, keys])
-        if len(all_keys) > self.size:
-            keep = np.sort(np.argpartition(all_keys, self.size)[: self.size])
-            frame, all_keys = frame.iloc[keep].reset_index(drop=True), all_keys[keep]
-        self.sample, self.keys = frame, all_keys
+        if not len(keys) and self.pool:
+            return
+        self.pool.append(chunk)
+        self.pool_keys.append(keys)
+        self.pooled += len(keys)
+        if self.pooled >= 2 * self.size:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Keep the `size` smallest keys of the pool, in the order the rows were read."""
+        from mlops_ci.compare.numeric import np, pd
+
+        frame = self.pool[0] if len(self.pool) == 1 else pd.concat(self.pool, ignore_index=True)
+        keys = np.concatenate(self.pool_keys)
+        if len(keys) > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            frame, keys = frame.iloc[keep], keys[keep]
+            self.bound = float(keys.max()) if len(keys) else 0.0
+        self.pool, self.pool_keys, self.pooled = [frame.reset_index(drop=True)], [keys], len(keys)
 
     def frame(self) -> pd.DataFrame:
         from mlops_ci.compare.numeric import pd
 
-        sample = self.sample if self.sample is not None else pd.DataFrame()
+        self._prune()
+        sample = self.pool[0] if self.pool else pd.DataFrame()
         for name in self.columns:  # every column, in the order first seen
             if name not in sample.columns:
                 sample[name] = pd.Series([float("nan")] * len(sample), dtype="float64")
         return sample[list(self.columns)]
 
 
-def _add_cells(column: Column, series: pd.Series) -> None:
+def _add_cells(column: Column, series: pd.Series, present: int) -> None:
     from mlops_ci.compare.numeric import pd
 
-    missing = int(series.isna().sum())
-    column.missing += missing
-    present = len(series) - missing
+    column.missing += len(series) - present
     column.values += present
     if not present:
         return
