@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # Distinct values counted per column over every row; past this the column is an identifier or
 # free text (drift.MAX_CATEGORIES is the chi-square's own, smaller bound).
 MAX_TRACKED = 256
+_PREFIX = 4 * MAX_TRACKED  # the first rows of a chunk, looked at before counting all of them
 
 
 @dataclass
@@ -92,12 +93,12 @@ class Profile:
     def add(self, chunk: pd.DataFrame) -> None:
         n = len(chunk)
         present = chunk.count().to_numpy()  # non-missing cells per column, in one call
-        chunk.columns = names = [str(c) for c in chunk.columns]
-        for i, name in enumerate(names):
+        chunk.columns = [str(c) for c in chunk.columns]
+        for (name, series), count in zip(chunk.items(), present, strict=True):
             column = self.columns.get(name)
             if column is None:  # a later file with a new column: missing in the rows before
                 column = self.columns[name] = Column(missing=self.rows)
-            _add_cells(column, chunk.iloc[:, i], int(present[i]))
+            _add_cells(column, series, int(count))
         for name, column in self.columns.items():
             if name not in chunk.columns:
                 column.missing += n
@@ -152,15 +153,18 @@ def _add_cells(column: Column, series: pd.Series, present: int) -> None:
     dtype = str(series.dtype)
     column.dtypes.add(dtype)
     kind = _kind(dtype)
-    if kind in ("int", "float") and column.counts is None:
-        return  # nothing more to learn from a number's cells
+    if kind in ("int", "float"):
+        if column.counts is not None and series.iloc[:_PREFIX].nunique() > MAX_TRACKED:
+            column.counts = None  # so many values in the first rows: no need to count them all
+        if column.counts is None:
+            return  # nothing more to learn from a number's cells
     try:
         counts = series.value_counts(dropna=True, sort=False)
     except TypeError:  # JSON lines: lists and objects are counted by their text
         counts = series.dropna().astype(str).value_counts(sort=False)
     if kind == "text":
-        numeric = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")
-        column.text += int(counts.to_numpy()[numeric.isna().to_numpy()].sum())
+        numeric = pd.to_numeric(counts.index.to_numpy(dtype=object), errors="coerce")
+        column.text += int(counts.to_numpy()[pd.isna(numeric)].sum())
     elif kind == "bool":
         column.text += present
     if column.counts is None:
