@@ -36,13 +36,14 @@ class Column:
     values: int = 0  # non-missing cells
     text: int = 0  # non-missing cells that are not numbers
     dtypes: set[str] = field(default_factory=set)  # of the chunks where it had a value
+    no_rows_dtype: str | None = None  # of a file with no rows (pandas types it by its header)
     counts: Counter[str] | None = field(default_factory=Counter)  # None: over MAX_TRACKED
 
     def dtype(self) -> str:
         """pandas' dtype for the whole column (read_csv on the whole file)."""
         kinds = {_kind(d) for d in self.dtypes}
-        if not kinds:
-            return "float64"  # all missing
+        if not kinds:  # no value in any row: all missing, or no rows at all
+            return "float64" if self.missing else self.no_rows_dtype or "object"
         if kinds == {"int"}:
             return "float64" if self.missing else "int64"
         if kinds <= {"int", "float"}:
@@ -149,6 +150,8 @@ def _add_cells(column: Column, series: pd.Series, present: int) -> None:
     column.missing += len(series) - present
     column.values += present
     if not present:
+        if not len(series):
+            column.no_rows_dtype = str(series.dtype)
         return
     dtype = str(series.dtype)
     column.dtypes.add(dtype)
