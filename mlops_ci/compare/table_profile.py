@@ -122,22 +122,36 @@ class Profile:
             self._prune()
 
     def _prune(self) -> None:
-        """Keep the `size` smallest keys of the pool, in the order the rows were read."""
+        """Keep the `size` smallest keys of the pool, in the order the rows were read. Each
+        piece is let go once its rows are taken, so the pool and the sample are not both
+        held twice over."""
         from mlops_ci.compare.numeric import np, pd
 
-        frame = self.pool[0] if len(self.pool) == 1 else pd.concat(self.pool, ignore_index=True)
         keys = np.concatenate(self.pool_keys)
-        if len(keys) > self.size:
-            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
-            frame, keys = frame.iloc[keep], keys[keep]
-            self.bound = float(keys.max()) if len(keys) else 0.0
-        self.pool, self.pool_keys, self.pooled = [frame.reset_index(drop=True)], [keys], len(keys)
+        keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+        pieces, self.pool = self.pool[::-1], []
+        kept, start = [], 0
+        while pieces:
+            piece = pieces.pop()
+            lo, hi = np.searchsorted(keep, (start, start + len(piece)))
+            if hi > lo:
+                kept.append(piece.iloc[keep[lo:hi] - start])
+            start += len(piece)
+        del piece
+        self.pool = [pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]]
+        self.pool_keys, self.pooled = [keys[keep]], len(keep)
+        self.bound = float(self.pool_keys[0].max())
 
     def frame(self) -> pd.DataFrame:
         from mlops_ci.compare.numeric import pd
 
-        self._prune()
-        sample = self.pool[0] if self.pool else pd.DataFrame()
+        if self.pooled > self.size:
+            self._prune()
+        if not self.pool:
+            sample = pd.DataFrame()
+        else:
+            sample = (pd.concat(self.pool, ignore_index=True) if len(self.pool) > 1
+                      else self.pool[0].reset_index(drop=True))  # fmt: skip
         for name in self.columns:  # every column, in the order first seen
             if name not in sample.columns:
                 sample[name] = pd.Series([float("nan")] * len(sample), dtype="float64")
