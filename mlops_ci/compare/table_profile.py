@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # Distinct values counted per column over every row; past this the column is an identifier or
 # free text (drift.MAX_CATEGORIES is the chi-square's own, smaller bound).
 MAX_TRACKED = 256
+_PREFIX = 4 * MAX_TRACKED  # the first rows of a chunk, looked at before counting all of them
 
 
 @dataclass
@@ -35,13 +36,14 @@ class Column:
     values: int = 0  # non-missing cells
     text: int = 0  # non-missing cells that are not numbers
     dtypes: set[str] = field(default_factory=set)  # of the chunks where it had a value
+    no_rows_dtype: str | None = None  # of a file with no rows (pandas types it by its header)
     counts: Counter[str] | None = field(default_factory=Counter)  # None: over MAX_TRACKED
 
     def dtype(self) -> str:
         """pandas' dtype for the whole column (read_csv on the whole file)."""
         kinds = {_kind(d) for d in self.dtypes}
-        if not kinds:
-            return "float64"  # all missing
+        if not kinds:  # no value in any row: all missing, or no rows at all
+            return "float64" if self.missing else self.no_rows_dtype or "object"
         if kinds == {"int"}:
             return "float64" if self.missing else "int64"
         if kinds <= {"int", "float"}:
@@ -81,17 +83,23 @@ class Profile:
         self.rows = 0
         self.columns: dict[str, Column] = {}
         self.size, self.rng = size, rng
-        self.sample: pd.DataFrame | None = None
-        self.keys: np.ndarray | None = None
+        # Rows that may still be in the sample, with their keys; pruned to `size` rows only
+        # when twice that many wait, so a chunk costs a comparison of its keys and a copy of
+        # the few rows that enter, never a copy of the sample.
+        self.pool: list[pd.DataFrame] = []
+        self.pool_keys: list[np.ndarray] = []
+        self.pooled = 0
+        self.bound = 1.0  # keys at or above it cannot enter: the largest key kept
 
     def add(self, chunk: pd.DataFrame) -> None:
-        chunk.columns = [str(c) for c in chunk.columns]
         n = len(chunk)
-        for name in chunk.columns:
+        present = chunk.count().to_numpy()  # non-missing cells per column, in one call
+        chunk.columns = [str(c) for c in chunk.columns]
+        for (name, series), count in zip(chunk.items(), present, strict=True):
             column = self.columns.get(name)
             if column is None:  # a later file with a new column: missing in the rows before
                 column = self.columns[name] = Column(missing=self.rows)
-            _add_cells(column, chunk[name])
+            _add_cells(column, series, int(count))
         for name, column in self.columns.items():
             if name not in chunk.columns:
                 column.missing += n
@@ -99,53 +107,81 @@ class Profile:
         self._sample(chunk)
 
     def _sample(self, chunk: pd.DataFrame) -> None:
-        from mlops_ci.compare.numeric import np, pd
+        from mlops_ci.compare.numeric import np
 
         keys = self.rng.random(len(chunk))
-        if self.keys is not None and len(self.keys) >= self.size:
-            entering = np.flatnonzero(keys < self.keys.max())  # only these can be kept
+        if self.bound < 1.0:
+            entering = np.flatnonzero(keys < self.bound)
             chunk, keys = chunk.iloc[entering], keys[entering]
-        if self.sample is None:
-            frame, all_keys = chunk.reset_index(drop=True), keys
-        else:
-            frame = pd.concat([self.sample, chunk], ignore_index=True)
-            all_keys = np.concatenate([self.keys, keys])
-        if len(all_keys) > self.size:
-            keep = np.sort(np.argpartition(all_keys, self.size)[: self.size])
-            frame, all_keys = frame.iloc[keep].reset_index(drop=True), all_keys[keep]
-        self.sample, self.keys = frame, all_keys
+        if not len(keys) and self.pool:
+            return
+        self.pool.append(chunk)
+        self.pool_keys.append(keys)
+        self.pooled += len(keys)
+        if self.pooled >= 2 * self.size:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Keep the `size` smallest keys of the pool, in the order the rows were read. Each
+        piece is let go once its rows are taken, so the pool and the sample are not both
+        held twice over."""
+        from mlops_ci.compare.numeric import np, pd
+
+        keys = np.concatenate(self.pool_keys)
+        keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+        pieces, self.pool = self.pool[::-1], []
+        kept, start = [], 0
+        while pieces:
+            piece = pieces.pop()
+            lo, hi = np.searchsorted(keep, (start, start + len(piece)))
+            if hi > lo:
+                kept.append(piece.iloc[keep[lo:hi] - start])
+            start += len(piece)
+        del piece
+        self.pool = [pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]]
+        self.pool_keys, self.pooled = [keys[keep]], len(keep)
+        self.bound = float(self.pool_keys[0].max())
 
     def frame(self) -> pd.DataFrame:
         from mlops_ci.compare.numeric import pd
 
-        sample = self.sample if self.sample is not None else pd.DataFrame()
+        if self.pooled > self.size:
+            self._prune()
+        if not self.pool:
+            sample = pd.DataFrame()
+        else:
+            sample = (pd.concat(self.pool, ignore_index=True) if len(self.pool) > 1
+                      else self.pool[0].reset_index(drop=True))  # fmt: skip
         for name in self.columns:  # every column, in the order first seen
             if name not in sample.columns:
                 sample[name] = pd.Series([float("nan")] * len(sample), dtype="float64")
         return sample[list(self.columns)]
 
 
-def _add_cells(column: Column, series: pd.Series) -> None:
+def _add_cells(column: Column, series: pd.Series, present: int) -> None:
     from mlops_ci.compare.numeric import pd
 
-    missing = int(series.isna().sum())
-    column.missing += missing
-    present = len(series) - missing
+    column.missing += len(series) - present
     column.values += present
     if not present:
+        if not len(series):
+            column.no_rows_dtype = str(series.dtype)
         return
     dtype = str(series.dtype)
     column.dtypes.add(dtype)
     kind = _kind(dtype)
-    if kind in ("int", "float") and column.counts is None:
-        return  # nothing more to learn from a number's cells
+    if kind in ("int", "float"):
+        if column.counts is not None and series.iloc[:_PREFIX].nunique() > MAX_TRACKED:
+            column.counts = None  # so many values in the first rows: no need to count them all
+        if column.counts is None:
+            return  # nothing more to learn from a number's cells
     try:
         counts = series.value_counts(dropna=True, sort=False)
     except TypeError:  # JSON lines: lists and objects are counted by their text
         counts = series.dropna().astype(str).value_counts(sort=False)
     if kind == "text":
-        numeric = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")
-        column.text += int(counts.to_numpy()[numeric.isna().to_numpy()].sum())
+        numeric = pd.to_numeric(counts.index.to_numpy(dtype=object), errors="coerce")
+        column.text += int(counts.to_numpy()[pd.isna(numeric)].sum())
     elif kind == "bool":
         column.text += present
     if column.counts is None:

@@ -1,7 +1,7 @@
 """The numbers data rules decide on equal pandas' on the whole file, for generated tables and
 random edits: rows dropped, cells blanked, a number turned text, blank and whitespace-only
-lines added, line breaks inside quoted fields. The table is read in small chunks so every
-edit lands across chunk borders, where dtypes and counts are merged.
+lines added, line breaks inside quoted fields, and a file of its header alone. The table is read
+in small chunks so every edit lands across chunk borders, where dtypes and counts are merged.
 
 Rule outcomes are compared too: `max_row_drop_pct`, `max_missing_rate` and `schema_unchanged`
 judged by the gate on the comparison's numbers, and on pandas' own.
@@ -86,7 +86,7 @@ def pandas_whole(data: bytes) -> dict:
 )
 @given(
     seed=st.integers(0, 2**32 - 1),
-    n=st.integers(1, 60),
+    n=st.integers(0, 60),
     edits=st.lists(st.sampled_from(EDITS), unique=True),
 )
 def test_rows_missing_dtypes_and_categories_equal_pandas_on_the_whole_file(
@@ -134,3 +134,30 @@ def test_rule_outcomes_equal_those_on_pandas_numbers(tmp_path: Path, seed: int, 
         "schema_unchanged": "pass" if a.dtypes.astype(str).equals(b.dtypes.astype(str)) else "fail",
     }
     assert outcomes == want
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 400),
+    size=st.integers(1, 60),
+    chunk_rows=st.one_of(st.none(), st.integers(1, 90)),
+)
+def test_the_sample_is_the_rows_with_the_smallest_keys_however_the_file_is_chunked(
+    tmp_path: Path, seed: int, n: int, size: int, chunk_rows: int | None
+):
+    """A bottom-k sample: each row draws a key from the seeded generator, in file order, and
+    the `size` rows with the smallest keys are kept, in file order; chunks change nothing."""
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "t.csv"
+    generated(rng, n).to_csv(path, index=False)
+    table = build_table("t.csv", [TableFile("t.csv", path=path)], size, seed=seed,
+                        chunk_rows=chunk_rows)  # fmt: skip
+    keys = np.random.default_rng(seed).random(n)
+    assert table.frame["id"].tolist() == sorted(np.argsort(keys)[:size].tolist())
+    whole = pd.read_csv(path)
+    pd.testing.assert_frame_equal(
+        table.frame, whole.iloc[table.frame["id"]].reset_index(drop=True), check_dtype=False
+    )
