@@ -29,7 +29,8 @@ pytest_plugins = ["tests.fakes.plugin"]  # fake_github / fake_gitlab loopback fo
 
 # The inner loop (`pytest -m "not integration"`) leaves out what needs the trained reference
 # project, a fake forge, S3, or a real runner: tests that use these fixtures, tests under
-# tests/e2e, and modules that mark themselves `integration` (real DVC projects of their own).
+# tests/e2e, `slow` tests (simulations, runners) and modules that mark themselves
+# `integration` (real DVC projects of their own).
 INTEGRATION_FIXTURES = frozenset(
     {"trained_template", "trained_repo", "fake_github", "fake_gitlab", "moto_s3"}
 )

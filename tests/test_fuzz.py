@@ -37,6 +37,8 @@ from mlops_ci.cli import main
 from mlops_ci.project import documents
 from mlops_ci.project.git import Git
 
+pytestmark = pytest.mark.slow  # whole processes on generated inputs
+
 SEED = 13
 ALLOWED = {0, 1, 2, 3}
 TIME_LIMIT_S = 10

@@ -16,6 +16,8 @@ from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 ROOT = Path(__file__).parents[2]
 
 

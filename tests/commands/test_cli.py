@@ -74,6 +74,7 @@ def test_root_project_is_the_reference_project() -> None:
         assert (ROOT / name).read_text() == (ROOT / "mlops_ci" / "reference" / name).read_text()
 
 
+@pytest.mark.slow
 def test_demo_runs_the_flow(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
     out = capfd.readouterr().out

@@ -22,6 +22,8 @@ from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
 from tests.lint import tools
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 ROOT = Path(__file__).parents[2]
 SCHEMA = ROOT / "mlops_ci" / "project" / "schemas" / "mlops-ci.schema.json"
 

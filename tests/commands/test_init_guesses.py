@@ -16,6 +16,8 @@ from mlops_ci.project import adopt
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

@@ -20,6 +20,8 @@ from mlops_ci.project.git import Git
 from tests.commands import adopt_projects
 from tests.conftest import git_commit_all
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 DVC = str(Path(sys.executable).parent / "dvc")
 
 

@@ -19,6 +19,8 @@ import pytest
 from mlops_ci.cli import main
 from mlops_ci.project.git import Git
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 STAGE = """\
 import json, os, sys
 import yaml

@@ -21,6 +21,8 @@ from mlops_ci.compare.confusion_rows import ConfusionFile, plot_predictions
 from mlops_ci.compare.decide import plot_family
 from mlops_ci.project.settings import Settings
 
+pytestmark = pytest.mark.slow  # 200 simulated pairs per case
+
 CM = "dvclive/plots/sklearn/confusion_matrix.json"
 PAIRS, ROWS, POSITIVE = 200, 400, 0.4
 BASELINE = {0: 0.85, 1: 0.75}  # accuracy on each true class

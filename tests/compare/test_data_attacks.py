@@ -17,6 +17,8 @@ from mlops_ci.compare.snapshot import Project, RevisionFiles
 from mlops_ci.compare.tabular import read_table
 from tests.compare.data_project import MLOPS_CI, DataProject, table
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 ROWS = 20_000
 
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.compare.data_project import MLOPS_CI, DataProject, table
+
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
 
 
 def _change(tmp_path: Path, policy: str) -> DataProject:

@@ -48,6 +48,7 @@ def flagged(base: pd.DataFrame, cand: pd.DataFrame, key: str | None = None) -> l
     return [r["name"] for r in rows if r["drifted"]]
 
 
+@pytest.mark.slow
 def test_no_change_is_flagged_in_at_most_5_percent_of_trials_with_20_columns():
     rng = np.random.default_rng(20260101)
     false_alarms = 0
@@ -57,6 +58,7 @@ def test_no_change_is_flagged_in_at_most_5_percent_of_trials_with_20_columns():
     assert false_alarms / TRIALS <= 0.05, f"{false_alarms} of {TRIALS} no-change trials flagged"
 
 
+@pytest.mark.slow
 def test_a_mean_shift_of_a_fifth_of_a_standard_deviation_at_50k_rows_is_detected():
     """Detected = the column's p-value survives the correction even as one of 20 columns with
     19 true nulls beside it: BH then multiplies it by at most 20 (`p * 20 <= fdr`), a bound

@@ -20,6 +20,8 @@ import pytest
 
 from tests.compare.data_project import DVC, MLOPS_CI, DataProject, table
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 
 def _project(base: Path) -> DataProject:
     repo = DataProject.create(base / "repo", table(400))

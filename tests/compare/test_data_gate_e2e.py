@@ -20,6 +20,8 @@ from jsonschema import Draft202012Validator
 import mlops_ci
 from tests.compare.data_project import BIN, MLOPS_CI, DataProject, table
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 POLICY = """\
 artifact: model
 data:

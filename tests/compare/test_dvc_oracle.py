@@ -54,6 +54,8 @@ import pytest
 
 from tests.dvc_layouts import LAYOUTS, Layout, build_layout
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 DVC = str(Path(sys.executable).parent / "dvc")
 CHANGES = ("added", "removed", "changed")
 # `dvc metrics diff` says this on stderr, and nothing in its JSON, when it could not read.

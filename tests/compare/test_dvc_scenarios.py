@@ -40,6 +40,8 @@ import pytest
 from tests.compare.test_dvc_oracle import as_pairs, differences
 from tests.dvc_scenarios import SCENARIOS, Scenario
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 BASE = "scenario-baseline"  # a tag; `base` means the target branch to compare
 _GIT_IDENTITY = ["-c", "user.name=scenarios", "-c", "user.email=scenarios@example.invalid"]
 

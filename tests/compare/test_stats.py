@@ -174,6 +174,7 @@ def _coverage(make, metric: str, truth: float, trials: int = 200) -> float:
     return hits / trials
 
 
+@pytest.mark.slow
 def test_coverage_of_paired_accuracy_delta() -> None:
     n = 400
 
@@ -191,6 +192,7 @@ def test_coverage_of_paired_accuracy_delta() -> None:
     assert 0.91 <= _coverage(make, "accuracy", 0.03) <= 0.99
 
 
+@pytest.mark.slow
 def test_coverage_of_unpaired_accuracy_delta() -> None:
     def make(rng):
         y0, y1 = rng.integers(0, 2, 300), rng.integers(0, 2, 350)
@@ -206,6 +208,7 @@ def test_coverage_of_unpaired_accuracy_delta() -> None:
     assert 0.91 <= _coverage(make, "accuracy", 0.05) <= 0.99
 
 
+@pytest.mark.slow
 def test_coverage_of_paired_mae_delta() -> None:
     # Normal errors: E|e| = sigma * sqrt(2 / pi), so the true delta is known exactly.
     n = 300
@@ -221,6 +224,7 @@ def test_coverage_of_paired_mae_delta() -> None:
     assert 0.91 <= _coverage(make, "mae", truth) <= 0.99
 
 
+@pytest.mark.slow
 def test_coverage_of_paired_roc_auc_delta() -> None:
     # Binormal scores: negatives N(0, 1), positives N(d, 1), so AUC = Phi(d / sqrt(2)).
     n = 300
@@ -252,6 +256,7 @@ def _accuracy_trial(rng, n: int, p_base: float, p_cand: float) -> tuple[Predicti
     )
 
 
+@pytest.mark.slow
 def test_same_true_accuracy_is_rarely_called_a_regression() -> None:
     regressed = 0
     for trial in range(100):
@@ -260,6 +265,7 @@ def test_same_true_accuracy_is_rarely_called_a_regression() -> None:
     assert regressed <= 5
 
 
+@pytest.mark.slow
 def test_a_true_drop_of_three_points_is_caught() -> None:
     caught = 0
     for trial in range(100):

@@ -237,6 +237,7 @@ def noisy_trial(seed: int, p_baseline: float, p_candidate: float, n: int):
     return comparison(row("accuracy", ci.baseline, ci.candidate, ci_low=ci.low, ci_high=ci.high))
 
 
+@pytest.mark.slow
 def test_same_true_accuracy_is_not_failed_in_95_of_100_trials() -> None:
     trials = [noisy_trial(seed, 0.9, 0.9, n=2_000) for seed in range(100)]
     failed = sum(evaluate_gate(t, SIGNIFICANT).verdict == "fail" for t in trials)
@@ -245,6 +246,7 @@ def test_same_true_accuracy_is_not_failed_in_95_of_100_trials() -> None:
     assert sum(evaluate_gate(t, POINT_ONLY).verdict == "fail" for t in trials) >= 30
 
 
+@pytest.mark.slow
 def test_a_true_drop_of_three_points_is_failed_in_95_of_100_trials() -> None:
     failed = sum(
         evaluate_gate(noisy_trial(1000 + seed, 0.9, 0.87, n=20_000), SIGNIFICANT).verdict == "fail"

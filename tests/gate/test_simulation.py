@@ -5,11 +5,14 @@ on five slices plus three metrics judged by a noise band from the target branch'
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mlops_ci.compare.decide import decide_rows
 from mlops_ci.compare.noise import estimate_noise
 from mlops_ci.project.settings import parse_settings
 from tests.gate.simulation import draw_history, run_trial
+
+pytestmark = pytest.mark.slow  # hundreds of simulated pull requests
 
 TRIALS = 500
 

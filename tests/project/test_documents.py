@@ -32,6 +32,7 @@ def test_a_nan_is_refused_not_written(tmp_path: Path) -> None:
     assert not (tmp_path / "bad.json").exists()
 
 
+@pytest.mark.slow
 def test_yaml_nested_too_deep_for_the_c_parser_is_an_error_not_a_crash() -> None:
     """ruamel's C composer recurses without a limit: 200,000 nested flow lists would kill the
     process (SIGSEGV). Such a file goes to the pure parser and is reported as too deep."""

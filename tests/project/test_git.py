@@ -28,6 +28,7 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_reads_many_objects_through_one_process(repo: Path) -> None:
     git = Git(repo)
     specs = [f"HEAD:dir/f{i}.txt" for i in range(3000)]

@@ -19,6 +19,8 @@ from mlops_ci.project.errors import ConfigError, VerificationFailed
 from mlops_ci.project.git import Git
 from mlops_ci.registry import bundle
 
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+
 FILES = {"model.pkl", "metadata.json", "model-card.md", "samples.csv", "SHA256SUMS"}
 
 

@@ -23,6 +23,8 @@ from mlops_ci.report.mermaid import chart_text, xychart
 from tests.report.test_report_inputs import make_comparison, make_verdict
 from tests.report.test_report_markdown import hostile_comparison, hostile_verdict
 
+pytestmark = pytest.mark.integration  # runs Mermaid under node
+
 JS_DIR = Path(__file__).parents[1] / "js"
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 MERMAID_JS = JS_DIR / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
