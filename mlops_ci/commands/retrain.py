@@ -203,15 +203,15 @@ def _compare_and_report(
     """The full report of the change against the target branch's tip (what the PR will show)."""
     import contextlib
 
+    from mlops_ci.commands.compare import write_comparison
     from mlops_ci.commands.gate import judge
     from mlops_ci.commands.report import run_report
-    from mlops_ci.compare.diff import compare
 
-    comparison, policy = compare(
+    compared = write_comparison(
         repo_dir, run_dir, baseline=base_sha, target_branch=settings.target_branch, env=env
     )
     try:
-        judge(repo_dir, run_dir, comparison, policy)
+        judge(repo_dir, run_dir, compared.document, compared.policy)
     except MlopsCiError as exc:
         with contextlib.suppress(MlopsCiError):
             run_report(repo_dir, run_dir, post=False, env=env, out=out, gate_error=str(exc))

@@ -126,8 +126,9 @@ def rollback(
         ) from exc
     try:
         moved = registry.rollback(
-            repo_dir, stage=plan.stage, push=push, settings=settings, expect=(current, previous)
-        )
+            repo_dir, stage=plan.stage, push=push, settings=settings, expect=(current, previous),
+            env=env,
+        )  # fmt: skip
     except MlopsCiError as exc:
         raise _undo(repo_dir, run_dir, settings, target, plan, deployed, exc, env, out) from exc
     deployment = record(run_dir, deployed, env, out)

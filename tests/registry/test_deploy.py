@@ -103,7 +103,10 @@ def test_a_corrupted_bundle_is_refused_before_the_switch(repo: Path) -> None:
     model.write_bytes(model.read_bytes()[:-10])
     target = targets.LocalTarget(repo / "deployments")
     with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
-        deploy_bundle(built, target, artifact="classifier", environment="staging", version="v0.2.0")
+        deploy_bundle(
+            built, target, artifact="classifier", environment="staging", version="v0.2.0",
+            env=os.environ,
+        )  # fmt: skip
     assert current(repo) == "versions/v0.1.0"
     assert not (repo / "deployments/classifier/staging/versions/v0.2.0").exists()
 
