@@ -28,11 +28,11 @@ def write_comparison(
 ) -> Comparison:
     """Compare the workspace with the baseline and write `<run_dir>/comparison.json` (and the
     image plots beside it); hand back the comparison, with the baseline's policy for the gate."""
+    from mlops_ci.ci import documents
+    from mlops_ci.ci.event import read_ci_event
     from mlops_ci.compare.baseline import resolve_baseline
     from mlops_ci.compare.diff import compare
     from mlops_ci.compare.snapshot import Project
-    from mlops_ci.project import documents
-    from mlops_ci.project.ci_event import read_ci_event
     from mlops_ci.project.dvc import RemoteFetcher
     from mlops_ci.project.git import Git
     from mlops_ci.project.settings import load_settings

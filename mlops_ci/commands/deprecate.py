@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.project.errors import ConfigError, RegistryError
 from mlops_ci.project.git import Git
 from mlops_ci.project.gto import read_artifact, shown_versions, stage_holders

@@ -85,8 +85,8 @@ def announce_pr(
     it with the token in a step before training, which gets none. A forge that does not answer
     is noted, not fatal: the report that follows is what matters.
     """
+    from mlops_ci.ci.event import read_ci_event
     from mlops_ci.forge import NoPullRequest, detect_forge, status_context
-    from mlops_ci.project.ci_event import read_ci_event
     from mlops_ci.project.settings import load_settings
     from mlops_ci.report.render import report_marker_id
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlops_ci.ci import documents
 from mlops_ci.commands.deploy import deploy, record, record_failure
-from mlops_ci.project import documents
 from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.settings import Settings, load_settings
 from mlops_ci.registry import registry

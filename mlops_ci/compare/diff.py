@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ci.ci import documents
 from mlops_ci.compare.baseline import Baseline
 from mlops_ci.compare.snapshot import Project, Snapshot, take_snapshot
 from mlops_ci.gate.policy import Policy, load_policy
-from mlops_ci.project import documents
 from mlops_ci.project.dvc import RemoteFetcher
 from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git

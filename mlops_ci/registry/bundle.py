@@ -26,12 +26,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlops_ci import __version__
+from mlops_ci.ci import documents
+from mlops_ci.ci.tokens import without_write_tokens
 from mlops_ci.compare.snapshot import flatten
-from mlops_ci.project import documents
 from mlops_ci.project.dvcfile import lock_entries
 from mlops_ci.project.errors import ConfigError, ServiceError, VerificationFailed
 from mlops_ci.project.settings import Settings, load_settings
-from mlops_ci.project.tokens import without_write_tokens
 from mlops_ci.registry.registry import read_verdict
 
 CHECKSUMS = "SHA256SUMS"

@@ -26,8 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project import documents, gto
-from mlops_ci.project.documents import now
+from mlops_ci.ci import documents
+from mlops_ci.ci.documents import now
+from mlops_ci.ci.tokens import without_write_tokens
+from mlops_ci.project import gto
 from mlops_ci.project.errors import (
     ConfigError,
     RegistryError,
@@ -36,7 +38,6 @@ from mlops_ci.project.errors import (
 )
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import PromoteSettings, Settings
-from mlops_ci.project.tokens import without_write_tokens
 from mlops_ci.registry import bundle
 from mlops_ci.registry.targets import COMMAND_PREFIX, Target, open_target
 

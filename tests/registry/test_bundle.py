@@ -14,8 +14,8 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
+from mlops_ci.ci import documents
 from mlops_ci.commands import promote
-from mlops_ci.project import documents
 from mlops_ci.project.errors import ConfigError, VerificationFailed
 from mlops_ci.project.git import Git
 from mlops_ci.registry import bundle

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci.output import outputs_from_run_dir
 from mlops_ci.cli import main
 from mlops_ci.commands import deploy as deploy_command
 from mlops_ci.commands import promote
 from mlops_ci.commands.demo import set_param
 from mlops_ci.commands.train import run_train
-from mlops_ci.project.ci_output import outputs_from_run_dir
 from mlops_ci.project.errors import VerificationFailed
 from mlops_ci.project.git import Git
 from mlops_ci.registry import bundle, targets

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
 from mlops_ci.commands import deploy as deploy_command
 from mlops_ci.commands import promote
-from mlops_ci.project import documents, gto
+from mlops_ci.project import gto
 from mlops_ci.project.errors import ConfigError, PromotionRefused, RegistryError
 from mlops_ci.project.git import Git
 from mlops_ci.registry import registry
