@@ -81,7 +81,7 @@ def trained_repo(base: Path, *overrides: str, history: int = 1) -> Path:
     main: compare reads them for noise bands and the report for its trend.
     """
     repo = base / "repo"
-    code = f"from pathlib import Path; from mlops_ci.project.scaffold import init_repo; init_repo(Path({str(repo)!r}))"
+    code = f"from pathlib import Path; from mlops_ci.init.scaffold import init_repo; init_repo(Path({str(repo)!r}))"
     sh([sys.executable, "-c", code], base)
     sh([MLOPS_CI, "train", *[arg for o in overrides for arg in ("-S", o)]], repo)
     sh(["git", "add", "-A"], repo)

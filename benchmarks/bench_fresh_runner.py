@@ -212,7 +212,7 @@ def scratch_project(base: Path) -> tuple[Path, str, str]:
     python = str(Path(MLOPS_CI).parent / "python")
     code = (
         "import sys; from pathlib import Path\n"
-        "from mlops_ci.project.scaffold import init_repo, set_dvc_remote\n"
+        "from mlops_ci.init.scaffold import init_repo, set_dvc_remote\n"
         "init_repo(Path(sys.argv[1])); set_dvc_remote(Path(sys.argv[1]), sys.argv[2])\n"
     )
     sh([python, "-c", code, str(dev), str(remote)], base)

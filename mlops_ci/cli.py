@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import __version__
-from mlops_ci.project.ci_output import guard_streams, json_for_log
+from mlops_ci.ci.output import guard_streams, json_for_log
 from mlops_ci.project.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -762,7 +762,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print("mlops-ci: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:
-        from mlops_ci.project.documents import ENVIRONMENT_ERRNOS
+        from mlops_ci.ci.documents import ENVIRONMENT_ERRNOS
 
         if exc.errno not in ENVIRONMENT_ERRNOS:
             return _unexpected(args, exc)

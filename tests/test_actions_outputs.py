@@ -1,4 +1,4 @@
-"""`mlops_ci.project.ci_output`: how the package hands outputs, env and masks back to the runner."""
+"""`mlops_ci.ci.output`: how the package hands outputs, env and masks back to the runner."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci.project.ci_output import (
+from mlops_ci.ci.output import (
     export_credentials,
     format_heredoc,
     input_env_name,

@@ -34,7 +34,17 @@ def test_the_import_contracts_pass():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
-    for folder in ("commands", "compare", "gate", "report", "forge", "registry", "project"):
+    for folder in (
+        "commands",
+        "compare",
+        "gate",
+        "report",
+        "forge",
+        "registry",
+        "init",
+        "ci",
+        "project",
+    ):
         assert f"mlops_ci.{folder}" in (ROOT / "pyproject.toml").read_text()
 
 

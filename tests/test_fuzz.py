@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
-from mlops_ci.project import documents
 from mlops_ci.project.git import Git
 
 pytestmark = pytest.mark.slow  # whole processes on generated inputs

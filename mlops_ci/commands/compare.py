@@ -1,10 +1,71 @@
-"""`mlops-ci compare`: write comparison.json and print the terminal table."""
+"""`mlops-ci compare`: write comparison.json and print the terminal table.
+
+The command owns the I/O around `compare.diff.compare`: it reads the CI event from the
+environment, finds the repository, resolves the baseline, and writes the document and the
+image plots into the run directory.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mlops_ci.project.errors import ConfigError, ServiceError
+
+if TYPE_CHECKING:  # the comparison modules load when a comparison runs
+    from mlops_ci.compare.diff import Comparison
+
+
+def write_comparison(
+    repo_dir: Path,
+    run_dir: Path,
+    *,
+    baseline: str | None = None,
+    target_branch: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Comparison:
+    """Compare the workspace with the baseline and write `<run_dir>/comparison.json` (and the
+    image plots beside it); hand back the comparison, with the baseline's policy for the gate."""
+    from mlops_ci.ci import documents
+    from mlops_ci.ci.event import read_ci_event
+    from mlops_ci.compare.baseline import resolve_baseline
+    from mlops_ci.compare.diff import compare
+    from mlops_ci.compare.snapshot import Project
+    from mlops_ci.project.dvc import RemoteFetcher
+    from mlops_ci.project.git import Git
+    from mlops_ci.project.settings import load_settings
+
+    env = os.environ if env is None else env
+    if baseline is not None and not baseline.strip():
+        raise ConfigError("--baseline is empty; use merge-base, base, stage:NAME or a git ref")
+    project = Project.find(Path(repo_dir), Git(repo_dir).toplevel())
+    git = project.git
+    local = load_settings(project.git_top)
+    event = read_ci_event(env, run_dir)
+    target = target_branch or event.base_ref or local.target_branch
+    branch = event.head_ref or git.current_branch()
+    resolved = resolve_baseline(
+        git, baseline or local.baseline, target_branch=target, artifact=local.artifact,
+        event_base_sha=event.base_sha if event.is_pull_request else None,
+        event_before_sha=event.base_sha if event.event_name == "push" else None,
+        branch=branch, stages=local.promote.stages,
+    )  # fmt: skip
+    fetch = RemoteFetcher(project.root, local.remote, env)
+    comparison = compare(
+        project, resolved, local, target_branch=target, branch=branch, fetch=fetch,
+        run_dir=run_dir,
+    )  # fmt: skip
+    for name, data in comparison.images.items():
+        path = run_dir / name
+        with documents.writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    documents.write(run_dir, "comparison.json", comparison.document)
+    if fetch.failures:
+        raise ServiceError(f"{fetch.failures[0]}; the comparison is saved in {run_dir}")
+    return comparison
 
 
 def run_compare(
@@ -16,12 +77,10 @@ def run_compare(
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Compare the workspace with the baseline and write `<run_dir>/comparison.json`."""
-    from mlops_ci.compare.diff import compare
-
-    document, _ = compare(
+    comparison = write_comparison(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
     )
-    return document
+    return comparison.document
 
 
 def _fmt(value: Any) -> str:

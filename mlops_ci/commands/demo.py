@@ -14,9 +14,9 @@ from typing import TextIO
 
 from mlops_ci.commands.sweep import Candidate
 from mlops_ci.commands.train import apply_overrides, format_stage_table, run_train
+from mlops_ci.init.scaffold import init_repo, set_dvc_remote
 from mlops_ci.project.errors import EXIT_OK, ConfigError
 from mlops_ci.project.git import Git
-from mlops_ci.project.scaffold import init_repo, set_dvc_remote
 
 DEMO_IDENTITY = {
     "GIT_AUTHOR_NAME": "mlops-ci demo",

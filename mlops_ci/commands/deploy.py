@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.settings import Settings, load_settings
 from mlops_ci.registry.deploy import (

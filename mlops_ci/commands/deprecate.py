@@ -12,11 +12,13 @@ stage now holds (`mlops-ci deploy --from-tag TAG`).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.project.errors import ConfigError, RegistryError
 from mlops_ci.project.git import Git
 from mlops_ci.project.gto import read_artifact, shown_versions, stage_holders
@@ -59,8 +61,10 @@ def deprecate(
     stage: str | None = None,
     push: bool = False,
     remote: str = "origin",
+    env: Mapping[str, str] | None = None,
 ) -> Deprecation:
-    """Write the one GTO tag that says what was withdrawn (see the module's docstring)."""
+    """Write the one GTO tag that says what was withdrawn (see the module's docstring); git
+    tags in `env` (default: this process's environment)."""
     settings = load_settings(repo_dir)
     artifact = settings.artifact
     git = Git(repo_dir)
@@ -106,6 +110,7 @@ def deprecate(
         push=push,
         remote=remote,
         rerun="`mlops-ci deprecate --push` with the same options",
+        env=os.environ if env is None else env,
     )
     result = Deprecation(artifact, action, done.value, stage, done.tags, done.pushed)
     if stage:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlops_ci.ci import documents
 from mlops_ci.gate.policy import Policy, load_policy
 from mlops_ci.gate.rules import evaluate_gate
 from mlops_ci.gate.verdict import CHECK_CONCLUSION, STATUS_STATE, Verdict, format_verdict
-from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_GATE_FAILED, EXIT_OK, MlopsCiError, ServiceError
 
 VERDICT_FILE = "verdict.json"
@@ -37,7 +37,7 @@ class GateNotPosted(ServiceError):
 def annotations(verdict: Verdict) -> list[str]:
     """`::error::` per failing rule, `::warning::` per neutral one (GitHub Actions), escaped so
     a reason that quotes a metric name stays one command on one line."""
-    from mlops_ci.project.ci_output import workflow_command
+    from mlops_ci.ci.output import workflow_command
 
     title = f"mlops-ci gate ({verdict.artifact})"
     lines = [workflow_command("error", r.reason, title=title) for r in verdict.failed]
@@ -87,7 +87,7 @@ def post_verdict(forge: Any, verdict: Verdict, sha: str) -> tuple[dict[str, Any]
 
 def _head_sha(env: Mapping[str, str], run_dir: Path, verdict: Verdict) -> str | None:
     """The PR head (not the merge commit GitHub checks out), else the candidate's commit."""
-    from mlops_ci.project.ci_event import read_ci_event
+    from mlops_ci.ci.event import read_ci_event
 
     return read_ci_event(env, run_dir).head_sha or verdict.candidate_sha
 
@@ -114,7 +114,7 @@ class GateRun:
 
 
 def signal_ci(verdict: Verdict, env: Mapping[str, str], out: TextIO) -> None:
-    from mlops_ci.project.ci_output import verdict_outputs, write_command, write_outputs
+    from mlops_ci.ci.output import verdict_outputs, write_command, write_outputs
 
     if env.get("GITHUB_ACTIONS") == "true":
         for line in annotations(verdict):
@@ -172,7 +172,7 @@ def review_waivers(verdict: Verdict, run_dir: Path, env: Mapping[str, str]) -> N
     through the forge; commands/review.py). Only where a token can ask: the job that trains has
     none, and the step that posts judges again with it. A fork's verdict is the trusted
     `publish` job's to post, so its run reads none."""
-    from mlops_ci.project.ci_event import forge_kind, read_ci_event
+    from mlops_ci.ci.event import forge_kind, read_ci_event
 
     if forge_kind(env) == "local":
         return

@@ -18,11 +18,12 @@ import yaml
 
 from mlops_ci.compare.diff import default_direction, metric_names
 from mlops_ci.compare.snapshot import Project, RevisionFiles, take_snapshot
-from mlops_ci.project import adopt, adopt_gitlab, dvcfile
+from mlops_ci.init import adopt, adopt_gitlab
+from mlops_ci.init.settings_merge import Merged, merge_settings
+from mlops_ci.project import dvcfile
 from mlops_ci.project.errors import ConfigError, GitError, NotADvcRepo, NotAGitRepo
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
-from mlops_ci.project.settings_merge import Merged, merge_settings
 
 MAX_HEADER_BYTES = 64 * 1024
 

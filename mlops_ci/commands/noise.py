@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ci.ci import documents
 from mlops_ci.compare.noise import LOCK_FILE, REPEATS_FILE, load_or_none, lock_outputs
 from mlops_ci.compare.snapshot import Project, flatten, take_snapshot
-from mlops_ci.project import documents
 from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
 
@@ -55,6 +55,7 @@ def run_noise(
     repo_dir: Path, run_dir: Path, *, repeat: int, stages: list[str] | None = None
 ) -> NoiseResult:
     """Re-run the stages writing metrics (or `stages`) `repeat` more times; write noise.json."""
+    from mlops_ci.ci.tokens import WRITE_TOKEN_VARIABLES
     from mlops_ci.project.dvc import open_repo, reproduce_stage
 
     if not 1 <= repeat <= MAX_REPEAT:
@@ -92,7 +93,7 @@ def run_noise(
     with open_repo(project.root) as repo:
         for _ in range(repeat):
             for stage in chosen:
-                reproduce_stage(repo, stage)
+                reproduce_stage(repo, stage, hidden=WRITE_TOKEN_VARIABLES)
             for path in files:
                 values = _read_metrics(project.root / path, path)
                 for (p, key), measured in series.items():

@@ -85,8 +85,8 @@ def announce_pr(
     it with the token in a step before training, which gets none. A forge that does not answer
     is noted, not fatal: the report that follows is what matters.
     """
+    from mlops_ci.ci.event import read_ci_event
     from mlops_ci.forge import NoPullRequest, detect_forge, status_context
-    from mlops_ci.project.ci_event import read_ci_event
     from mlops_ci.project.settings import load_settings
     from mlops_ci.report.render import report_marker_id
 
@@ -179,9 +179,9 @@ def _run_pr(
     png_limit: int,
     forge: Any,
 ) -> PrRun:
+    from mlops_ci.commands.compare import write_comparison
     from mlops_ci.commands.report import ReportNotPosted, run_report
     from mlops_ci.commands.train import run_train_process
-    from mlops_ci.compare.diff import compare
     from mlops_ci.report.write import FITTED_NAME, FULL_NAME
 
     # This run rewrites these; one that stops early (exit 2) must not leave an earlier run's
@@ -192,11 +192,12 @@ def _run_pr(
         repo_dir, run_dir, pull=pull, push=push, overrides=overrides, stage_output=out, env=env,
         meanwhile=lambda: _load_comparison_modules(repo_dir), command="pr",
     )  # fmt: skip
-    comparison, policy = compare(
+    compared = write_comparison(
         repo_dir, run_dir, baseline=baseline, target_branch=target_branch, env=env
     )
+    comparison = compared.document
     try:
-        verdict, _ = judge(repo_dir, run_dir, comparison, policy)
+        verdict, _ = judge(repo_dir, run_dir, comparison, compared.policy)
     except MlopsCiError as exc:
         # The gate cannot decide: the report still shows the new comparison, saying why there
         # is no verdict, so no earlier run's report or verdict is left to be read as this one's.

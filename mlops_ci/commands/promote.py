@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.project.errors import ConfigError, PromotionRefused, RegistryError
 from mlops_ci.project.git import Git
 from mlops_ci.project.gto import read_artifact
@@ -56,12 +58,14 @@ def promote(
     rev: str = "HEAD",
     remote: str = "origin",
     settings: Settings | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Promotion:
     """Register the commit at `rev` as a new version (if it has none) and assign `stage`.
 
     Idempotent: a commit that already has a version gets no second one, and a version already
     in the stage gets no new stage tag. With `push`, a push that loses a race with another
-    runner re-fetches the tags, recomputes the version and counter, and tries again.
+    runner re-fetches the tags, recomputes the version and counter, and tries again. git tags
+    in `env` (default: this process's environment).
     """
     settings = settings or load_settings(repo_dir)
     artifact, config = settings.artifact, settings.promote
@@ -105,8 +109,9 @@ def promote(
         return version, registered, assigned
 
     done = tags.write_tags(
-        git, artifact, decide, push=push, remote=remote, rerun="`mlops-ci promote --push`"
-    )
+        git, artifact, decide, push=push, remote=remote, rerun="`mlops-ci promote --push`",
+        env=os.environ if env is None else env,
+    )  # fmt: skip
     version, registered, assigned = done.value
     result = Promotion(
         artifact=artifact,

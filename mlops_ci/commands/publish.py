@@ -1,7 +1,7 @@
 """`mlops-ci publish`: the trusted half of the fork-safe flow.
 
 The trusted `workflow_run` job reads the run directory an untrusted (fork) job uploaded, only
-through `mlops_ci.project.untrusted` (named documents, size limits, strict parsing, JSON Schemas),
+through `mlops_ci.ci.untrusted` (named documents, size limits, strict parsing, JSON Schemas),
 renders the report anew from the validated JSON and posts it; it executes nothing from the PR.
 """
 
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_ci.project.errors import ConfigError, ServiceError
-from mlops_ci.project.settings import SETTINGS_FILE
-from mlops_ci.project.untrusted import (
+from mlops_ci.ci.untrusted import (
     UntrustedInputRejected,
     load_untrusted_run_dir,
 )
+from mlops_ci.project.errors import ConfigError, ServiceError
+from mlops_ci.project.settings import SETTINGS_FILE
 
 if TYPE_CHECKING:
     from mlops_ci.gate.verdict import Verdict
@@ -137,10 +137,10 @@ def publish_run(
     `repo_dir` is the trusted checkout (its `mlops-ci.yaml` is the policy); `sha` is the commit
     the trusted event says was built (workflow_run.head_sha): the run directory must agree.
     """
+    from mlops_ci.ci.event import read_ci_event
     from mlops_ci.commands.gate import post_verdict
     from mlops_ci.commands.report import summary_markdown
     from mlops_ci.forge import detect_forge
-    from mlops_ci.project.ci_event import read_ci_event
     from mlops_ci.report import build_report
     from mlops_ci.report.render import report_marker_id
 
@@ -172,7 +172,7 @@ def publish_run(
         markdown=report.markdown, run_dir=run_dir, verdict=verdict.verdict, ignored=run.ignored
     )
     if output is not None:
-        from mlops_ci.project import documents
+        from mlops_ci.ci import documents
 
         documents.write_file(output, report.full_markdown)
     if forge is None:

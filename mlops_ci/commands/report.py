@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlops_ci.ci import documents
+from mlops_ci.ci.limits import SUMMARY_LIMIT_BYTES
 from mlops_ci.forge import NoPullRequest, detect_forge
-from mlops_ci.project import documents
 from mlops_ci.project.errors import ConfigError, GitError, NotAGitRepo, ServiceError
 from mlops_ci.project.git import Git
-from mlops_ci.project.limits import SUMMARY_LIMIT_BYTES
 from mlops_ci.project.settings import Settings, load_settings
 from mlops_ci.report.render import (
     Report,

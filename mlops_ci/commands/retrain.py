@@ -7,7 +7,7 @@ Two halves, so no process that runs repository code ever holds a write token:
   git-tracked metrics), commit them signed off by the bot on `<branch_prefix><artifact>` and
   write that one commit as `retrain.bundle` beside `retrain.json`.
 - `--publish` (token; runs no stage, no DVC): read `retrain.json` and the bundle as untrusted
-  input (`project/untrusted/retrain.py`: the base is the target branch's tip this job fetched,
+  input (`ci/untrusted/retrain.py`: the base is the target branch's tip this job fetched,
   the changed paths are DVC's files and records), make the bot's commit of those files itself,
   push it with `--force-with-lease` against the branch tip it saw, and open or update the one
   labelled pull request, its sticky comment and the commit status.
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
+from mlops_ci.ci.tokens import WRITE_TOKEN_VARIABLES, without_write_tokens
+from mlops_ci.ci.untrusted.retrain import DELETED as DELETED_MODE
+from mlops_ci.ci.untrusted.retrain import RetrainChange, check_retrain_change
 from mlops_ci.project.errors import ConfigError, GitError, MlopsCiError, ServiceError
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import Settings, load_settings
-from mlops_ci.project.tokens import WRITE_TOKEN_VARIABLES, without_write_tokens
-from mlops_ci.project.untrusted.retrain import DELETED as DELETED_MODE
-from mlops_ci.project.untrusted.retrain import RetrainChange, check_retrain_change
 
 RETRAIN_FILE = "retrain.json"
 BUNDLE_FILE = "retrain.bundle"
@@ -203,15 +203,15 @@ def _compare_and_report(
     """The full report of the change against the target branch's tip (what the PR will show)."""
     import contextlib
 
+    from mlops_ci.commands.compare import write_comparison
     from mlops_ci.commands.gate import judge
     from mlops_ci.commands.report import run_report
-    from mlops_ci.compare.diff import compare
 
-    comparison, policy = compare(
+    compared = write_comparison(
         repo_dir, run_dir, baseline=base_sha, target_branch=settings.target_branch, env=env
     )
     try:
-        judge(repo_dir, run_dir, comparison, policy)
+        judge(repo_dir, run_dir, compared.document, compared.policy)
     except MlopsCiError as exc:
         with contextlib.suppress(MlopsCiError):
             run_report(repo_dir, run_dir, post=False, env=env, out=out, gate_error=str(exc))
@@ -287,9 +287,9 @@ def publish_retrain(
     Runs no repository code: git (fetch from the bundle, push) and the forge's API only. The
     branch, title, labels and the comment's name come from this checkout's `mlops-ci.yaml`.
     """
+    from mlops_ci.ci.untrusted import KIB, read_document
+    from mlops_ci.ci.untrusted.text import inert_line
     from mlops_ci.forge import detect_forge
-    from mlops_ci.project.untrusted import KIB, read_document
-    from mlops_ci.project.untrusted.text import inert_line
 
     env = os.environ if env is None else env
     out = sys.stdout if out is None else out
@@ -447,9 +447,9 @@ def _open_pull_request(
     commit: str,
     result: RetrainResult,
 ) -> None:
+    from mlops_ci.ci.untrusted import load_untrusted_run_dir
     from mlops_ci.commands.gate import post_verdict
     from mlops_ci.commands.publish import judge_with_trusted_policy
-    from mlops_ci.project.untrusted import load_untrusted_run_dir
     from mlops_ci.report import build_report
     from mlops_ci.report.render import report_marker_id
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ci.ci import documents
+from mlops_ci.ci.untrusted.inventory import entry_point
 from mlops_ci.commands.waivers import collect_waivers, find_report
 from mlops_ci.gate.waivers import (
     BadCommand,
@@ -30,9 +32,7 @@ from mlops_ci.gate.waivers import (
     verdict_from_dict,
     waivable,
 )
-from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_OK, EXIT_SERVICE, ConfigError, ServiceError
-from mlops_ci.project.untrusted.inventory import entry_point
 
 VERDICT_FILE = "verdict.json"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlops_ci.ci import documents
 from mlops_ci.commands.deploy import deploy, record, record_failure
-from mlops_ci.project import documents
 from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.settings import Settings, load_settings
 from mlops_ci.registry import registry
@@ -126,8 +126,9 @@ def rollback(
         ) from exc
     try:
         moved = registry.rollback(
-            repo_dir, stage=plan.stage, push=push, settings=settings, expect=(current, previous)
-        )
+            repo_dir, stage=plan.stage, push=push, settings=settings, expect=(current, previous),
+            env=env,
+        )  # fmt: skip
     except MlopsCiError as exc:
         raise _undo(repo_dir, run_dir, settings, target, plan, deployed, exc, env, out) from exc
     deployment = record(run_dir, deployed, env, out)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.project.errors import ConfigError, ServiceError
 from mlops_ci.project.settings import Settings, load_settings
 
@@ -95,7 +95,7 @@ def _too_many(settings: Settings, count: int) -> ConfigError:
 
 
 def run_plan(repo_dir: Path, run_dir: Path) -> dict[str, Any]:
-    """Write `sweep-plan.json`; its `matrix` (a step output through `mlops_ci.project.ci_output`) feeds
+    """Write `sweep-plan.json`; its `matrix` (a step output through `mlops_ci.ci.output`) feeds
     `strategy.matrix: ${{ fromJSON(...) }}`."""
     candidates = plan(load_settings(repo_dir))
     matrix = {"include": [{"candidate": c.id, "label": c.label()} for c in candidates]}
@@ -204,7 +204,7 @@ def candidate_dirs(paths: Sequence[Path]) -> list[Path]:
 
 
 def _load(path: Path) -> Entry:
-    from mlops_ci.project.untrusted import validate_document
+    from mlops_ci.ci.untrusted import validate_document
 
     candidate = documents.read(path, CANDIDATE_FILE, kind="sweep-candidate")
     comparison = documents.read(path, COMPARISON_FILE, kind="comparison")
@@ -295,9 +295,9 @@ def post_sweep_status(
     gate: Any, env: Mapping[str, str], run_dir: Path, forge: Any, artifact: str
 ) -> None:
     """The best candidate's verdict as the commit status (and check run) of the sweep."""
+    from mlops_ci.ci.event import read_ci_event
     from mlops_ci.commands import gate as gate_command
     from mlops_ci.gate.verdict import CHECK_CONCLUSION, STATUS_STATE
-    from mlops_ci.project.ci_event import read_ci_event
 
     verdict = gate.verdict
     sha = read_ci_event(env, run_dir).head_sha or verdict.candidate_sha

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlops_ci.ci import documents
 from mlops_ci.commands.deploy import deploy
-from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_GATE_FAILED, ConfigError, MlopsCiError
 from mlops_ci.project.git import Git
 from mlops_ci.project.gto import deprecation_note, read_artifact, shown_versions, stage_holders

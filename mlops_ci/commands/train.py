@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_ci import __version__
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
+from mlops_ci.ci.tokens import WRITE_TOKEN_VARIABLES, without_write_tokens
 from mlops_ci.project.dvc import StageRun, configure_remote, open_repo, pipeline_stages, reproduce
 from mlops_ci.project.dvc import push as dvc_push
 from mlops_ci.project.dvcfile import DEFAULT_PARAMS_FILE
@@ -34,7 +35,6 @@ from mlops_ci.project.errors import (
 )
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import load_settings
-from mlops_ci.project.tokens import without_write_tokens
 
 TAIL_LINES = 30
 
@@ -220,7 +220,7 @@ def run_train(
             "refusing --push from a pull request of a fork: its code is untrusted and must not "
             "fill the shared run-cache; push from the base repository's own runs only"
         )
-    from mlops_ci.project.ci_event import forge_kind, read_ci_event, write_ci_metadata
+    from mlops_ci.ci.event import forge_kind, read_ci_event, write_ci_metadata
 
     if forge_kind(env) != "local":
         # The trusted half of a fork PR posts from this record, whichever path trained: `pr`
@@ -241,7 +241,9 @@ def run_train(
                     tail.reset()
                     progress.start(name)
 
-                runs = reproduce(repo, pull=pull, on_stage_start=started)
+                runs = reproduce(
+                    repo, hidden=WRITE_TOKEN_VARIABLES, pull=pull, on_stage_start=started
+                )
                 progress.finish()
         except StageFailed as exc:
             progress.finish("failed after")
@@ -438,7 +440,7 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 def _is_fork(env: Mapping[str, str]) -> bool:
-    from mlops_ci.project.ci_event import read_ci_event
+    from mlops_ci.ci.event import read_ci_event
 
     return read_ci_event(env).is_fork
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from mlops_ci.commands.init import Inspection, inspect_project
-from mlops_ci.project import adopt
+from mlops_ci.init import adopt
 from mlops_ci.project.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
 from mlops_ci.project.settings import (
     SETTINGS_FILE,

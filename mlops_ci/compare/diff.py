@@ -2,6 +2,9 @@
 
 Rows follow docs/documents.md. A metric whose delta has a bootstrap confidence interval is
 improved/regressed only when the interval excludes zero; otherwise inconclusive.
+
+`compare` takes the project, the resolved baseline and the settings and hands the document
+back; it reads no environment and writes no file (commands/compare.py does both).
 """
 
 from __future__ import annotations
@@ -9,17 +12,18 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.compare.baseline import Baseline, resolve_baseline
+from mlops_ci.ci import documents
+from mlops_ci.compare.baseline import Baseline
 from mlops_ci.compare.snapshot import Project, Snapshot, take_snapshot
 from mlops_ci.gate.policy import Policy, load_policy
-from mlops_ci.project import documents
 from mlops_ci.project.dvc import RemoteFetcher
-from mlops_ci.project.errors import ConfigError, ServiceError
+from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
-from mlops_ci.project.settings import Settings, load_settings
+from mlops_ci.project.settings import Settings
 
 # Names that mean "lower is better" when mlops-ci.yaml does not say (documented in README).
 LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "latency", "time", "duration")
@@ -174,10 +178,14 @@ def _dvc_form(value: Any) -> Any:
 IMAGES_DIR = "images"  # image plots of both revisions, in the run directory (never a public host)
 
 
-def _save_images(
-    run_dir: Path, pid: str, base: Mapping[str, Any] | None, cand: Mapping[str, Any] | None
+def _image_files(
+    pid: str,
+    base: Mapping[str, Any] | None,
+    cand: Mapping[str, Any] | None,
+    images: dict[str, bytes],
 ) -> dict[str, str]:
-    """Write an image plot of each revision under `<run_dir>/images/`; names of the files."""
+    """The names under the run directory of an image plot of each revision; its bytes go into
+    `images` (name -> bytes) for the command to write."""
     import re
 
     stem, ext = os.path.splitext(pid)
@@ -186,19 +194,17 @@ def _save_images(
     for side, entry in (("baseline", base), ("candidate", cand)):
         data = (entry or {}).get("bytes")
         if data is not None:
-            name = f"{safe}.{side}{ext.lower()}"
-            with documents.writing(run_dir / IMAGES_DIR / name):
-                (run_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-                (run_dir / IMAGES_DIR / name).write_bytes(data)
-            saved[f"{side}_file"] = f"{IMAGES_DIR}/{name}"
+            name = f"{IMAGES_DIR}/{safe}.{side}{ext.lower()}"
+            images[name] = data
+            saved[f"{side}_file"] = name
     return saved
 
 
 def plots(
-    baseline: Snapshot, candidate: Snapshot, run_dir: Path | None = None
+    baseline: Snapshot, candidate: Snapshot, images: dict[str, bytes] | None = None
 ) -> list[dict[str, Any]]:
     """Every plot `dvc plots diff` shows, with its status between the revisions; image plots
-    are compared by digest and copied into `run_dir`."""
+    are compared by digest, and with `images` their bytes are collected there by file name."""
     out = []
     for pid in [*candidate.plots, *(p for p in baseline.plots if p not in candidate.plots)]:
         base, cand = baseline.plots.get(pid), candidate.plots.get(pid)
@@ -210,8 +216,8 @@ def plots(
         if either.get("kind") == "image":
             old, new = (base or {}).get("digest"), (cand or {}).get("digest")
             item.update(baseline_digest=old, candidate_digest=new)
-            if run_dir is not None:
-                item.update(_save_images(run_dir, pid, base, cand))
+            if images is not None:
+                item.update(_image_files(pid, base, cand, images))
         else:
             old, new = (base or {}).get("rows") or [], (cand or {}).get("rows") or []
             x = (cand or {}).get("x") or (base or {}).get("x")
@@ -272,48 +278,44 @@ def _data(
     return section
 
 
-def compare(
-    repo_dir: Path,
-    run_dir: Path,
-    *,
-    baseline: str | None = None,
-    target_branch: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> tuple[dict[str, Any], Policy | None]:
-    """Compare the workspace with the baseline and write `<run_dir>/comparison.json`; hand back
-    the document and the baseline's policy it read (for the gate)."""
-    env = os.environ if env is None else env
-    if baseline is not None and not baseline.strip():
-        raise ConfigError("--baseline is empty; use merge-base, base, stage:NAME or a git ref")
-    git = Git(repo_dir)
-    project = Project.find(Path(repo_dir), git.toplevel())
-    repo_dir = project.git_top
-    git = project.git
-    local = load_settings(repo_dir)
-    from mlops_ci.project.ci_event import read_ci_event
+@dataclass
+class Comparison:
+    """What `compare` hands back: the document, the baseline's policy it read (for the gate)
+    and the image plots to save beside the document (name under the run directory -> bytes)."""
 
-    event = read_ci_event(env, run_dir)
-    target = target_branch or event.base_ref or local.target_branch
-    spec = baseline or local.baseline
-    before = event.base_sha if event.event_name == "push" else None
-    branch = event.head_ref or git.current_branch()
-    resolved: Baseline = resolve_baseline(
-        git, spec, target_branch=target, artifact=local.artifact,
-        event_base_sha=event.base_sha if event.is_pull_request else None,
-        event_before_sha=before, branch=branch, stages=local.promote.stages,
-    )  # fmt: skip
-    warnings: list[str] = [resolved.note] if resolved.note else []
-    policy = baseline_policy(repo_dir, resolved.sha, warnings, git)
+    document: dict[str, Any]
+    policy: Policy | None
+    images: dict[str, bytes] = field(default_factory=dict)
+
+
+def compare(
+    project: Project,
+    baseline: Baseline,
+    local: Settings,
+    *,
+    target_branch: str,
+    branch: str | None,
+    fetch: RemoteFetcher,
+    run_dir: Path | None = None,
+) -> Comparison:
+    """Compare the workspace of `project` with the resolved `baseline`.
+
+    `local` is the working tree's settings; the baseline's policy, when readable, decides the
+    rest. `branch` is the candidate's branch; `fetch` reads what the DVC cache lacks from the
+    remote. `run_dir` is only read: the stages of train.json and noise.json's repeats."""
+    repo_dir, git = project.git_top, project.git
+    target = target_branch
+    warnings: list[str] = [baseline.note] if baseline.note else []
+    policy = baseline_policy(repo_dir, baseline.sha, warnings, git)
     settings = policy.settings if policy else local
-    fetch = RemoteFetcher(project.root, local.remote, env)
     cand = take_snapshot(project, None, predictions_path=settings.predictions, fetch=fetch)
-    if resolved.sha:
+    if baseline.sha:
         base = take_snapshot(
-            project, resolved.sha, predictions_path=settings.predictions, fetch=fetch
+            project, baseline.sha, predictions_path=settings.predictions, fetch=fetch
         )
         if not base.has_lock:
             warnings.append(
-                f"the baseline {resolved.sha[:12]} has no dvc.lock: it was never reproduced"
+                f"the baseline {baseline.sha[:12]} has no dvc.lock: it was never reproduced"
             )
     else:
         base = Snapshot(rev="none")
@@ -321,24 +323,27 @@ def compare(
         f"{path} is declared at the baseline but was never produced there (no dvc.lock entry)"
         for path in base.absent
     ]
-    if resolved.sha and not base.metrics and cand.metrics and not base.errors:
+    if baseline.sha and not base.metrics and cand.metrics and not base.errors:
         warnings.append("the baseline has no metrics: every metric is new")
     # Intervals that hold together, noise bands from the target branch, slices (decide.py).
     from mlops_ci.compare.decide import Judgement
 
     names = metric_names([base, cand])
     judgement = Judgement.of(
-        git, target, resolved.sha, base, cand, settings, warnings, names, run_dir=run_dir
+        git, target, baseline.sha, base, cand, settings, warnings, names, run_dir=run_dir
     )
-    train_doc = documents.read(run_dir, "train.json", kind="train", required=False)
-    data = _data(project, resolved.sha, settings, local, fetch, warnings, (base, cand))
+    train_doc = (
+        documents.read(run_dir, "train.json", kind="train", required=False) if run_dir else None
+    )
+    data = _data(project, baseline.sha, settings, local, fetch, warnings, (base, cand))
     cis = judgement.intervals
+    images: dict[str, bytes] = {}
     document = documents.header("comparison") | {
         "created_at": documents.now(),
         "artifact": settings.artifact,
         "target_branch": target,
         "confidence": settings.confidence,
-        "baseline": resolved.to_dict(),
+        "baseline": baseline.to_dict(),
         "candidate": {
             "ref": "workspace",
             "sha": git.head_sha(),
@@ -347,7 +352,7 @@ def compare(
         },
         "metrics": judgement.decide(metric_rows(base, cand, settings, cis)),
         "params": params_changes(base, cand),
-        "plots": plots(base, cand, run_dir),
+        "plots": plots(base, cand, images),
         "stages": train_doc["stages"] if train_doc else [],
         "policy_change": policy.change() if policy else {"changed": False, "diff": ""},
         "errors": base.errors + cand.errors,
@@ -355,7 +360,4 @@ def compare(
         **judgement.document(),
         "data": data,
     }
-    documents.write(run_dir, "comparison.json", document)
-    if fetch.failures:
-        raise ServiceError(f"{fetch.failures[0]}; the comparison is saved in {run_dir}")
-    return document, policy
+    return Comparison(document, policy, images)

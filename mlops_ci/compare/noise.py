@@ -219,7 +219,7 @@ def read_repeats(
     file is named in `warnings` and not used)."""
     if run_dir is None or not (run_dir / REPEATS_FILE).is_file():
         return {}
-    from mlops_ci.project import documents
+    from mlops_ci.ci import documents
 
     try:
         doc = documents.read(run_dir, REPEATS_FILE, kind="noise")

@@ -18,20 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.compare import plot_data
-from mlops_ci.compare.confusion_rows import ConfusionFile, confusion_files
-from mlops_ci.compare.plot_data import short as _short
-from mlops_ci.project import dvcfile
-from mlops_ci.project.documents import parse_bounded
-from mlops_ci.project.dvcfile import Declarations, LockEntry, parse_structured
-from mlops_ci.project.errors import ConfigError
-from mlops_ci.project.git import Git
-from mlops_ci.project.untrusted.paths import (
+from mlops_ci.ci.documents import parse_bounded
+from mlops_ci.ci.untrusted.paths import (
     MAX_LINK_HOPS,
     PathOutside,
     link_target,
     read_workspace_file,
 )
+from mlops_ci.compare import plot_data
+from mlops_ci.compare.confusion_rows import ConfusionFile, confusion_files
+from mlops_ci.compare.plot_data import short as _short
+from mlops_ci.project import dvcfile
+from mlops_ci.project.dvcfile import Declarations, LockEntry, parse_structured
+from mlops_ci.project.errors import ConfigError
+from mlops_ci.project.git import Git
 
 # Neither in git nor recorded as an output at the revision: never produced there.
 NOT_PRODUCED = "not in git and no dvc.lock or .dvc file records it at this revision"

@@ -1,6 +1,6 @@
 """Forges: GitHub, GitLab and local behind one small interface, over one retrying HTTP session.
 
-    event = read_ci_event(os.environ, run_dir)      # mlops_ci.project.ci_event; no HTTP
+    event = read_ci_event(os.environ, run_dir)      # mlops_ci.ci.event; no HTTP
     forge = detect_forge(os.environ, run_dir)
     forge.upsert_comment(report.markdown, report.marker_id)  # mlops_ci.report.report_marker_id
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project.limits import STATUS_DESCRIPTION_LIMIT, cut
+from mlops_ci.ci.limits import STATUS_DESCRIPTION_LIMIT, cut
 
 SUMMARY_FILE = "summary.md"
 STATES = ("pending", "success", "failure", "error")

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from mlops_ci.ci.event import forge_kind, read_ci_event
 from mlops_ci.forge.base import Forge
-from mlops_ci.project.ci_event import forge_kind, read_ci_event
 from mlops_ci.project.errors import ConfigError
 
 if TYPE_CHECKING:

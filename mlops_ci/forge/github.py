@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from mlops_ci import __version__
-from mlops_ci.forge.base import PostedComment, PostedPull, ReviewComment
-from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeRejected
-from mlops_ci.forge.http import ForgeSession
-from mlops_ci.forge.remote import RemoteForge
-from mlops_ci.forge.summary import NoPullRequest, append_summary
-from mlops_ci.project.ci_event import CiEvent
-from mlops_ci.project.limits import (
+from mlops_ci.ci.event import CiEvent
+from mlops_ci.ci.limits import (
     CHECK_SUMMARY_LIMIT,
     GITHUB_COMMENT_LIMIT,
     STATUS_DESCRIPTION_LIMIT,
     cut,
     fit,
 )
+from mlops_ci.forge.base import PostedComment, PostedPull, ReviewComment
+from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeRejected
+from mlops_ci.forge.http import ForgeSession
+from mlops_ci.forge.remote import RemoteForge
+from mlops_ci.forge.summary import NoPullRequest, append_summary
 
 log = logging.getLogger("mlops_ci.forge")
 
@@ -257,7 +257,7 @@ class GitHubForge(RemoteForge):
     def write_summary(self, markdown: str) -> Path | None:
         if self.step_summary is None:
             return super().write_summary(markdown)
-        from mlops_ci.project.documents import REPORT_FILE as FULL_NAME
+        from mlops_ci.ci.documents import REPORT_FILE as FULL_NAME
 
         return append_summary(self.step_summary, markdown, str(self.run_dir / FULL_NAME))
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mlops_ci.ci.event import CiEvent
+from mlops_ci.ci.limits import GITLAB_NOTE_LIMIT, fit
 from mlops_ci.forge.base import PostedComment, PostedPull, ReviewComment
 from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeRejected
 from mlops_ci.forge.http import ForgeSession
 from mlops_ci.forge.remote import RemoteForge
 from mlops_ci.forge.summary import NoPullRequest
-from mlops_ci.project.ci_event import CiEvent
-from mlops_ci.project.limits import GITLAB_NOTE_LIMIT, fit
 
 # Our state words (GitHub's) to GitLab's.
 STATUS_STATES = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}

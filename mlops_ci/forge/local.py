@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlops_ci.ci.documents import now
+from mlops_ci.ci.limits import with_marker
 from mlops_ci.forge.base import Forge, PostedComment, PostedPull
-from mlops_ci.project.documents import now
-from mlops_ci.project.limits import with_marker
 
 COMMENT_FILE = "comment.md"
 COMMENTS_STORE = "comments.json"

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlops_ci.ci.event import CiEvent
+from mlops_ci.ci.limits import fit, hidden_marker, with_marker
 from mlops_ci.forge.base import Forge, PostedComment
 from mlops_ci.forge.errors import ForgeAuthFailed, ForgeNotFound, ForgeUnavailable
 from mlops_ci.forge.http import ForgeSession
-from mlops_ci.project.ci_event import CiEvent
-from mlops_ci.project.limits import fit, hidden_marker, with_marker
 
 log = logging.getLogger("mlops_ci.forge")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlops_ci.ci.limits import SUMMARY_LIMIT_BYTES, fit
 from mlops_ci.project.errors import MlopsCiError
-from mlops_ci.project.limits import SUMMARY_LIMIT_BYTES, fit
 
 
 class NoPullRequest(MlopsCiError):

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlops_ci.ci import documents
 from mlops_ci.gate.policy import PolicySource
-from mlops_ci.project import documents
 
 CHECK_CONCLUSION = {"pass": "success", "fail": "failure", "neutral": "neutral"}
 STATUS_STATE = {"pass": "success", "fail": "failure", "neutral": "success"}

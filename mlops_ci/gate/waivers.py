@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mlops_ci.ci.untrusted.inventory import entry_point
+from mlops_ci.ci.untrusted.records import ack_record, read_ack_record
 from mlops_ci.gate.rules import _summary
 from mlops_ci.gate.verdict import RuleResult, Verdict
-from mlops_ci.project.untrusted.inventory import entry_point
-from mlops_ci.project.untrusted.records import ack_record, read_ack_record
 
 PREFIX = "/mlops-ci"
 ACCEPT = "accept"
@@ -184,7 +184,7 @@ def verdict_from_dict(doc: Mapping[str, Any]) -> Verdict:
 # --- hidden records in the bot's own comments ---------------------------------------------------
 
 
-# The format and the position (the reply's last line) are the boundary's: project/untrusted.
+# The format and the position (the reply's last line) are the boundary's: ci/untrusted.
 ack_marker = ack_record
 
 

@@ -1,1 +1,1 @@
-"""The repository under test: git, every DVC call, settings, run-directory documents and errors."""
+"""The repository under test: git, every DVC call, what `dvc.yaml` declares, settings, errors."""

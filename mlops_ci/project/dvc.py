@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,10 +222,12 @@ def _classify(ret: object, lines: list[str]) -> tuple[str, str | None]:
 def reproduce(
     repo: Repo,
     *,
+    hidden: Collection[str],
     pull: bool = False,
     on_stage_start: Callable[[str], None] | None = None,
 ) -> list[StageRun]:
-    """Reproduce every pipeline in `repo`, reporting per stage how it was satisfied.
+    """Reproduce every pipeline in `repo`, reporting per stage how it was satisfied. The
+    stages run without the environment variables named in `hidden` (the write tokens).
 
     On a failing stage raises `StageFailed` after recording it; stages that already ran keep
     their outputs (DVC commits each stage as it finishes).
@@ -258,7 +260,7 @@ def reproduce(
         return ret
 
     try:
-        with _no_write_tokens():
+        with _without(hidden):
             repo.reproduce(pull=pull, repro_fn=repro_fn, run_env=_stage_env())
     except ReproductionError as exc:
         failed = next((r for r in runs if r.status == "failed"), None)
@@ -305,12 +307,10 @@ def configure_remote(repo: Repo, remote: RemoteSettings, env: Mapping[str, str])
 
 
 @contextmanager
-def _no_write_tokens() -> Iterator[None]:
+def _without(hidden: Collection[str]) -> Iterator[None]:
     """Stages run the repository's code and inherit this process's environment (DVC adds
-    `run_env` to it and cannot take anything away): no write token is in it meanwhile."""
-    from mlops_ci.project.tokens import WRITE_TOKEN_VARIABLES
-
-    saved = {k: os.environ.pop(k) for k in WRITE_TOKEN_VARIABLES if k in os.environ}
+    `run_env` to it and cannot take anything away): none of `hidden` is in it meanwhile."""
+    saved = {k: os.environ.pop(k) for k in hidden if k in os.environ}
     try:
         yield
     finally:
@@ -364,12 +364,13 @@ def _dvc_error(exc: Exception, doing: str) -> Exception:
     return ConfigError(f"cannot {doing}: {text}")
 
 
-def reproduce_stage(repo: Repo, stage: str) -> None:
-    """Run one stage again with its inputs unchanged (`dvc repro --force --single-item`)."""
+def reproduce_stage(repo: Repo, stage: str, *, hidden: Collection[str]) -> None:
+    """Run one stage again with its inputs unchanged (`dvc repro --force --single-item`),
+    without the environment variables named in `hidden`."""
     from dvc.exceptions import DvcException
 
     try:
-        with _no_write_tokens():
+        with _without(hidden):
             repo.reproduce(stage, single_item=True, force=True, run_env=_stage_env())
     except DvcException as exc:
         raise _dvc_error(exc, f"re-run stage '{stage}'") from exc

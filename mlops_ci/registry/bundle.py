@@ -20,17 +20,18 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlops_ci import __version__
+from mlops_ci.ci import documents
+from mlops_ci.ci.tokens import without_write_tokens
 from mlops_ci.compare.snapshot import flatten
-from mlops_ci.project import documents
 from mlops_ci.project.dvcfile import lock_entries
 from mlops_ci.project.errors import ConfigError, ServiceError, VerificationFailed
 from mlops_ci.project.settings import Settings, load_settings
-from mlops_ci.project.tokens import without_write_tokens
 from mlops_ci.registry.registry import read_verdict
 
 CHECKSUMS = "SHA256SUMS"
@@ -387,8 +388,11 @@ def _verification_without_rows(settings: Settings) -> dict[str, Any]:
     return {"mode": "checksums", "rows": 0}
 
 
-def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
-    """Checksums, then predictions in a fresh interpreter; raises `VerificationFailed`."""
+def verify_bundle(
+    bundle_dir: Path, *, env: Mapping[str, str], timeout: float = 300
+) -> dict[str, Any]:
+    """Checksums, then predictions in a fresh interpreter; raises `VerificationFailed`.
+    The interpreter (or deploy.verify_command) runs in `env` without its write tokens."""
     problems = checksum_problems(bundle_dir)
     if problems:
         raise VerificationFailed(
@@ -399,7 +403,7 @@ def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
     if mode.get("mode") == "checksums":
         return {"checksums": "ok", "mode": "checksums", "rows": 0}
     if mode.get("mode") == "command":
-        return _verify_by_command(bundle_dir, str(mode.get("command") or ""), timeout)
+        return _verify_by_command(bundle_dir, str(mode.get("command") or ""), timeout, env)
     # cwd is the bundle: a project directory may hold its own `mlops_ci/` stage package.
     try:
         proc = subprocess.run(
@@ -411,7 +415,7 @@ def verify_bundle(bundle_dir: Path, *, timeout: float = 300) -> dict[str, Any]:
                 str(bundle_dir),
             ],
             cwd=bundle_dir,
-            env=without_write_tokens(os.environ),  # unpickling the model runs its code
+            env=without_write_tokens(env),  # unpickling the model runs its code
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -454,7 +458,9 @@ def _verification_mode(bundle_dir: Path) -> dict[str, Any]:
     return check if isinstance(check, dict) else {}
 
 
-def _verify_by_command(bundle_dir: Path, command: str, timeout: float) -> dict[str, Any]:
+def _verify_by_command(
+    bundle_dir: Path, command: str, timeout: float, env: Mapping[str, str]
+) -> dict[str, Any]:
     """deploy.verify: command: the program checks the bundle (it may load the model, so it
     gets no write token); a non-zero exit fails the deploy before the switch."""
     import shlex
@@ -470,7 +476,7 @@ def _verify_by_command(bundle_dir: Path, command: str, timeout: float) -> dict[s
         proc = subprocess.run(
             argv,
             cwd=bundle_dir,
-            env={**without_write_tokens(os.environ), "MLOPS_CI_BUNDLE": str(bundle_dir)},
+            env={**without_write_tokens(env), "MLOPS_CI_BUNDLE": str(bundle_dir)},
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -26,8 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project import documents, gto
-from mlops_ci.project.documents import now
+from mlops_ci.ci import documents
+from mlops_ci.ci.documents import now
+from mlops_ci.ci.tokens import without_write_tokens
+from mlops_ci.project import gto
 from mlops_ci.project.errors import (
     ConfigError,
     RegistryError,
@@ -36,7 +38,6 @@ from mlops_ci.project.errors import (
 )
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import PromoteSettings, Settings
-from mlops_ci.project.tokens import without_write_tokens
 from mlops_ci.registry import bundle
 from mlops_ci.registry.targets import COMMAND_PREFIX, Target, open_target
 
@@ -84,9 +85,15 @@ class Deployment:
 
 
 def deploy_bundle(
-    bundle_dir: Path, target: Target, *, artifact: str, environment: str, version: str
+    bundle_dir: Path,
+    target: Target,
+    *,
+    artifact: str,
+    environment: str,
+    version: str,
+    env: Mapping[str, str],
 ) -> tuple[str | None, bool, dict[str, Any]]:
-    """Put `bundle_dir` on `target`, verify the copy there, switch to it.
+    """Put `bundle_dir` on `target`, verify the copy there (in `env`), switch to it.
 
     Returns (previous current version, whether an intact earlier copy was reused, verification).
     Raises `VerificationFailed` before any switch; the current version stays as it was.
@@ -95,7 +102,7 @@ def deploy_bundle(
     if target.has(artifact, environment, version):
         try:
             with target.local_view(artifact, environment, version) as view:
-                checked = bundle.verify_bundle(view)
+                checked = bundle.verify_bundle(view, env=env)
             target.switch(artifact, environment, version)
             return previous, True, checked
         except VerificationFailed:
@@ -104,7 +111,7 @@ def deploy_bundle(
     target.upload(bundle_dir, artifact, environment, version)
     try:
         with target.local_view(artifact, environment, version) as view:
-            checked = bundle.verify_bundle(view)
+            checked = bundle.verify_bundle(view, env=env)
     except VerificationFailed:
         target.remove(artifact, environment, version)
         raise
@@ -126,8 +133,9 @@ def run_command(
     environment: str,
     version: str,
     cwd: Path,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
 ) -> None:
+    """Run a `command:` target in `env` (without its write tokens), the bundle's facts set."""
     values = {
         "bundle": str(bundle_dir),
         "version": version,
@@ -138,10 +146,9 @@ def run_command(
     args = [_fill(a, values) for a in argv]
     if not any("{bundle}" in a for a in argv):
         args.append(str(bundle_dir))
-    base = os.environ if env is None else env
-    limit = command_timeout(base)
+    limit = command_timeout(env)
     child_env = {
-        **without_write_tokens(base),
+        **without_write_tokens(env),
         **{f"MLOPS_CI_{k.upper()}": v for k, v in values.items()},
     }
     try:
@@ -269,7 +276,7 @@ def put_version(
     bundle_dir = bundle.build_bundle(repo_dir, run_dir, version=version, sha=sha, settings=settings)
     result = Deployment(artifact, version, sha, environment, target, location=str(bundle_dir))
     if isinstance(where, list):
-        result.verification = bundle.verify_bundle(bundle_dir)
+        result.verification = bundle.verify_bundle(bundle_dir, env=env)
         run_command(
             where,
             bundle_dir,
@@ -282,8 +289,9 @@ def put_version(
     else:
         result.location = where.location(artifact, environment, version)
         result.previous, result.reused, result.verification = deploy_bundle(
-            bundle_dir, where, artifact=artifact, environment=environment, version=version
-        )
+            bundle_dir, where, artifact=artifact, environment=environment, version=version,
+            env=env,
+        )  # fmt: skip
     return result
 
 

@@ -11,11 +11,12 @@ version was deregistered is refused rather than tagged again, which gto could no
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.project.errors import ConfigError, RegistryError
 from mlops_ci.project.git import Git
 from mlops_ci.project.gto import read_artifact, shown_versions, stage_holders
@@ -199,6 +200,7 @@ def rollback(
     remote: str = "origin",
     settings: Settings | None = None,
     expect: tuple[str, str] | None = None,
+    env: Mapping[str, str],
 ) -> Rollback:
     """Give `stage` back to the version that held it before the current one.
 
@@ -206,6 +208,7 @@ def rollback(
     (`name#stage!#N`), which alone already gives the stage back in gto's view, then a fresh
     assignment of the previous version (`name#stage#N+1`). `expect` is the (current, previous)
     the caller already deployed for: a stage that moved meanwhile is an error, not a surprise.
+    `env` is the environment git tags in.
     """
     settings = settings or load_settings(repo_dir)
     artifact = settings.artifact
@@ -233,6 +236,7 @@ def rollback(
         push=push,
         remote=remote,
         rerun=f"`mlops-ci rollback --stage {the_stage} --push`",
+        env=env,
     )
     current, previous = done.value
     return Rollback(artifact, the_stage, current, previous, done.tags, done.pushed, done.attempts)

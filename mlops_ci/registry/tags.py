@@ -3,15 +3,15 @@
 `registry` decides which tags a promotion or a rollback needs; this module writes them (dated
 at the real time, later than every earlier tag of the artifact) and pushes them atomically.
 A push that loses a race re-fetches the remote's tags and lets the caller decide again.
+The environment git runs in (identity, GIT_COMMITTER_DATE) is the caller's `env`.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -28,32 +28,32 @@ MAX_CLOCK_WAIT = 5
 T = TypeVar("T")
 
 
-def tagger_env(git: Git) -> dict[str, str]:
+def tagger_env(git: Git, env: Mapping[str, str]) -> dict[str, str]:
     """Leave git's own identity alone; fill in only what a bare runner lacks."""
-    env = {}
-    if not (os.environ.get("GIT_COMMITTER_NAME") or git.out("config", "user.name", check=False)):
-        env["GIT_COMMITTER_NAME"] = FALLBACK_TAGGER[0]
-    if not (os.environ.get("GIT_COMMITTER_EMAIL") or git.out("config", "user.email", check=False)):
-        env["GIT_COMMITTER_EMAIL"] = FALLBACK_TAGGER[1]
-    return env
+    tagger = {}
+    if not (env.get("GIT_COMMITTER_NAME") or git.out("config", "user.name", check=False)):
+        tagger["GIT_COMMITTER_NAME"] = FALLBACK_TAGGER[0]
+    if not (env.get("GIT_COMMITTER_EMAIL") or git.out("config", "user.email", check=False)):
+        tagger["GIT_COMMITTER_EMAIL"] = FALLBACK_TAGGER[1]
+    return tagger
 
 
-def clock(git: Git, tagger: dict[str, str]) -> int:
+def clock(git: Git, tagger: dict[str, str], env: Mapping[str, str]) -> int:
     """Now, in whole seconds, as git would date a tag: GIT_COMMITTER_DATE when the caller set
-    one (git parses it, in any of its formats), else the real time."""
-    if not os.environ.get("GIT_COMMITTER_DATE"):
+    one in `env` (git parses it, in any of its formats), else the real time."""
+    if not env.get("GIT_COMMITTER_DATE"):
         return int(time.time())
     proc = subprocess.run(
         ["git", "var", "GIT_COMMITTER_IDENT"],
         cwd=git.repo_dir,
         capture_output=True,
         text=True,
-        env={**os.environ, **tagger},
+        env={**env, **tagger},
         check=False,
     )
     ident = proc.stdout.split()
     if proc.returncode != 0 or len(ident) < 2 or not ident[-2].lstrip("-").isdigit():
-        date = os.environ["GIT_COMMITTER_DATE"]
+        date = env["GIT_COMMITTER_DATE"]
         raise ConfigError(f"git cannot read GIT_COMMITTER_DATE={date!r}: {proc.stderr.strip()}")
     return int(ident[-2])
 
@@ -66,13 +66,16 @@ class TagWriter:
     the current second, the writer waits for the next one; a tag dated further ahead than
     `MAX_CLOCK_WAIT` is refused as a clock problem rather than waited out or outbid."""
 
-    def __init__(self, git: Git, artifact: str, tagger: dict[str, str]) -> None:
+    def __init__(
+        self, git: Git, artifact: str, tagger: dict[str, str], env: Mapping[str, str]
+    ) -> None:
+        """`tagger`: the identity `tagger_env` fills in; `env`: the environment git runs in."""
         from gto.constants import name_to_tag
         from gto.tag import parse_name
 
         self.git = git
         self.prefix = name_to_tag(artifact)
-        self.env = tagger
+        self.tagger, self.env = tagger, env
         self.created: list[str] = []
         self.counter, self.latest = 0, 0
         self.date: int | None = None
@@ -91,8 +94,8 @@ class TagWriter:
     def _round_date(self) -> int:
         if self.date is not None:
             return self.date
-        now = clock(self.git, self.env)
-        if now <= self.latest and os.environ.get("GIT_COMMITTER_DATE"):
+        now = clock(self.git, self.tagger, self.env)
+        if now <= self.latest and self.env.get("GIT_COMMITTER_DATE"):
             raise RegistryError(
                 f"GIT_COMMITTER_DATE ({now}) is not later than the newest tag of the artifact "
                 f"({self.latest}); gto would not see the new tags as the newest: unset it"
@@ -106,13 +109,13 @@ class TagWriter:
             )
         if ahead > 0:
             time.sleep(self.latest + 1 - time.time())
-            now = clock(self.git, self.env)
+            now = clock(self.git, self.tagger, self.env)
         self.date = now
         return now
 
     def _tag(self, name: str, sha: str, message: str) -> str:
         date = self._round_date()
-        env = {**os.environ, **self.env, "GIT_COMMITTER_DATE": f"{date} +0000"}
+        env = {**self.env, **self.tagger, "GIT_COMMITTER_DATE": f"{date} +0000"}
         proc = subprocess.run(
             ["git", "tag", "--annotate", "--file=-", name, sha],
             cwd=self.git.repo_dir,
@@ -182,20 +185,22 @@ def write_tags(
     push: bool,
     remote: str,
     rerun: str,
+    env: Mapping[str, str],
 ) -> TagRound[T]:
     """Let `decide` write the tags it needs through a fresh writer; with `push`, push them.
+    `env` is the environment git tags in (the caller's; its identity and GIT_COMMITTER_DATE).
 
     A push that another runner beat drops our tags, takes the remote's and calls `decide`
     again (at most `MAX_PUSH_ATTEMPTS` rounds); `rerun` is the command the final error names.
     """
     if push and remote not in git.remotes():
         raise ConfigError(f"cannot push: the repository has no remote named `{remote}`")
-    tagger = tagger_env(git)
+    tagger = tagger_env(git, env)
     stderr = ""
     for attempt in range(1, MAX_PUSH_ATTEMPTS + 1):
         if push:
             sync_tags(git, remote)
-        writer = TagWriter(git, artifact, tagger)
+        writer = TagWriter(git, artifact, tagger, env)
         try:
             value = decide(writer)
         except BaseException:

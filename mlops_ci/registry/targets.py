@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlops_ci.project.documents import now
+from mlops_ci.ci.documents import now
 from mlops_ci.project.errors import ConfigError, ServiceError
 from mlops_ci.registry.bundle import CHECKSUMS, remove_stale_work, work_path
 

@@ -7,7 +7,7 @@ write_report(Path(".mlops-ci"), report)
 
 from __future__ import annotations
 
-from mlops_ci.project.limits import GITHUB_COMMENT_LIMIT, GITLAB_NOTE_LIMIT
+from mlops_ci.ci.limits import GITHUB_COMMENT_LIMIT, GITLAB_NOTE_LIMIT
 from mlops_ci.report.render import (
     Report,
     ReportInputError,

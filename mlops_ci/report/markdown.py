@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote, urlsplit
 
-from mlops_ci.project.untrusted.text import ZWSP, inert_line, inert_lines
-from mlops_ci.project.untrusted.text import clip as clip  # re-exported for the renderers
+from mlops_ci.ci.untrusted.text import ZWSP, inert_line, inert_lines
+from mlops_ci.ci.untrusted.text import clip as clip  # re-exported for the renderers
 
 # ASCII punctuation that inline markdown, GFM tables, strikethrough, math or entities act on.
 _MD_PUNCT = re.compile(r"([\\`*_\[\]<>|~&$!])")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mlops_ci.project.untrusted.text import inert_line
+from mlops_ci.ci.untrusted.text import inert_line
 
 # Two series at most per chart; xychart-beta draws no legend, so the colours are fixed here and
 # the legend is written under the chart.

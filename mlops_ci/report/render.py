@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlops_ci import __version__
-from mlops_ci.project.documents import check
+from mlops_ci.ci.documents import check
+from mlops_ci.ci.limits import hidden_marker
 from mlops_ci.project.errors import MlopsCiError
-from mlops_ci.project.limits import hidden_marker
 from mlops_ci.report import png
 from mlops_ci.report.data_section import data_changed, data_section
 from mlops_ci.report.fit import fit_sections, size

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_ci.project.untrusted.records import read_verdict_record, verdict_record, without_record
+from mlops_ci.ci.untrusted.records import read_verdict_record, verdict_record, without_record
 from mlops_ci.report.markdown import code_span, md_link, md_text
 from mlops_ci.report.sections import VERDICT_MARKS
 
@@ -20,7 +20,7 @@ END = "<!-- /mlops-ci-waivers -->"
 _BLOCK = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", re.S)
 _GATE_LINE = re.compile(r"^Gate: .*$", re.M)
 
-# The record's format and its position belong to the boundary (project/untrusted/records.py).
+# The record's format and its position belong to the boundary (ci/untrusted/records.py).
 encode_payload = verdict_record
 decode_payload = read_verdict_record
 

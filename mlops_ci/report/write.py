@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops_ci.project import documents
-from mlops_ci.project.documents import REPORT_FILE
+from mlops_ci.ci import documents
+from mlops_ci.ci.documents import REPORT_FILE
 from mlops_ci.report import png
 from mlops_ci.report.render import Report
 

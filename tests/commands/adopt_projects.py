@@ -22,8 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlops_ci.init.scaffold import init_repo, set_dvc_remote
 from mlops_ci.project.git import Git
-from mlops_ci.project.scaffold import init_repo, set_dvc_remote
 from tests.dvc_layouts import LAYOUTS, build_layout
 
 KINDS = ("reference", "dvclive", "regression")

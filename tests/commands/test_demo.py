@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlops_ci.cli import main
+from mlops_ci.init.scaffold import init_repo
 from mlops_ci.project.git import Git
-from mlops_ci.project.scaffold import init_repo
 
 
 def digest_tree(root: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_ci.cli import main
-from mlops_ci.project import adopt, adopt_gitlab
+from mlops_ci.init import adopt, adopt_gitlab
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mlops_ci.cli import main
-from mlops_ci.project import adopt
+from mlops_ci.init import adopt
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
 from mlops_ci.commands.demo import set_param
-from mlops_ci.project import documents
 from mlops_ci.project.git import Git
 from tests.conftest import git_commit_all
 

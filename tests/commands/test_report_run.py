@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci import documents
+from mlops_ci.ci.untrusted import validate_document
 from mlops_ci.cli import main
 from mlops_ci.compare.decide import trend_document
 from mlops_ci.compare.noise import read_history
-from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_SERVICE
 from mlops_ci.project.git import Git
-from mlops_ci.project.untrusted import validate_document
 from mlops_ci.report import build_report, key_metrics, read_trend, write_report
 from mlops_ci.report.fit import size
 from mlops_ci.report.png import png_name, render_pngs, vega_lite_spec

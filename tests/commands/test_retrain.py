@@ -216,7 +216,7 @@ def test_publish_refuses_a_run_directory_that_does_not_hold_together(
 ):
     """retrain.json is untrusted input: it must match its schema, be made on the target
     branch's tip, and report exactly the files the bundle changes."""
-    from mlops_ci.project.untrusted import UntrustedInputRejected
+    from mlops_ci.ci.untrusted import UntrustedInputRejected
 
     repo, upstream = project
     retrain_project.write_upstream(upstream, 110)

@@ -65,7 +65,7 @@ def test_bad_sweep_settings(text: str, message: str) -> None:
 def test_plan_writes_the_matrix_as_a_github_output(
     trained_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlops_ci.project import ci_output
+    from mlops_ci.ci import output as ci_output
 
     (trained_repo / "mlops-ci.yaml").write_text(
         (trained_repo / "mlops-ci.yaml").read_text() + SWEEP

@@ -16,14 +16,14 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from mlops_ci.cli import main
-from mlops_ci.project.errors import EXIT_BAD_INPUT, EXIT_OK
-from mlops_ci.project.untrusted import (
+from mlops_ci.ci.untrusted import (
     DOCUMENTS,
     UntrustedInputRejected,
     load_untrusted_run_dir,
     validate_document,
 )
+from mlops_ci.cli import main
+from mlops_ci.project.errors import EXIT_BAD_INPUT, EXIT_OK
 
 REPO = "octo/demo"
 FORK = "mallory/demo"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
 from mlops_ci.commands.demo import set_param
 from mlops_ci.compare.baseline import resolve_baseline
-from mlops_ci.project import documents
 from mlops_ci.project.git import Git
 from tests.conftest import git_commit_all
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_ci.init.scaffold import set_dvc_remote
 from mlops_ci.project.git import Git
-from mlops_ci.project.scaffold import set_dvc_remote
 from tests.fakes.github import DEFAULT_TOKEN
 
 ROOT = Path(__file__).parents[2]

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from mlops_ci.cli import main
-from mlops_ci.project import adopt
+from mlops_ci.init import adopt
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects

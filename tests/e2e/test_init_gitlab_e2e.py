@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from mlops_ci.cli import main
-from mlops_ci.project import adopt
+from mlops_ci.init import adopt
 from mlops_ci.project.git import Git
 from tests.commands import adopt_projects
 from tests.e2e import harness

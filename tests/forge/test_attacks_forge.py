@@ -392,7 +392,7 @@ def test_a_comment_post_applied_after_the_timeout_is_not_duplicated(fake_github,
 def test_a_command_split_across_writes_is_defused_too():
     import io
 
-    from mlops_ci.project.ci_output import (
+    from mlops_ci.ci.output import (
         ZWSP,
         CommandSafeStream,
         inert_log,
@@ -424,7 +424,7 @@ def test_a_command_split_across_writes_is_defused_too():
 
 
 def test_action_outputs_step_forms_no_command(tmp_path):
-    """`python -m mlops_ci.project.ci_output outputs` (every action's last step) echoes each output."""
+    """`python -m mlops_ci.ci.output outputs` (every action's last step) echoes each output."""
     run_dir = tmp_path / ".mlops-ci"
     run_dir.mkdir()
     verdict = make_verdict("fail")
@@ -434,7 +434,7 @@ def test_action_outputs_step_forms_no_command(tmp_path):
     env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output)}
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
-        [sys.executable, "-m", "mlops_ci.project.ci_output", "outputs", "--run-dir", str(run_dir)],
+        [sys.executable, "-m", "mlops_ci.ci.output", "outputs", "--run-dir", str(run_dir)],
         env=env,
         capture_output=True,
         text=True,

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
 from mlops_ci.compare.predictions import Predictions
 from mlops_ci.compare.stats import bootstrap_family
 from mlops_ci.gate.rules import UnknownPolicyMetric, evaluate_gate
 from mlops_ci.gate.verdict import fmt
-from mlops_ci.project import documents
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import parse_settings
 from tests.conftest import git_commit_all
@@ -205,7 +205,7 @@ def test_unknown_metric_name_names_file_key_and_known_metrics() -> None:
 
 
 def test_verdict_document_matches_its_schema() -> None:
-    from mlops_ci.project.untrusted import validate_document
+    from mlops_ci.ci.untrusted import validate_document
 
     verdict = judge(POLICY, row("accuracy", 0.9561, 0.9348), row("latency_ms", 30.0, None))
     validate_document("verdict", verdict.to_dict())
@@ -476,7 +476,7 @@ NOT_NUMBERS = [
 def test_a_gated_metric_that_is_not_a_finite_number_fails_naming_the_value(
     side: str, value: Any, shown: str
 ) -> None:
-    from mlops_ci.project.untrusted import validate_document
+    from mlops_ci.ci.untrusted import validate_document
 
     values = {"baseline": 0.95, "candidate": 0.95, side: value}
     bad = {"name": "accuracy", "key": "accuracy", "file": "eval/metrics.json", "delta": None,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
-from mlops_ci.project import documents
 from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.settings import parse_settings
 

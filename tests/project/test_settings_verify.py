@@ -4,6 +4,7 @@ project's own command)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,10 +46,14 @@ def test_checksums_only_needs_no_test_rows(trained_repo: Path) -> None:
     settings_with(trained_repo, "", drop="predictions")
     out = build(trained_repo)
     assert not (out / bundle.SAMPLES).exists()
-    assert bundle.verify_bundle(out) == {"checksums": "ok", "mode": "checksums", "rows": 0}
+    assert bundle.verify_bundle(out, env=os.environ) == {
+        "checksums": "ok",
+        "mode": "checksums",
+        "rows": 0,
+    }
     (out / "model.pkl").write_bytes(b"tampered")
     with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
-        bundle.verify_bundle(out)
+        bundle.verify_bundle(out, env=os.environ)
 
 
 @pytest.mark.parametrize("passes", [True, False])
@@ -70,11 +75,11 @@ def test_a_verify_command_checks_the_bundle_without_tokens(
     out = build(trained_repo)
     assert not (out / bundle.SAMPLES).exists()
     if passes:
-        checked = bundle.verify_bundle(out)
+        checked = bundle.verify_bundle(out, env=os.environ)
         assert checked["mode"] == "command" and checked["command"] == sys.executable
     else:
         with pytest.raises(VerificationFailed, match=r"deploy\.verify_command exited 3"):
-            bundle.verify_bundle(out)
+            bundle.verify_bundle(out, env=os.environ)
 
 
 def test_predictions_without_test_data_says_what_to_set(trained_repo: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 from pathlib import Path
@@ -13,8 +14,8 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
+from mlops_ci.ci import documents
 from mlops_ci.commands import promote
-from mlops_ci.project import documents
 from mlops_ci.project.errors import ConfigError, VerificationFailed
 from mlops_ci.project.git import Git
 from mlops_ci.registry import bundle
@@ -123,7 +124,7 @@ def test_verification_passes_then_catches_every_kind_of_damage(trained_repo: Pat
     run_dir = trained_repo / ".mlops-ci"
     promoted = promote.promote(trained_repo, run_dir)
     out = bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=promoted.sha)
-    checked = bundle.verify_bundle(out)
+    checked = bundle.verify_bundle(out, env=os.environ)
     assert checked["checksums"] == "ok"
     assert (checked["rows"], checked["mismatches"], checked["checked"]) == (50, 0, "y_score")
 
@@ -131,15 +132,15 @@ def test_verification_passes_then_catches_every_kind_of_damage(trained_repo: Pat
     original = model.read_bytes()
     model.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
-        bundle.verify_bundle(out)
+        bundle.verify_bundle(out, env=os.environ)
     model.write_bytes(original)
     (out / "extra.py").write_text("print('hi')\n")
     with pytest.raises(VerificationFailed, match=r"extra\.py is not listed"):
-        bundle.verify_bundle(out)
+        bundle.verify_bundle(out, env=os.environ)
     (out / "extra.py").unlink()
     (out / "samples.csv").unlink()
     with pytest.raises(VerificationFailed, match=r"samples\.csv is missing"):
-        bundle.verify_bundle(out)
+        bundle.verify_bundle(out, env=os.environ)
 
 
 def test_a_model_out_of_step_with_its_predictions_is_refused(
@@ -152,7 +153,7 @@ def test_a_model_out_of_step_with_its_predictions_is_refused(
     out = bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=sha)
     assert bundle.checksum_problems(out) == []  # intact files, wrong model
     with pytest.raises(VerificationFailed, match="predicts differently") as caught:
-        bundle.verify_bundle(out)
+        bundle.verify_bundle(out, env=os.environ)
     assert "rerun the pipeline" in str(caught.value)
 
 
@@ -171,7 +172,7 @@ def test_the_test_rows_come_from_test_data_of_the_settings(trained_repo: Path) -
     out = bundle.build_bundle(trained_repo, run_dir, version=promoted.version, sha=promoted.sha)
     samples = pd.read_csv(out / "samples.csv")
     assert sorted(samples["id"]) == sorted(holdout["id"])
-    assert bundle.verify_bundle(out)["rows"] == 12
+    assert bundle.verify_bundle(out, env=os.environ)["rows"] == 12
 
     settings.write_text(text.replace("test_data: data/prepared/test.csv", "test_data: gone.csv"))
     with pytest.raises(ConfigError, match=r"gone\.csv does not exist at"):
@@ -206,7 +207,7 @@ def regression_bundle(tmp_path: Path, error_on_every_fourth_row: float) -> Path:
 def test_float_noise_in_regression_predictions_is_not_a_mismatch(tmp_path: Path) -> None:
     # The mistake: predictions compared as strings, so 2.8e-14 apart (another BLAS, another
     # summation order) failed the deploy.
-    checked = bundle.verify_bundle(regression_bundle(tmp_path, 2.8e-14))
+    checked = bundle.verify_bundle(regression_bundle(tmp_path, 2.8e-14), env=os.environ)
     assert (checked["checked"], checked["mismatches"]) == ("y_pred", 0)
     assert 0 < checked["max_abs_diff"] < 1e-12
 
@@ -215,6 +216,6 @@ def test_a_real_regression_mismatch_reports_its_largest_absolute_difference(
     tmp_path: Path,
 ) -> None:
     with pytest.raises(VerificationFailed) as caught:
-        bundle.verify_bundle(regression_bundle(tmp_path, 0.3))
+        bundle.verify_bundle(regression_bundle(tmp_path, 0.3), env=os.environ)
     # 13 of 50 rows: the old message called the fraction 0.26 "the largest difference".
     assert "on 13 of 50 test rows (largest absolute difference 0.3 in y_pred" in str(caught.value)

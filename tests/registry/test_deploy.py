@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci.output import outputs_from_run_dir
 from mlops_ci.cli import main
 from mlops_ci.commands import deploy as deploy_command
 from mlops_ci.commands import promote
 from mlops_ci.commands.demo import set_param
 from mlops_ci.commands.train import run_train
-from mlops_ci.project.ci_output import outputs_from_run_dir
 from mlops_ci.project.errors import VerificationFailed
 from mlops_ci.project.git import Git
 from mlops_ci.registry import bundle, targets
@@ -103,7 +103,10 @@ def test_a_corrupted_bundle_is_refused_before_the_switch(repo: Path) -> None:
     model.write_bytes(model.read_bytes()[:-10])
     target = targets.LocalTarget(repo / "deployments")
     with pytest.raises(VerificationFailed, match=r"model\.pkl does not match its sha256"):
-        deploy_bundle(built, target, artifact="classifier", environment="staging", version="v0.2.0")
+        deploy_bundle(
+            built, target, artifact="classifier", environment="staging", version="v0.2.0",
+            env=os.environ,
+        )  # fmt: skip
     assert current(repo) == "versions/v0.1.0"
     assert not (repo / "deployments/classifier/staging/versions/v0.2.0").exists()
 

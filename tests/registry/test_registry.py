@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
 from mlops_ci.commands import deploy as deploy_command
 from mlops_ci.commands import promote
-from mlops_ci.project import documents, gto
+from mlops_ci.project import gto
 from mlops_ci.project.errors import ConfigError, PromotionRefused, RegistryError
 from mlops_ci.project.git import Git
 from mlops_ci.registry import registry
@@ -186,12 +188,12 @@ def test_unknown_stage_and_empty_rollback_say_what_to_do(trained_repo: Path) -> 
     run_dir = trained_repo / ".mlops-ci"
     assert main(["promote", "-C", str(trained_repo), "--stage", "canary"]) == 2
     with pytest.raises(RegistryError, match="no version of classifier is in stage"):
-        registry.rollback(trained_repo, stage="production")
+        registry.rollback(trained_repo, stage="production", env=os.environ)
     with pytest.raises(ConfigError, match="has no registered version of classifier"):
         deploy_command.deploy(trained_repo, run_dir)  # nothing registered at HEAD yet
     promote.promote(trained_repo, run_dir)
     with pytest.raises(RegistryError, match="no earlier version"):
-        registry.rollback(trained_repo, stage="staging")
+        registry.rollback(trained_repo, stage="staging", env=os.environ)
     with pytest.raises(RegistryError, match=r"registered: v0\.1\.0"):
         deploy_command.deploy(trained_repo, run_dir, version="v9.9.9")
     assert not (run_dir / "bundles").exists()  # refused before building anything
@@ -203,7 +205,7 @@ def test_rollback_writes_new_tags_and_deletes_none(trained_repo: Path) -> None:
     new_commit(trained_repo, "retrain")
     promote.promote(trained_repo, run_dir, push=True)
     before = tags(trained_repo)
-    moved = registry.rollback(trained_repo, stage="staging", push=True)
+    moved = registry.rollback(trained_repo, stage="staging", push=True, env=os.environ)
     assert (moved.from_version, moved.to_version) == ("v0.2.0", "v0.1.0")
     assert moved.tags == ["classifier#staging!#3", "classifier#staging#4"]
     assert set(before) < set(tags(trained_repo))

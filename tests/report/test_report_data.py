@@ -7,7 +7,7 @@ from __future__ import annotations
 import cmarkgfm
 from cmarkgfm.cmark import Options
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.report.data_section import MAX_SECTION_CHARS, data_section_text
 from mlops_ci.report.render import build_report
 

@@ -206,7 +206,7 @@ def test_a_comparison_with_family_slices_and_bands_passes_its_schema() -> None:
     """A fork's comparison.json is validated before the trusted job renders it."""
     import json
 
-    from mlops_ci.project.untrusted import validate_document
+    from mlops_ci.ci.untrusted import validate_document
 
     comparison = json.loads(json.dumps(make_comparison()))  # as read back from the file
     assert validate_document("comparison", comparison) == comparison

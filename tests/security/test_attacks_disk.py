@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ci.ci import documents
 from mlops_ci.cli import main
-from mlops_ci.project import documents
 from mlops_ci.project.errors import EXIT_SERVICE
 from tests.gate.test_gate import POLICY, comparison, git_commit_all, rows_of_policy
 

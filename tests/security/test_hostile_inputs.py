@@ -16,24 +16,24 @@ from typing import Any
 
 import pytest
 
-from mlops_ci.commands.review import ReviewEventInvalid, read_comment_event
-from mlops_ci.gate.waivers import MAX_REASON, MAX_TARGET, BadCommand, parse_command
-from mlops_ci.project.documents import loads_strict, parse_bounded
-from mlops_ci.project.errors import MlopsCiError
-from mlops_ci.project.untrusted.paths import PathOutside, link_target, read_workspace_file
-from mlops_ci.project.untrusted.records import (
+from mlops_ci.ci.documents import loads_strict, parse_bounded
+from mlops_ci.ci.untrusted.paths import PathOutside, link_target, read_workspace_file
+from mlops_ci.ci.untrusted.records import (
     ack_record,
     read_ack_record,
     read_verdict_record,
     verdict_record,
 )
-from mlops_ci.project.untrusted.retrain import RetrainRefused, check_retrain_change
-from mlops_ci.project.untrusted.run_dir import (
+from mlops_ci.ci.untrusted.retrain import RetrainRefused, check_retrain_change
+from mlops_ci.ci.untrusted.run_dir import (
     UntrustedInputRejected,
     load_untrusted_run_dir,
     read_document,
 )
-from mlops_ci.project.untrusted.text import inert_line, inert_lines
+from mlops_ci.ci.untrusted.text import inert_line, inert_lines
+from mlops_ci.commands.review import ReviewEventInvalid, read_comment_event
+from mlops_ci.gate.waivers import MAX_REASON, MAX_TARGET, BadCommand, parse_command
+from mlops_ci.project.errors import MlopsCiError
 
 ROOT = Path(__file__).parents[2]
 HEAD = "a" * 40
@@ -233,16 +233,16 @@ def check_retrain_change_entry(value: Any, tmp: Path, retrain: tuple[Path, str])
 
 
 CHECKS: dict[str, Callable[..., None]] = {
-    "mlops_ci.project.untrusted.text.inert_line": check_inert_line,
-    "mlops_ci.project.untrusted.text.inert_lines": check_inert_lines,
-    "mlops_ci.project.untrusted.records.read_verdict_record": check_read_verdict_record,
-    "mlops_ci.project.untrusted.records.read_ack_record": check_read_ack_record,
-    "mlops_ci.project.untrusted.run_dir.read_document": check_read_document,
-    "mlops_ci.project.untrusted.run_dir.load_untrusted_run_dir": check_load_untrusted_run_dir,
-    "mlops_ci.project.untrusted.retrain.check_retrain_change": check_retrain_change_entry,
-    "mlops_ci.project.untrusted.paths.read_workspace_file": check_read_workspace_file,
-    "mlops_ci.project.untrusted.paths.link_target": check_link_target,
-    "mlops_ci.project.documents.parse_bounded": check_parse_bounded,
+    "mlops_ci.ci.untrusted.text.inert_line": check_inert_line,
+    "mlops_ci.ci.untrusted.text.inert_lines": check_inert_lines,
+    "mlops_ci.ci.untrusted.records.read_verdict_record": check_read_verdict_record,
+    "mlops_ci.ci.untrusted.records.read_ack_record": check_read_ack_record,
+    "mlops_ci.ci.untrusted.run_dir.read_document": check_read_document,
+    "mlops_ci.ci.untrusted.run_dir.load_untrusted_run_dir": check_load_untrusted_run_dir,
+    "mlops_ci.ci.untrusted.retrain.check_retrain_change": check_retrain_change_entry,
+    "mlops_ci.ci.untrusted.paths.read_workspace_file": check_read_workspace_file,
+    "mlops_ci.ci.untrusted.paths.link_target": check_link_target,
+    "mlops_ci.ci.documents.parse_bounded": check_parse_bounded,
     "mlops_ci.gate.waivers.parse_command": check_parse_command,
     "mlops_ci.commands.review.read_comment_event": check_read_comment_event,
 }
@@ -278,7 +278,7 @@ def test_the_inventory_names_every_entry_point_and_nothing_else():
 
 
 def test_the_registry_and_the_source_agree():
-    from mlops_ci.project.untrusted.inventory import ENTRY_POINTS, load_all
+    from mlops_ci.ci.untrusted.inventory import ENTRY_POINTS, load_all
 
     load_all()
     import mlops_ci.commands.review
@@ -293,7 +293,7 @@ def test_the_readme_links_the_threat_model():
 
 def test_our_record_formats_live_only_in_the_boundary():
     """No module but records.py spells a record of ours: none can parse one on its own."""
-    allowed = {ROOT / "mlops_ci" / "project" / "untrusted" / name for name in ("records.py", "text.py")}  # fmt: skip
+    allowed = {ROOT / "mlops_ci" / "ci" / "untrusted" / name for name in ("records.py", "text.py")}  # fmt: skip
     for path in (ROOT / "mlops_ci").rglob("*.py"):
         if path in allowed:
             continue

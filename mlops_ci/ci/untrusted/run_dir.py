@@ -22,10 +22,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project.documents import loads_strict
+from mlops_ci.ci.documents import loads_strict
+from mlops_ci.ci.untrusted.inventory import entry_point
 from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.settings import SCHEMAS
-from mlops_ci.project.untrusted.inventory import entry_point
 
 KIB = 1024
 MIB = 1024 * KIB

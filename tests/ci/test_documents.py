@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 
 
 def test_small_documents_are_indented_large_ones_compact(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_yaml_nested_too_deep_for_the_c_parser_is_an_error_not_a_crash() -> None
     import sys
 
     script = (
-        "from mlops_ci.project.documents import parse_bounded\n"
+        "from mlops_ci.ci.documents import parse_bounded\n"
         "from mlops_ci.project.dvcfile import parse_structured\n"
         "n = 200_000\n"
         "try:\n"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from mlops_ci.project.untrusted.inventory import entry_point
+from mlops_ci.ci.untrusted.inventory import entry_point
 
 ZWSP = "\u200b"
 # C0 and C1 controls (NEL is \x85), DEL, LS/PS, the bidi embeddings/overrides/isolates, BOM.

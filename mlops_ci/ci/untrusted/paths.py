@@ -22,9 +22,9 @@ import posixpath
 import re
 from pathlib import Path
 
+from mlops_ci.ci.untrusted.inventory import entry_point
+from mlops_ci.ci.untrusted.text import inert_line
 from mlops_ci.project.errors import MlopsCiError
-from mlops_ci.project.untrusted.inventory import entry_point
-from mlops_ci.project.untrusted.text import inert_line
 
 MAX_LINK_HOPS = 8
 _CACHE_OBJECT = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}")

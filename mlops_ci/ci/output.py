@@ -1,7 +1,7 @@
 """What mlops-ci hands back to the CI runner: step outputs, env for later steps, masked values.
 
 The composite actions in `actions/` stay thin: a step runs a command, then
-`python -I -m mlops_ci.project.ci_output outputs --run-dir DIR` turns the documents in the run
+`python -I -m mlops_ci.ci.output outputs --run-dir DIR` turns the documents in the run
 directory into step outputs. `-I` keeps the working directory off `sys.path`: a user repository
 may hold its own `mlops_ci/` folder (the reference project's stage code does), which would
 otherwise shadow the installed package. Action inputs reach Python only as `MLOPS_CI_INPUT_<NAME>` environment
@@ -276,7 +276,7 @@ def outputs_from_run_dir(run_dir: Path) -> dict[str, str]:
 
     Missing documents give empty outputs, so a step after a failed command still sets them.
     """
-    from mlops_ci.project.documents import REPORT_FILE as FULL_NAME
+    from mlops_ci.ci.documents import REPORT_FILE as FULL_NAME
 
     outputs: dict[str, str] = {"run-dir": str(run_dir)}
     report = run_dir / FULL_NAME
@@ -378,10 +378,10 @@ def _newer(path: Path, than: Path) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mlops_ci.project.ci_output outputs|setup` (called by the composite actions)."""
+    """`python -m mlops_ci.ci.output outputs|setup` (called by the composite actions)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mlops_ci.project.ci_output")
+    parser = argparse.ArgumentParser(prog="python -m mlops_ci.ci.output")
     sub = parser.add_subparsers(dest="what", required=True)
     p_out = sub.add_parser("outputs", help="set step outputs from the run directory's documents")
     p_out.add_argument("--run-dir", default=".mlops-ci")

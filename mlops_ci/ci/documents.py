@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops_ci import __version__
+from mlops_ci.ci.untrusted.inventory import entry_point
 from mlops_ci.project.errors import ConfigError, OutputNotWritten
-from mlops_ci.project.untrusted.inventory import entry_point
 
 SCHEMA_VERSION = 1
 MAX_DEPTH = 32  # deeper than any document mlops-ci writes; deeper input is refused, not recursed

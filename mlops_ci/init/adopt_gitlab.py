@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mlops_ci.project.adopt import (
+from mlops_ci.init.adopt import (
     GITLAB_CI_FILE,
     GITLAB_TEMPLATE_URL,
     INIT_HEADER,

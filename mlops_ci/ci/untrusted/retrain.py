@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ci.ci.untrusted.inventory import entry_point
+from mlops_ci.ci.untrusted.text import inert_line
 from mlops_ci.project.dvcfile import (
     DEFAULT_PARAMS_FILE,
     Declarations,
@@ -41,8 +43,6 @@ from mlops_ci.project.dvcfile import (
 )
 from mlops_ci.project.errors import ConfigError
 from mlops_ci.project.git import Git
-from mlops_ci.project.untrusted.inventory import entry_point
-from mlops_ci.project.untrusted.text import inert_line
 
 MAX_BUNDLE = 512 * 1024 * 1024  # git-tracked outputs only: DVC's data never travels in git
 REGULAR = "100644"

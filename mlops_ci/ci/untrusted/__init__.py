@@ -42,7 +42,7 @@ _RUN_DIR_NAMES = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name in _RUN_DIR_NAMES:
-        from mlops_ci.project.untrusted import run_dir
+        from mlops_ci.ci.untrusted import run_dir
 
         return getattr(run_dir, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

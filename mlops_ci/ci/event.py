@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_ci.project import documents
+from mlops_ci.ci import documents
 from mlops_ci.project.errors import MlopsCiError
 
 CI_METADATA = "ci.json"

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_ci.project.untrusted.inventory import entry_point
+from mlops_ci.ci.untrusted.inventory import entry_point
 
 VERDICT_RECORD = "mlops-ci-verdict"
 WAIVER_RECORD = "mlops-ci-waiver"

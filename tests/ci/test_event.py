@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ci.forge import detect_forge
-from mlops_ci.forge.local import LocalForge
-from mlops_ci.project.ci_event import (
+from mlops_ci.ci.event import (
     CiEvent,
     InvalidCiMetadata,
     read_ci_event,
     read_ci_metadata,
     write_ci_metadata,
 )
+from mlops_ci.forge import detect_forge
+from mlops_ci.forge.local import LocalForge
 
 HEAD, BASE, OTHER = "a" * 40, "b" * 40, "c" * 40
 
@@ -194,7 +194,7 @@ def test_ci_metadata_accepts_digit_strings(tmp_path):
 
 def test_reading_the_event_imports_no_http_library():
     code = (
-        "import sys, mlops_ci.forge as f, mlops_ci.project.ci_event as e;"
+        "import sys, mlops_ci.forge as f, mlops_ci.ci.event as e;"
         " e.read_ci_event({}); f.detect_forge({}, '.');"
         "print('requests' in sys.modules)"
     )
