@@ -32,8 +32,8 @@ pytest_plugins = ["tests.fakes.plugin"]  # fake_github / fake_gitlab loopback fo
 # tests/e2e, `slow` tests (simulations, runners) and modules that mark themselves
 # `integration` (real DVC projects of their own).
 INTEGRATION_FIXTURES = frozenset(
-    {"trained_template", "trained_repo", "fake_github", "fake_gitlab", "moto_s3"}
-)
+    {"trained_template", "trained_repo", "fake_github", "fake_gitlab", "moto_s3", "observed"}
+)  # `observed`: the DVC oracle suite's layouts, built and read by DVC
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -149,11 +149,11 @@ def plot_predictions(
 ) -> PlotPredictions | None:
     """Both revisions' rows of the one confusion plot file fit to give intervals (see the
     module's rules); None, with a warning when a plot was there but could not serve."""
-    from mlops_ci.compare.predictions import MAX_CLASSES, InvalidPredictions, Predictions
-
     shared = sorted(set(baseline) & set(candidate))
     if not shared:
-        return None
+        return None  # no confusion plot: numpy stays unloaded
+    from mlops_ci.compare.predictions import MAX_CLASSES, InvalidPredictions, Predictions
+
     path, why = choose_file(shared)
     if path is None:
         warnings.append(f"no confidence intervals from confusion plots: {why}")
