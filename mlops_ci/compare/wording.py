@@ -11,10 +11,18 @@ from typing import Any
 
 # Statuses decided by an interval, a noise band or a tolerance: they carry a noise estimate.
 ESTIMATED = frozenset({"improved", "regressed", "inconclusive", "within-noise"})
-HOW_TO_ESTIMATE = (
-    "For intervals, declare a per-sample predictions file (`predictions:` in mlops-ci.yaml); "
-    "for noise bands, run `mlops-ci noise` on the target branch."
-)
+
+
+def how_to_estimate(has_intervals: bool) -> str:
+    """What gives the uncoloured metrics a noise estimate: a predictions file only helps a
+    comparison that has no intervals yet."""
+    bands = "run `mlops-ci noise` on the target branch."
+    if has_intervals:
+        return f"For noise bands on the metrics without an interval, {bands}"
+    return (
+        "For intervals, declare a per-sample predictions file (`predictions:` in "
+        f"mlops-ci.yaml); for noise bands, {bands}"
+    )
 
 
 def p_text(p: object) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from mlops_ci.compare.wording import (
     ESTIMATED,
-    HOW_TO_ESTIMATE,
+    how_to_estimate,
     point_value_line,
     worse_by_point,
 )
@@ -164,7 +164,9 @@ def headline(
     elif not has_changes:
         situation = "Nothing changed: no metric moved and no param changed."
     elif by_point:
-        situation = HOW_TO_ESTIMATE
+        family = comparison.get("family")
+        members = family.get("interval_members") if isinstance(family, dict) else None
+        situation = how_to_estimate(_count(members) > 0)
     artifact = comparison.get("artifact")
     title = "mlops-ci report" + (f": {md_text(artifact, 60)}" if artifact else "")
     text = render(

@@ -99,6 +99,64 @@ def check_headline(markdown: str) -> list[str]:
             bad.append(f"headline says {found.group(0)}, the table has {statuses}")
     if "changed" in " ".join(statuses) and "by point value" not in head:
         bad.append("metrics changed without a noise estimate, the headline does not say so")
+    intervals = [
+        row[i]
+        for t in tables(markdown)
+        if t and t[0][0] == "Metric"
+        for i in [next((j for j, h in enumerate(t[0]) if h.startswith("CI")), None)]
+        if i is not None
+        for row in t[1:]
+        if row[i].strip()
+    ]
+    if intervals and "declare a per-sample predictions file" in head:
+        bad.append("the report has intervals and still asks for a predictions file to get them")
+    return bad
+
+
+_DROP = re.compile(
+    r"(?P<name>\S+) (?P<verb>dropped|rose) (?P<delta>[\d.]+)(?P<pct>%?) "
+    r"\((?P<old>-?[\d.]+) → (?P<new>-?[\d.]+)\), more than (?P<rule>\w+) (?P<limit>[\d.]+)"
+)
+_BOUND = re.compile(
+    r"(?P<name>\S+) is (?P<value>-?[\d.]+), (?P<side>below min|above max) (?P<limit>-?[\d.]+)"
+)
+
+
+def _rounded(text: str, value: float) -> bool:
+    """`text` is `value` rounded to the decimals it prints."""
+    decimals = len(text.split(".", 1)[1]) if "." in text else 0
+    return abs(float(text) - value) <= 0.5 * 10.0**-decimals + 1e-12
+
+
+def check_reasons(markdown: str, doc: dict, dvc: dict) -> list[str]:
+    """Each failed rule's numbers are DVC's values of the metric, and they do break the rule."""
+    values = {}
+    for r in doc["metrics"]:
+        old = dvc.get(r.get("file"), {}).get(r.get("key"), {})
+        values[r["name"]] = (old.get("old"), old.get("new"))
+    reasons = [unescape(line[len("- fail: "):]) for line in markdown.split("\n#### ")[0].splitlines()
+               if line.startswith("- fail: ")]  # fmt: skip
+    bad = [] if reasons else ["the report names no failed rule"]
+    for reason in reasons:
+        if found := _DROP.match(reason):
+            old, new = values.get(found["name"], (None, None))
+            if old is None or new is None:
+                bad.append(f"reason {reason!r}: DVC has no such metric")
+                continue
+            change = (
+                abs(new - old) / (abs(old) if found["pct"] else 1) * (100 if found["pct"] else 1)
+            )
+            worse = new < old if found["verb"] == "dropped" else new > old
+            if not (_rounded(found["old"], old) and _rounded(found["new"], new)
+                    and _rounded(found["delta"], change) and worse
+                    and change > float(found["limit"])):  # fmt: skip
+                bad.append(f"reason {reason!r}: DVC {old} → {new}, a change of {change:.4g}")
+        elif found := _BOUND.match(reason):
+            _, new = values.get(found["name"], (None, None))
+            limit = float(found["limit"])
+            broken = new is not None and (new < limit if "min" in found["side"] else new > limit)
+            if new is None or not (_rounded(found["value"], new) and broken):
+                bad.append(f"reason {reason!r}: DVC's candidate value is {new}")
     return bad
 
 
@@ -320,6 +378,7 @@ def test_the_reference_pipelines_report_says_what_dvc_scikit_learn_and_git_say(
         + check_params(markdown, _dvc_json(trained_repo, "params", "diff", "main"))
         + check_plots(markdown, doc, plots)
         + check_headline(markdown)
+        + check_reasons(markdown, doc, _dvc_json(trained_repo, "metrics", "diff", "main", "--all"))
     )
     assert bad == []
     # The candidate's ROC line is scikit-learn's curve of the predictions on disk.
