@@ -70,12 +70,19 @@ def metric_rows(
     baseline: Snapshot, candidate: Snapshot, settings: Settings, cis: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     names = metric_names([baseline, candidate])
+    # A metric named as a param is the param echoed into the metrics file (`alpha`): a change
+    # of it is neither better nor worse unless the policy gives it a direction.
+    echoed = {
+        k.rsplit(".", 1)[-1] for s in (baseline, candidate) for p in s.params.values() for k in p
+    }
     rows = []
     for (path, key), name in sorted(names.items(), key=lambda item: item[1]):
         base = baseline.metrics.get(path, {}).get(key)
         cand = candidate.metrics.get(path, {}).get(key)
         rule = settings.rule_for(name, key)
-        direction = (rule.direction if rule and rule.direction else None) or default_direction(key)
+        direction = rule.direction if rule and rule.direction else None
+        if direction is None and key.rsplit(".", 1)[-1] not in echoed:
+            direction = default_direction(key)
         row: dict[str, Any] = {
             "name": name, "file": path, "key": key,
             "baseline": _display(base), "candidate": _display(cand),
@@ -109,7 +116,7 @@ def metric_rows(
     return rows
 
 
-def _numeric_status(delta: float, direction: str, ci: Any) -> str:
+def _numeric_status(delta: float, direction: str | None, ci: Any) -> str:
     if ci is not None:  # the interval decides (stats.DeltaCI knows each metric's direction)
         if ci.regressed():
             return "regressed"
@@ -118,6 +125,8 @@ def _numeric_status(delta: float, direction: str, ci: Any) -> str:
         return "unchanged" if abs(delta) <= _EPSILON else "inconclusive"
     if abs(delta) <= _EPSILON:
         return "unchanged"
+    if direction is None:  # an echoed param: a change, neither better nor worse
+        return "changed"
     better = delta > 0 if direction == "higher" else delta < 0
     return "improved" if better else "regressed"
 

@@ -92,3 +92,29 @@ def test_declared_metrics_that_are_not_pulled_say_dvc_pull(
     assert main(["validate", "-C", str(repo), "--json"]) == 0
     warnings = json.loads(capsys.readouterr().out)["warnings"]
     assert any("not in the workspace: `dvc pull`" in w for w in warnings), warnings
+
+
+def test_an_echoed_param_is_shown_as_changed_never_better_or_worse(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user adopts, then halves the penalty: the `alpha` the metrics file echoes is a
+    change of input, not a quality of the model; it gets no arrow and no colour."""
+    from mlops_ci.project.git import Git
+
+    repo = adopt_projects.copy(templates["weak-regression"].parent, tmp_path / "e")
+    init_json(repo, capsys)
+    git = Git(repo)
+    git.commit_all("Adopt mlops-ci")
+    git.run("checkout", "--quiet", "-b", "less-penalty")
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("alpha: 300.0", "alpha: 150.0"))
+    git.commit_all("Halve the penalty")
+    run_dir = tmp_path / "run"
+    main(["pr", "-C", str(repo), "--run-dir", str(run_dir), "--no-post"])
+    rows = {r["name"]: r for r in json.loads((run_dir / "comparison.json").read_text())["metrics"]}
+    assert (rows["alpha"]["baseline"], rows["alpha"]["candidate"]) == (300.0, 150.0)
+    assert rows["alpha"]["direction"] is None
+    assert rows["alpha"]["status"] == "changed"
+    assert rows["rmse"]["direction"] == "lower"
+    report = (run_dir / "report.md").read_text()
+    assert "| alpha |" in report and "alpha ↑" not in report and "alpha ↓" not in report
