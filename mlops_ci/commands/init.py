@@ -84,6 +84,10 @@ def inspect_project(repo_dir: Path) -> Inspection:
         for stage in found.stages
     ]
     found.plots = [name for _, name, _, _ in decl.plots]
+    found.confusion_plots = [
+        name for _, name, props, _ in decl.plots
+        if str(props.get("template") or "").startswith("confusion")
+    ]  # fmt: skip
     outs = adopt.outputs(found.stages)
     for path in reader.files:
         if path.endswith(".dvc") and not path.startswith(".dvc/"):

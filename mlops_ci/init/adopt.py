@@ -68,6 +68,7 @@ class Detected:
     directions: dict[str, str] = field(default_factory=dict)
     metrics_source: str | None = None  # the revision the values were read at
     plots: list[str] = field(default_factory=list)
+    confusion_plots: list[str] = field(default_factory=list)  # their per-sample rows give intervals
     artifacts: list[ArtifactDecl] = field(default_factory=list)
     predictions: str | None = None
     predictions_stage: str | None = None
@@ -445,10 +446,18 @@ def next_steps(found: Detected, forge: str) -> list[str]:
             + (found.artifact.name if found.artifact else "model")
             + "`"
         )
-    if not found.predictions:
+    if not found.predictions and found.confusion_plots:
+        steps.append(
+            "confidence intervals for accuracy, precision, recall and f1 come from the per-sample "
+            f"rows of the confusion plot {found.confusion_plots[0]} (one test file, never pooled"
+            " with train); `mlops-ci init --predictions PATH` uses a predictions file instead, "
+            "and `mlops-ci noise --repeat 5` measures noise bands for the other metrics"
+        )
+    elif not found.predictions:
         steps.append(
             "for confidence intervals, have a stage write per-sample predictions (columns "
-            "id, y_true, y_pred) and run `mlops-ci init --predictions PATH`; without them, "
+            "id, y_true, y_pred) and run `mlops-ci init --predictions PATH`, or log a confusion "
+            'matrix with DVCLive (`log_sklearn_plot("confusion_matrix", ...)`); without them, '
             "`mlops-ci noise --repeat 5` measures run-to-run noise bands"
         )
     if found.model:

@@ -118,3 +118,18 @@ def test_an_echoed_param_is_shown_as_changed_never_better_or_worse(
     assert rows["rmse"]["direction"] == "lower"
     report = (run_dir / "report.md").read_text()
     assert "| alpha |" in report and "alpha ↑" not in report and "alpha ↓" not in report
+
+
+def test_a_dvclive_confusion_matrix_is_named_as_the_source_of_intervals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DVCLive's `log_sklearn_plot("confusion_matrix", ...)` holds one row per test sample:
+    init says the intervals come from it, not that a predictions file is needed."""
+    from tests.dvc_layouts import LAYOUTS, build_layout
+
+    project = build_layout(LAYOUTS["dvclive-dir"], tmp_path / "live")
+    doc = init_json(project, capsys)
+    assert any("confusion" in name for name in doc["detected"]["plots"])
+    steps = "\n".join(doc["next_steps"])
+    assert "come from the per-sample rows of the confusion plot" in steps, steps
+    assert "have a stage write per-sample predictions" not in steps
