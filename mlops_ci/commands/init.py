@@ -105,6 +105,7 @@ def inspect_project(repo_dir: Path) -> Inspection:
     params = {path: set(flat) for path, flat in snap.params.items()}
 
     _find_predictions(project.root, found)
+    found.tables = adopt.input_tables(found.stages, outs, found.predictions)
     if found.predictions:
         found.test_data = adopt.find_test_data(found.stages, found.predictions_stage)
         if found.test_data and not _has_id_column(project.root / found.test_data):

@@ -69,6 +69,7 @@ class Detected:
     metrics_source: str | None = None  # the revision the values were read at
     plots: list[str] = field(default_factory=list)
     confusion_plots: list[str] = field(default_factory=list)  # their per-sample rows give intervals
+    tables: list[str] = field(default_factory=list)  # DVC-tracked tables a stage reads
     artifacts: list[ArtifactDecl] = field(default_factory=list)
     predictions: str | None = None
     predictions_stage: str | None = None
@@ -111,6 +112,28 @@ def table_candidates(stages: Sequence[StagePaths]) -> list[tuple[str, str]]:
         if path.lower().endswith(TABLE_SUFFIXES)
     ]
     return sorted(found, key=lambda item: "pred" not in posixpath.basename(item[0]).lower())
+
+
+# Data rules init writes for each table a stage reads: what no intended change does (drop a
+# tenth of the rows, add, remove or retype a column).
+MAX_TABLES = 5
+TABLE_RULES = "{max_row_drop_pct: 10, schema_unchanged: true}"
+
+
+def input_tables(
+    stages: Sequence[StagePaths], tracked: Mapping[str, str], predictions: str | None
+) -> list[str]:
+    """DVC-tracked tables (`tracked`: output path -> the stage or .dvc file that writes it)
+    that a stage reads: the data a pull request may change. The predictions are results."""
+    read = {dep.rstrip("/") for stage in stages for dep in stage.deps}
+    found = [
+        path
+        for path in tracked
+        if (path in read or any(path.startswith(f"{d}/") for d in read))
+        and path != predictions
+        and path.lower().endswith(TABLE_SUFFIXES)
+    ]
+    return sorted(found)[:MAX_TABLES]
 
 
 def is_predictions_header(columns: Iterable[str]) -> bool:
@@ -242,6 +265,14 @@ def render_settings(found: Detected) -> str:
             "# test_data: data/test.csv          # id + feature columns, for deploy.verify"
         )
     lines += ["", *_render_policy(found), ""]
+    if found.tables:
+        lines += [
+            "# Data rules, on every row of both revisions of the tables the pipeline reads.",
+            "data:",
+            "  tables:",
+            *(f"  - path: {_scalar(t)}\n    rules: {TABLE_RULES}" for t in found.tables),
+            "",
+        ]
     lines += [
         "promote:",
         "  stages: [staging, production]",

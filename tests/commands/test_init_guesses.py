@@ -133,3 +133,37 @@ def test_a_dvclive_confusion_matrix_is_named_as_the_source_of_intervals(
     steps = "\n".join(doc["next_steps"])
     assert "come from the per-sample rows of the confusion plot" in steps, steps
     assert "have a stage write per-sample predictions" not in steps
+
+
+def test_init_writes_data_rules_that_fail_a_pr_dropping_rows(
+    templates: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tables the stages read get data rules; a change that loses a fifth of the training
+    rows then fails the gate on them, with no edit of the policy."""
+    from mlops_ci.project.git import Git
+
+    repo = adopt_projects.copy(templates["weak-regression"].parent, tmp_path / "t")
+    init_json(repo, capsys)
+    settings = parse_settings((repo / "mlops-ci.yaml").read_text())
+    tables = {t.path: t.rules for t in settings.data.tables}
+    assert set(tables) == {"data/train.csv", "data/test.csv"}
+    assert tables["data/train.csv"].max_row_drop_pct == 10
+    assert tables["data/train.csv"].schema_unchanged is True
+    assert main(["validate", "-C", str(repo)]) == 0
+    git = Git(repo)
+    git.commit_all("Adopt mlops-ci")
+    git.run("checkout", "--quiet", "-b", "less-data")
+    prepare = repo / "src" / "prepare.py"
+    prepare.write_text(
+        prepare.read_text().replace(
+            "frame.insert(0, 'id'",
+            "frame = frame.iloc[: len(frame) * 4 // 5]\nframe.insert(0, 'id'",
+        )
+    )
+    git.commit_all("Keep four fifths of the rows")
+    run_dir = tmp_path / "run"
+    assert main(["pr", "-C", str(repo), "--run-dir", str(run_dir), "--no-post"]) == 1
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    assert verdict["verdict"] == "fail"
+    reasons = " ".join(r.get("reason", "") for r in verdict.get("rules", []))
+    assert "data/train.csv" in reasons, verdict
