@@ -212,7 +212,8 @@ def test_an_existing_gitlab_pipeline_gets_the_local_verdicts(
         run_dir = tmp_path / f"local-{i}"
         main(["pr", "-C", str(repo), "--run-dir", str(run_dir), "--no-post"])
         verdict, applied = _local_verdict(run_dir)
-        assert applied == {"rmse", "mae"}, "init's rule and the user's own"
+        # init's threshold, the user's own, and init's rules on the tables the stages read
+        assert applied == {"rmse", "mae", "data:data/train.csv", "data:data/test.csv"}
         local.append(verdict)
         git.run("checkout", "--quiet", "--", ".")  # the outputs pr reproduced, not committed
     assert local == ["fail", "pass"], "the data decide: a much larger penalty, a smaller one"
