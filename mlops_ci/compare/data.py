@@ -50,9 +50,11 @@ def data_section(
     extra_tables: tuple[TableSettings, ...] = (),
     fetch: Any = None,
     readers: tuple[RevisionFiles | None, RevisionFiles | None] = (None, None),
+    predictions: str | None = None,
 ) -> dict[str, Any] | None:
     """The `data` section, or None when there is nothing to say (no baseline, nothing asked).
-    `readers`: the snapshots' (baseline, workspace) readers, declarations read, to reuse."""
+    `readers`: the snapshots' (baseline, workspace) readers, declarations read, to reuse.
+    `predictions`: the policy's predictions file, which is not profiled unless declared."""
     tables = [*settings.tables, *(t for t in extra_tables if t.path not in
                                   {s.path for s in settings.tables})]  # fmt: skip
     if baseline_sha is None or (not settings.files and not tables and not settings.auto):
@@ -68,7 +70,8 @@ def data_section(
     }
     files = _Files(project, baseline_sha, base, cand) if settings.files else None
     try:
-        auto, left_out = auto_tables(base, cand, settings, [t.path for t in tables])
+        auto, left_out = auto_tables(base, cand, settings, [t.path for t in tables],
+                                     predictions=predictions)  # fmt: skip
     except ConfigError as exc:  # the file table reports the broken records
         auto, left_out = [], [{"path": "*", "reason": str(exc)[:300]}]
     if settings.auto:

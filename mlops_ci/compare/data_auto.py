@@ -15,6 +15,10 @@ from mlops_ci.compare.snapshot import RevisionFiles
 from mlops_ci.project.data_settings import TABLE_SUFFIXES, DataSettings, TableSettings
 
 MAX_TABLES = 100  # tables per comparison.json (its schema's bound)
+PREDICTIONS_LEFT_OUT = (
+    "the model's predictions (the policy's predictions file), compared by the metrics' "
+    "intervals; declare it under data.tables to profile it"
+)
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,16 @@ def _size(reader: RevisionFiles, path: str) -> int:
 
 
 def auto_tables(
-    base: RevisionFiles, cand: RevisionFiles, settings: DataSettings, declared: list[str]
+    base: RevisionFiles,
+    cand: RevisionFiles,
+    settings: DataSettings,
+    declared: list[str],
+    *,
+    predictions: str | None = None,
 ) -> tuple[list[TableSettings], list[dict[str, str]]]:
-    """The undeclared changed tables to profile, and those left out with the reason."""
+    """The undeclared changed tables to profile, and those left out with the reason.
+    The policy's `predictions` file is the model's output, not its data: every change of the
+    model changes it, and the metrics' intervals already compare it."""
     if not settings.auto:
         return [], []
     tables: list[TableSettings] = []
@@ -70,7 +81,9 @@ def auto_tables(
     for found in changed_tables(base, cand):
         if any(found.path == d or found.path.startswith(d.rstrip("/") + "/") for d in declared):
             continue  # declared, or inside a declared directory: read as declared
-        if len(declared) + len(tables) >= MAX_TABLES:
+        if found.path == predictions:
+            left_out.append({"path": found.path, "reason": PREDICTIONS_LEFT_OUT})
+        elif len(declared) + len(tables) >= MAX_TABLES:
             left_out.append({"path": found.path, "reason": f"over {MAX_TABLES} tables"})
         elif spent + found.size > settings.max_auto_bytes:
             reason = (

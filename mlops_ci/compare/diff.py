@@ -273,7 +273,7 @@ def _data(
     try:
         section = data_section(
             project, baseline_sha, settings.data, extra_tables=local.data.tables, fetch=fetch,
-            readers=(snapshots[0].files, snapshots[1].files),
+            readers=(snapshots[0].files, snapshots[1].files), predictions=settings.predictions,
         )  # fmt: skip
     except Exception as exc:  # the metrics comparison must survive a data file it cannot read
         reason = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -9,9 +9,9 @@ Shift is tested per column, on the non-missing values of both revisions:
   (sqrt(chi2 / n) for two samples, 0 to 1) is the effect size.
 
 Every p-value of a comparison is corrected together (Benjamini-Hochberg, `correct`), so twenty
-unchanged columns do not raise one false alarm in every run. scipy is imported only for the
-exact KS test of small samples, and only when a table changed: large samples use the closed
-forms below, which cost nothing to import.
+unchanged columns do not raise one false alarm in every run. Every p-value is computed here
+(numpy and closed forms, held to scipy by tests): importing `scipy.stats` for one KS test
+costs more than a second, on every pull request whose predictions file changed.
 """
 
 from __future__ import annotations
@@ -63,28 +63,91 @@ def _rate(missing: int, rows: int) -> float:
     return round(missing / rows, 6) if rows else 0.0
 
 
-# From this many values on each side the p-value is Kolmogorov's limit distribution at
-# sqrt(n m / (n + m)) D (slightly conservative there); scipy's exact and finite-n answers
-# cost up to 20 ms a column, which a million-row, many-column table cannot afford.
+# The KS p-value is exact while the smaller side has fewer values than this and the larger
+# at most `EXACT_UP_TO` (where scipy's `ks_2samp(method="auto")` is exact too); otherwise it is
+# Kolmogorov's limit distribution at sqrt(n m / (n + m)) D, slightly conservative there. The
+# exact one costs a pass over a row of the lattice per value of the smaller side.
 ASYMPTOTIC_FROM = 1_000
+EXACT_UP_TO = 10_000
 
 
 def _ks(base: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
     from mlops_ci.compare.numeric import np
 
     a, b = np.sort(base), np.sort(cand)
-    if min(len(a), len(b)) < ASYMPTOTIC_FROM:
-        from scipy.stats import ks_2samp
+    d = ks_statistic(a, b)
+    n, m = len(a), len(b)
+    if min(n, m) < ASYMPTOTIC_FROM and max(n, m) <= EXACT_UP_TO:
+        return d, ks_exact_sf(n, m, d)
+    return d, kolmogorov_sf(math.sqrt(n * m / (n + m)) * d)
 
-        result = ks_2samp(a, b, method="auto")  # exact for small samples
-        return float(result.statistic), float(result.pvalue)
-    both = np.concatenate([a, b])  # scipy's D: the CDFs compared at every observed value
-    gap = np.searchsorted(a, both, side="right") / len(a) - np.searchsorted(
-        b, both, side="right"
-    ) / len(b)
-    d = float(np.max(np.abs(gap)))
-    n = len(a) * len(b) / (len(a) + len(b))
-    return d, kolmogorov_sf(math.sqrt(n) * d)
+
+def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample KS statistic of sorted samples: the largest gap between the empirical
+    CDFs, compared after the last of each run of equal values (ties across samples too)."""
+    from mlops_ci.compare.numeric import np
+
+    both = np.concatenate([a, b])
+    order = np.argsort(both, kind="stable")  # two sorted runs: a merge
+    from_a = np.cumsum(order < len(a))
+    values = both[order]
+    ends = np.flatnonzero(np.append(values[1:] != values[:-1], True))
+    taken_a = from_a[ends]
+    gap = taken_a / len(a) - (ends + 1 - taken_a) / len(b)
+    return float(np.max(np.abs(gap)))
+
+
+def ks_exact_sf(n: int, m: int, d: float) -> float:
+    """P(D >= d) for the two-sided two-sample KS statistic of samples of sizes n and m without
+    ties, counted over the lattice paths from (0, 0) to (n, m) (Hodges 1958): the share of
+    paths that reach a point where |i/n - j/m| >= d. `d` is first rounded to the lattice's own
+    steps (multiples of 1 / lcm(n, m)), as scipy does."""
+    g = math.gcd(n, m)
+    h = round(d * (n // g) * m)  # d in steps of 1 / lcm(n, m)
+    if h == 0:
+        return 1.0
+    if n == m:
+        return _outside_square(n, h)
+    return min(1.0, max(0.0, 1.0 - _inside_share(min(n, m), max(n, m), h * g)))
+
+
+def _outside_square(n: int, h: int) -> float:
+    """Equal sizes: 2 * sum over k >= 1 of (-1)^(k+1) C(2n, n - k h) / C(2n, n) (Gnedenko and
+    Korolyuk), each ratio a product of (n - j) / (n + j + 1), so small p-values keep their
+    digits."""
+    from mlops_ci.compare.numeric import np
+
+    steps = np.arange(n)
+    ratios = np.cumprod((n - steps) / (n + steps + 1.0))  # ratios[t - 1]: C(2n, n - t) / C(2n, n)
+    terms = ratios[np.arange(h, n + 1, h) - 1]
+    signs = np.where(np.arange(len(terms)) % 2 == 0, 1.0, -1.0)
+    return float(min(1.0, max(0.0, 2.0 * np.sum(signs[::-1] * terms[::-1]))))
+
+
+def _inside_share(n: int, m: int, limit: int) -> float:
+    """The share of lattice paths from (0, 0) to (n, m), n < m, that stay where
+    |i m - j n| < limit. Row i holds the paths to each (i, j): a running sum of row i - 1
+    over the points of row i inside the band, rescaled to its largest value so nothing
+    overflows; the scales are summed in logs."""
+    from mlops_ci.compare.numeric import np
+
+    row = np.zeros(m + 1)
+    row[: min(m, -(-limit // n) - 1) + 1] = 1.0  # row 0: j n < limit
+    log_scale = 0.0
+    for i in range(1, n + 1):
+        lo = max(0, (i * m - limit) // n + 1)
+        hi = min(m, -(-(i * m + limit) // n) - 1)
+        if hi < lo:  # no point of this row is inside: no path stays in
+            return 0.0
+        sums = np.cumsum(row[lo : hi + 1])
+        top = sums[-1]
+        if top == 0.0:
+            return 0.0
+        row[:] = 0.0
+        row[lo : hi + 1] = sums / top
+        log_scale += math.log(top)
+    paths = math.log(row[m]) + log_scale if row[m] > 0 else -math.inf
+    return math.exp(paths - math.log(math.comb(n + m, n)))
 
 
 def kolmogorov_sf(x: float) -> float:

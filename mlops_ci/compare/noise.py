@@ -50,11 +50,7 @@ class NoiseEstimate:
     commits: int  # commits of the target branch read
 
     def half_width(self, alpha: float) -> float:
-        # scipy.special's quantile is scipy.stats' `t.ppf` without loading all of scipy.stats.
-        from scipy.special import stdtrit  # scipy comes with scikit-learn
-
-        t = float(stdtrit(self.df, 1 - alpha / 2))
-        return t * self.sd * math.sqrt(1 + 1 / self.n_centre)
+        return t_quantile(self.df, 1 - alpha / 2) * self.sd * math.sqrt(1 + 1 / self.n_centre)
 
     def band(self, alpha: float) -> tuple[float, float]:
         """The values one more measurement with unchanged inputs falls in, 1 - alpha of the time."""
@@ -65,6 +61,37 @@ class NoiseEstimate:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def t_quantile(df: int, q: float) -> float:
+    """The `q` quantile (q > 0.5) of Student's t with a whole number `df` of degrees of
+    freedom (what scipy's `t.ppf` gives, held to it by a test; importing scipy for it would
+    cost a third of a second). P(|T| < t) has a closed form for whole `df` in the angle
+    arctan(t / sqrt(df)) (Abramowitz & Stegun 26.7.3, 26.7.4); it rises with the angle, which
+    is bisected until the float cannot tell the halves apart."""
+    target, lo, hi = 2 * q - 1, 0.0, math.pi / 2
+    while (mid := (lo + hi) / 2) not in (lo, hi):
+        if _t_within(mid, df) < target:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(df) * math.tan(mid)
+
+
+def _t_within(angle: float, df: int) -> float:
+    """P(|T| < sqrt(df) tan(angle)) for Student's t with `df` degrees of freedom."""
+    c2 = math.cos(angle) ** 2
+    term = total = 1.0
+    if df % 2:  # odd: (2 / pi)(angle + sin cos (1 + 2/3 c2 + 2*4/(3*5) c2^2 + ...))
+        for k in range(1, (df - 1) // 2):
+            term *= 2 * k / (2 * k + 1) * c2
+            total += term
+        series = math.sin(angle) * math.cos(angle) * total if df > 1 else 0.0
+        return 2 / math.pi * (angle + series)
+    for k in range(1, df // 2):  # even: sin (1 + 1/2 c2 + 1*3/(2*4) c2^2 + ...)
+        term *= (2 * k - 1) / (2 * k) * c2
+        total += term
+    return math.sin(angle) * total
 
 
 def estimate_noise(

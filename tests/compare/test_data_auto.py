@@ -93,6 +93,12 @@ def test_a_new_test_split_of_the_reference_pipeline_shows_both_row_counts(traine
         sizes[0.25][0], sizes[0.3][0])  # fmt: skip
     report = (run_dir / "report.md").read_text()
     assert f"**Table data/prepared/test.csv**: 🔁 changed · rows {sizes[0.25][1]} → " in report
+    # The model's predictions changed too; they are its output, which the intervals compare.
+    left = {e["path"]: e["reason"] for e in json.loads((run_dir / "comparison.json").read_text())
+            ["data"]["auto"]["left_out"]}  # fmt: skip
+    assert "eval/predictions.csv" not in tables
+    assert left["eval/predictions.csv"].startswith("the model's predictions")
+    assert "**Table eval/predictions.csv**: not profiled: the model's predictions" in report
 
 
 def yaml_keys(path: Path) -> set[str]:

@@ -142,3 +142,60 @@ def test_the_closed_form_p_values_equal_scipys():
         for x in [*np.linspace(0.01, 3 * df + 30, 40), 1500.0]:
             expected = float(chdtrc(df, x))
             assert chi2_sf(float(x), df) == pytest.approx(expected, rel=1e-10, abs=1e-300)
+
+
+KS_SIZES = [(1, 1), (2, 3), (5, 7), (10, 10), (3, 200), (143, 143), (100, 150), (700, 701),
+            (999, 999), (500, 2000), (999, 10_000)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("n", "m"), KS_SIZES)
+def test_the_exact_ks_p_value_and_statistic_equal_scipys(n: int, m: int):
+    import warnings
+
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(n * 10_007 + m)
+    for shift in (0.0, 0.1, 0.5, 2.0):
+        for decimals in (None, 1):  # continuous, and rounded to ties within and across sides
+            a, b = rng.normal(size=n), rng.normal(shift, size=m)
+            if decimals is not None:
+                a, b = a.round(decimals), b.round(decimals)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scipy's note that ties make it conservative
+                expected = ks_2samp(a, b, method="exact")
+            d, p = drift._ks(a, b)
+            assert d == pytest.approx(expected.statistic, abs=1e-14)
+            assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-11), (shift, decimals)
+
+
+def test_the_ks_statistic_equals_scipys_on_large_samples_with_ties():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(7)
+    for a, b in [
+        (rng.normal(size=50_000).round(3), rng.normal(0.05, size=40_000).round(3)),
+        (rng.integers(0, 50, 20_000).astype(float), rng.integers(0, 51, 30_000).astype(float)),
+    ]:
+        d, p = drift._ks(a, b)
+        assert d == ks_2samp(a, b).statistic
+        assert p == pytest.approx(
+            drift.kolmogorov_sf((len(a) * len(b) / (len(a) + len(b))) ** 0.5 * d)
+        )
+
+
+def test_testing_a_changed_small_table_does_not_load_scipy():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, pandas as pd\n"
+        "from mlops_ci.compare import drift\n"
+        "from mlops_ci.compare.tabular import table_from_frame\n"
+        "base = table_from_frame(pd.DataFrame({'p': [0.1, 0.4, 0.35, 0.8] * 30}))\n"
+        "cand = table_from_frame(pd.DataFrame({'p': [0.2, 0.5, 0.3, 0.9] * 30}))\n"
+        "(row,) = drift.column_rows(base, cand, None)\n"
+        "assert row['test'] == 'ks' and row['p_value'] is not None\n"
+        "print('scipy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -140,3 +140,14 @@ def test_a_narrower_share_of_the_error_widens_the_band() -> None:
     est = estimate_noise([("a", 10.0), ("a", 10.5), ("a", 9.7), ("a", 10.1), ("a", 9.9)], "a", 9.7)
     assert est is not None
     assert est.half_width(0.05 / 10) > est.half_width(0.05) > 0
+
+
+def test_the_t_quantile_equals_scipys() -> None:
+    from scipy.special import stdtrit
+
+    from mlops_ci.compare.noise import t_quantile
+
+    for df in [*range(1, 60), 99, 200, 1000]:
+        for alpha in (0.9, 0.5, 0.1, 0.05, 0.01, 0.001, 1e-6):
+            q = 1 - alpha / 2
+            assert t_quantile(df, q) == pytest.approx(float(stdtrit(df, q)), rel=1e-9), (df, alpha)
