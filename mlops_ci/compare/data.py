@@ -169,9 +169,21 @@ def _file_table(
 
 
 def _recorded(reader: RevisionFiles, path: str) -> str | None:
-    """The hash DVC records for the table's path (file or directory output), if it is one."""
+    """The hash DVC records for the table's path (file or directory output), if it is one.
+    In the working tree only while it holds what the record says (its size, and file count for
+    a directory), as the file table checks it: a table edited since DVC recorded it is
+    known by its bytes, so an edit without `dvc add` is not taken as unchanged."""
     md5 = reader.outs.get(path)
-    return f"md5:{md5}" if md5 else None
+    if not md5:
+        return None
+    if reader.rev is None:
+        from mlops_ci.compare.tracked_diff import workspace_matches
+
+        with contextlib.suppress(ConfigError):
+            recorded = data_files.recorded_outs(reader)
+            if not workspace_matches(reader, {path: md5}, recorded):
+                return None
+    return f"md5:{md5}"
 
 
 class _Side:

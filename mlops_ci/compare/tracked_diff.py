@@ -45,7 +45,7 @@ def tracked_diff(
     `recorded`: the candidate's output path -> its record (size, nfiles), to check the disk."""
     old_outs = _cached_outputs(base)
     new_outs = _cached_outputs(cand)
-    if old_outs is None or new_outs is None or not _workspace_matches(cand, new_outs, recorded):
+    if old_outs is None or new_outs is None or not workspace_matches(cand, new_outs, recorded):
         return None
     if any(d.endswith(".dir") and cand.cached_manifest(d) is None for d in new_outs.values()):
         return None  # DVC lists the workspace directory itself; we would not know its files
@@ -174,7 +174,7 @@ def _uncached(opts: Any) -> bool:
     return isinstance(opts, dict) and opts.get("cache") is False
 
 
-def _workspace_matches(cand: RevisionFiles, outs: dict[str, str], recorded: dict[str, Any]) -> bool:
+def workspace_matches(cand: RevisionFiles, outs: dict[str, str], recorded: dict[str, Any]) -> bool:
     """Whether the workspace holds each output as recorded (size, and file count for a
     directory): what `train` leaves. Anything else is DVC's to hash."""
     root = cand.project.root

@@ -97,6 +97,20 @@ def test_rows_dropped_and_padded_with_whitespace_lines_fail_max_row_drop_pct(tmp
     assert "(5,000 → 2,000)" in _failed(verdict)["max_row_drop_pct"]
 
 
+def test_a_table_edited_in_the_working_tree_without_dvc_add_is_read_not_trusted(tmp_path: Path):
+    """`dvc add` not run: the record still names the old table, the working tree holds a
+    smaller one. As `dvc diff` hashes the working tree, the data section reads it."""
+    repo = DataProject.create(tmp_path / "repo", table(5000), _policy("{max_row_drop_pct: 5}"))
+    repo.git("checkout", "-qb", "candidate")
+    repo.write_table("data/raw.csv", table(5000).iloc[:4000])
+    comparison, verdict = _gate(repo)
+    entry = _entry(comparison)
+    assert entry["status"] == "changed"
+    assert (entry["baseline"]["rows"], entry["candidate"]["rows"]) == (5000, 4000)
+    assert entry["candidate"]["digest"].startswith("sha256:")  # its bytes, not the record
+    assert "(5,000 → 4,000)" in _failed(verdict)["max_row_drop_pct"]
+
+
 def _shift_with_text(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out["x"] = (out["x"] * 100).round(4).astype(object)
