@@ -1,6 +1,7 @@
 """The tables profiled without being declared: every DVC-tracked CSV, TSV, Parquet or JSON lines
 file whose recorded hash changed between baseline and candidate, a file output or a file inside
-a directory output (compared by the directories' manifests), up to a byte budget per revision.
+a directory output (compared by the directories' manifests), up to a byte budget per revision;
+not the model's outputs the report compares elsewhere (`model_outputs`).
 
 DVC's records are the oracle of what changed (the hashes `dvc.lock` and `.dvc` files record,
 the manifests in the DVC cache), so nothing is read that did not change.
@@ -15,10 +16,13 @@ from mlops_ci.compare.snapshot import RevisionFiles
 from mlops_ci.project.data_settings import TABLE_SUFFIXES, DataSettings, TableSettings
 
 MAX_TABLES = 100  # tables per comparison.json (its schema's bound)
-PREDICTIONS_LEFT_OUT = (
-    "the model's predictions (the policy's predictions file), compared by the metrics' "
-    "intervals; declare it under data.tables to profile it"
-)
+# Why a model's output is not profiled, by kind (the `output` of a left-out entry).
+MODEL_OUTPUT = {
+    "predictions": "the model's predictions (the policy's predictions file), compared by the "
+    "metrics' intervals; declare it under data.tables to profile it",
+    "plot": "a plot (dvc.yaml declares it), drawn in the report; declare it under data.tables "
+    "to profile it",
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,27 @@ def _size(reader: RevisionFiles, path: str) -> int:
     return local.stat().st_size if local is not None else 0
 
 
+def model_outputs(
+    base: RevisionFiles, cand: RevisionFiles, predictions: str | None
+) -> dict[str, str]:
+    """Paths the report already compares as the model's output, with the reason they are not
+    profiled as data: the policy's `predictions` file (the metrics' intervals compare it) and
+    whatever DVC declares as plots at either revision (a plotted directory covers its files,
+    DVCLive's step logs among them). Every change of the model changes them; profiling them
+    would report the model's change as drift in its data."""
+    found: dict[str, str] = {}  # path -> "plot" or "predictions"
+    for reader in (base, cand):
+        decl = reader.declarations
+        for _config, name, props, path_id in decl.plots if decl is not None else []:
+            files = [name] if path_id else [
+                f for axis in ("y", "x") if isinstance(props.get(axis), dict) for f in props[axis]
+            ]  # fmt: skip
+            found.update(dict.fromkeys(files, "plot"))
+    if predictions:
+        found[predictions] = "predictions"
+    return found
+
+
 def auto_tables(
     base: RevisionFiles,
     cand: RevisionFiles,
@@ -70,19 +95,20 @@ def auto_tables(
     *,
     predictions: str | None = None,
 ) -> tuple[list[TableSettings], list[dict[str, str]]]:
-    """The undeclared changed tables to profile, and those left out with the reason.
-    The policy's `predictions` file is the model's output, not its data: every change of the
-    model changes it, and the metrics' intervals already compare it."""
+    """The undeclared changed tables to profile, and those left out with the reason (the
+    model's outputs, `model_outputs`; the byte budget; the table count)."""
     if not settings.auto:
         return [], []
     tables: list[TableSettings] = []
     left_out: list[dict[str, str]] = []
     spent = 0
+    outputs = model_outputs(base, cand, predictions)
     for found in changed_tables(base, cand):
-        if any(found.path == d or found.path.startswith(d.rstrip("/") + "/") for d in declared):
+        if _under(found.path, declared):
             continue  # declared, or inside a declared directory: read as declared
-        if found.path == predictions:
-            left_out.append({"path": found.path, "reason": PREDICTIONS_LEFT_OUT})
+        output = next((outputs[p] for p in sorted(outputs) if _under(found.path, [p])), None)
+        if output is not None:
+            left_out.append({"path": found.path, "reason": MODEL_OUTPUT[output], "output": output})
         elif len(declared) + len(tables) >= MAX_TABLES:
             left_out.append({"path": found.path, "reason": f"over {MAX_TABLES} tables"})
         elif spent + found.size > settings.max_auto_bytes:
@@ -95,3 +121,8 @@ def auto_tables(
             spent += found.size
             tables.append(TableSettings(path=found.path, auto=True))
     return tables, left_out
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    """Whether `path` is one of `roots` or inside one of them."""
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)

@@ -202,17 +202,29 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
     files_line, file_rows, files_left_out = _files(data.get("files"))
     tables = [_table(t) for t in data.get("tables") or [] if isinstance(t, dict)]
     auto = data.get("auto") if isinstance(data.get("auto"), dict) else {}
+    outputs = []  # the model's outputs: one line for all, they are no news
     for entry in auto.get("left_out") or []:
-        if isinstance(entry, dict):
-            tables.append({"path": md_text(entry.get("path"), 160), "rows": [], "label_rows": [],
-                           "line": "not profiled: " + md_text(entry.get("reason"), 200),
-                           "left_out": None})  # fmt: skip
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("output") in ("predictions", "plot"):
+            outputs.append(md_text(entry.get("path"), 160))
+            continue
+        tables.append({"path": md_text(entry.get("path"), 160), "rows": [], "label_rows": [],
+                       "line": "not profiled: " + md_text(entry.get("reason"), 200),
+                       "left_out": None})  # fmt: skip
+    outputs_line = (
+        f"Not profiled, being the model's outputs that the report compares elsewhere (its "
+        f"predictions file, its plots): {', '.join(outputs)}. Declare one under data.tables "
+        "to profile it."
+        if outputs
+        else None
+    )
     error = (
         md_text(f"the data section could not be computed: {data['error']}", 400)
         if data.get("error")
         else None
     )
-    if not files_line and not tables and not error:
+    if not files_line and not tables and not error and not outputs_line:
         return None
     fdr = data.get("fdr")
     how = None
@@ -229,7 +241,7 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
         return render(
             "data.md.j2", error=error, files_line=files_line, files_header=table(
                 ["Path", "Change", "Size", "Files"], []), file_rows=file_rows,
-            files_left_out=files_left_out, tables=tables, how=how,
+            files_left_out=files_left_out, tables=tables, how=how, outputs_line=outputs_line,
         )  # fmt: skip
 
     # The section is never dropped when a report is fitted to a forge's limit, so it keeps

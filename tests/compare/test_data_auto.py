@@ -41,6 +41,40 @@ def test_changed_dvc_tables_are_profiled_without_being_declared(tmp_path: Path):
     assert "1,000 → 900" in report and "out/parts/a.csv" in report
 
 
+def test_plotted_outputs_are_the_models_not_its_data(tmp_path: Path):
+    """A table dvc.yaml declares as a plot (here a plotted directory) is left out with the
+    reason; the same table declared under data.tables is profiled."""
+    for policy, plotted_left_out in (
+        ("artifact: model\n", True),
+        ("artifact: model\ndata:\n  tables: [out/parts/a.csv]\n", False),
+    ):
+        root = tmp_path / ("undeclared" if plotted_left_out else "declared")
+        repo = DataProject.create(root / "repo", table(1000), policy)
+        dvc_yaml = (repo.root / "dvc.yaml").read_text()
+        repo.write("dvc.yaml", dvc_yaml + "plots:\n  - out/parts\n")
+        repo.commit("plot the parts")
+        repo.git("checkout", "-qb", "candidate")
+        repo.write_table("data/raw.csv", table(1000, seed=1).iloc[:900])
+        repo.add("data/raw.csv")
+        repo.repro()
+        repo.commit("a smaller raw table")
+        repo.run(MLOPS_CI, "compare", "--baseline", "main")
+        data = json.loads((repo.root / ".mlops-ci" / "comparison.json").read_text())["data"]
+        tables = {t["path"] for t in data["tables"]}
+        left = {e["path"]: e["reason"] for e in data["auto"]["left_out"]}
+        if plotted_left_out:
+            assert tables == {"data/raw.csv", "out/train.csv"}
+            assert set(left) == {"out/parts/a.csv", "out/parts/b.csv"}
+            assert left["out/parts/a.csv"].startswith("a plot (dvc.yaml declares it)")
+            repo.run(MLOPS_CI, "report")
+            report = (repo.root / ".mlops-ci" / "report.md").read_text()
+            assert "its plots): out/parts/a.csv, out/parts/b.csv. Declare one" in report
+            assert "**Table out/parts/a.csv**" not in report
+        else:
+            assert tables == {"data/raw.csv", "out/train.csv", "out/parts/a.csv"}
+            assert set(left) == {"out/parts/b.csv"}
+
+
 def test_the_byte_budget_leaves_tables_out_and_says_why(tmp_path: Path):
     policy = "artifact: model\ndata:\n  tables: [data/raw.csv]\n  max_auto_bytes: 30000\n"
     repo = _change(tmp_path, policy)
@@ -98,7 +132,10 @@ def test_a_new_test_split_of_the_reference_pipeline_shows_both_row_counts(traine
             ["data"]["auto"]["left_out"]}  # fmt: skip
     assert "eval/predictions.csv" not in tables
     assert left["eval/predictions.csv"].startswith("the model's predictions")
-    assert "**Table eval/predictions.csv**: not profiled: the model's predictions" in report
+    assert (
+        "Not profiled, being the model's outputs that the report compares elsewhere (its "
+        "predictions file, its plots): eval/predictions.csv. Declare one under data.tables"
+    ) in report
 
 
 def yaml_keys(path: Path) -> set[str]:
