@@ -43,6 +43,7 @@ from _shared import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the layouts
+from tests.compare.test_dvc_oracle import as_pairs
 from tests.dvc_layouts import LAYOUTS, build_layout
 
 HERE = Path(__file__).resolve().parent
@@ -62,35 +63,28 @@ def make_layout(base: Path, name: str) -> Path:
 
 
 def same_numbers(repo: Path) -> bool:
-    """Our rows against `dvc metrics diff` and `dvc params diff` (which must find changes)."""
+    """Our rows against `dvc metrics diff` and `dvc params diff` (which must find changes),
+    normalised as the DVC oracle tests do (NaN, inf, booleans)."""
     ours = json.loads(sh([MLOPS_CI, "compare", "--baseline", "main", "--json"], repo))
     metrics = json.loads(sh([str(BIN / "dvc"), "metrics", "diff", "main", "--json"], repo))
     params = json.loads(sh([str(BIN / "dvc"), "params", "diff", "main", "--json"], repo))
     if not metrics or not params:
         return False
-    rows = {(r["file"], r["key"]): r for r in ours["metrics"]}
-    changed = {(p["file"], p["name"]): p for p in ours["params"]}
-    missing: dict[str, None] = {"baseline": None, "candidate": None}  # a row DVC has, we lack
-    return all(
-        rows.get((f, k), missing)["baseline"] == v["old"]
-        and rows.get((f, k), missing)["candidate"] == v["new"]
-        for f, keys in metrics.items()
-        for k, v in keys.items()
-    ) and all(
-        changed.get((f, k), missing)["baseline"] == v["old"]
-        and changed.get((f, k), missing)["candidate"] == v["new"]
-        for f, keys in params.items()
-        for k, v in keys.items()
+    rows, changed = as_pairs(ours["metrics"]), as_pairs(ours["params"])
+    return all(rows.get(k) == v for k, v in as_pairs(metrics).items()) and all(
+        changed.get(k) == v for k, v in as_pairs(params).items()
     )
 
 
 def metrics_files(repo: Path) -> list[str] | None:
     """The metrics files DVC shows for the workspace (what the floor script is told); None
-    when some live only in DVC's cache (a directory output), which no stdlib script reads."""
+    when some live only in DVC's cache (a directory output) or are not JSON (YAML, TOML),
+    which no stdlib script reads."""
     shown = json.loads(sh([str(BIN / "dvc"), "metrics", "show", "--json"], repo))
     files = sorted(shown.get("", {}).get("data", {}))
     tracked = set(sh(["git", "ls-tree", "-r", "--name-only", "main"], repo).split())
-    return files if set(files) <= tracked else None
+    json_only = all(f.endswith(".json") for f in files)
+    return files if set(files) <= tracked and json_only else None
 
 
 def main() -> int:
@@ -146,7 +140,7 @@ def main() -> int:
             "not a goal: the floor reads the metrics files alone)"
         )
     else:
-        print("vs stdlib floor: not applicable (the metrics live in DVC outputs, not in git)")
+        print("vs stdlib floor: not applicable (metrics in DVC outputs, or not JSON)")
     print(f"same numbers as dvc metrics/params diff: {agree}")
     return 0 if cli_ok and api_ok and agree else 1
 
