@@ -77,8 +77,14 @@ def data_section(
     if settings.auto:
         section["auto"] = {"max_bytes": settings.max_auto_bytes, "left_out": left_out[:50],
                            "more_left_out": max(len(left_out) - 50, 0)}  # fmt: skip
-    results = [_table(t, base, cand, settings) for t in tables]
-    found = [_table(t, base, cand, settings) for t in auto]
+    # The working tree's records, read once: each table's record is trusted only while the
+    # file still matches it (`_recorded`).
+    try:
+        on_disk: dict[str, data_files.Recorded] | None = data_files.recorded_outs(cand)
+    except ConfigError:  # the file table reports the broken records
+        on_disk = None
+    results = [_table(t, base, cand, settings, on_disk) for t in tables]
+    found = [_table(t, base, cand, settings, on_disk) for t in auto]
     section["files"] = files.result() if files is not None else None
     # Declared tables are corrected as one family and the undeclared ones as another, so
     # what the gate judges does not depend on what else changed.
@@ -168,33 +174,36 @@ def _file_table(
             **data_files.summary(rows)}  # fmt: skip
 
 
-def _recorded(reader: RevisionFiles, path: str) -> str | None:
+def _recorded(
+    reader: RevisionFiles, path: str, on_disk: dict[str, data_files.Recorded] | None
+) -> str | None:
     """The hash DVC records for the table's path (file or directory output), if it is one.
-    In the working tree only while it holds what the record says (its size, and file count for
-    a directory), as the file table checks it: a table edited since DVC recorded it is
-    known by its bytes, so an edit without `dvc add` is not taken as unchanged."""
+    In the working tree (`on_disk`: its records) only while it holds what the record says (its
+    size, and file count for a directory), as the file table checks it: a table edited since
+    DVC recorded it is known by its bytes, so an edit without `dvc add` is not taken as
+    unchanged."""
     md5 = reader.outs.get(path)
     if not md5:
         return None
-    if reader.rev is None:
+    if reader.rev is None and on_disk is not None:
         from mlops_ci.compare.tracked_diff import workspace_matches
 
-        with contextlib.suppress(ConfigError):
-            recorded = data_files.recorded_outs(reader)
-            if not workspace_matches(reader, {path: md5}, recorded):
-                return None
+        if not workspace_matches(reader, {path: md5}, on_disk):
+            return None
     return f"md5:{md5}"
 
 
 class _Side:
     """One revision of a table: where its files are, their content hash, then the table."""
 
-    def __init__(self, reader: RevisionFiles, path: str) -> None:
+    def __init__(
+        self, reader: RevisionFiles, path: str, on_disk: dict[str, data_files.Recorded] | None
+    ) -> None:
         self.reader, self.path = reader, path
         self.files: list[TableFile] | None = None
         self.error: str | None = None
         self.table: Table | None = None
-        self.digest = _recorded(reader, path)
+        self.digest = _recorded(reader, path, on_disk)
 
     def locate(self) -> None:
         from mlops_ci.compare.tabular import TableAbsent, TableUnreadable, load_table
@@ -247,13 +256,18 @@ def sample_seed(old_digest: str | None, new_digest: str | None) -> int:
 
 
 def _sides(
-    path: str, base: RevisionFiles, cand: RevisionFiles, sample_rows: int, layout: Layout
+    path: str,
+    base: RevisionFiles,
+    cand: RevisionFiles,
+    sample_rows: int,
+    layout: Layout,
+    on_disk: dict[str, data_files.Recorded] | None,
 ) -> tuple[_Side, _Side, int | None]:
     """Both revisions of a table, and the sample seed (None: equal hashes, nothing read).
     The files are located one side after the other (reading may open DVC for its remote),
     then hashed and parsed side by side: hashing and pandas' C parser release the GIL, so
     two cores share the work."""
-    old, new = _Side(base, path), _Side(cand, path)
+    old, new = _Side(base, path, None), _Side(cand, path, on_disk)
     if old.digest is not None and old.digest == new.digest:  # DVC's records: not even located
         return old, new, None
     old.locate()
@@ -286,7 +300,11 @@ def _summary(side: _Side) -> dict[str, Any] | None:
 
 
 def _table(
-    spec: TableSettings, base: RevisionFiles, cand: RevisionFiles, settings: DataSettings
+    spec: TableSettings,
+    base: RevisionFiles,
+    cand: RevisionFiles,
+    settings: DataSettings,
+    on_disk: dict[str, data_files.Recorded] | None,
 ) -> dict[str, Any]:
     from mlops_ci.compare.tabular import Layout
 
@@ -297,7 +315,7 @@ def _table(
         out["auto"] = True  # profiled because its DVC hash changed, not declared
     header = spec.header if spec.header is not None else plot_header(cand, spec.path)
     layout = Layout(header, spec.columns)
-    old, new, seed = _sides(spec.path, base, cand, settings.sample_rows, layout)
+    old, new, seed = _sides(spec.path, base, cand, settings.sample_rows, layout, on_disk)
     if seed is None:
         out["baseline"] = out["candidate"] = {"digest": old.digest}
         out["note"] = "the same content hash at both revisions: not read"

@@ -18,6 +18,7 @@ MAX_FILE_ROWS = 50  # in the comment; comparison.json keeps up to 500
 MAX_COLUMN_ROWS = 40
 # Characters the whole section may take (a GitHub comment holds 65,536).
 MAX_SECTION_CHARS = 20_000
+SHOWN_OUTPUTS = 10  # the model's outputs named on their one line
 COLUMN_HEADER = ["Column", "Change", "Type", "Missing", "Effect", "p (adjusted)", "Shift",
                  "Categories"]  # fmt: skip
 CHANGE_MARKS = {"added": "➕ added", "deleted": "➖ deleted", "modified": "🔁 modified",
@@ -206,16 +207,18 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
     for entry in auto.get("left_out") or []:
         if not isinstance(entry, dict):
             continue
-        if entry.get("output") in ("predictions", "plot"):
+        if entry.get("output"):  # a model's output (compare/data_auto.py's MODEL_OUTPUT)
             outputs.append(md_text(entry.get("path"), 160))
             continue
         tables.append({"path": md_text(entry.get("path"), 160), "rows": [], "label_rows": [],
                        "line": "not profiled: " + md_text(entry.get("reason"), 200),
                        "left_out": None})  # fmt: skip
+    more = f" and {len(outputs) - SHOWN_OUTPUTS} more in comparison.json" if len(
+        outputs) > SHOWN_OUTPUTS else ""  # fmt: skip
     outputs_line = (
         f"Not profiled, being the model's outputs that the report compares elsewhere (its "
-        f"predictions file, its plots): {', '.join(outputs)}. Declare one under data.tables "
-        "to profile it."
+        f"predictions file, its plots): {', '.join(outputs[:SHOWN_OUTPUTS])}{more}. Declare one "
+        "under data.tables to profile it."
         if outputs
         else None
     )

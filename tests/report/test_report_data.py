@@ -53,15 +53,34 @@ def test_the_section_keeps_to_its_budget_with_many_tables_and_paths():
     assert "col2" in small and "data/col1.csv" in small  # nothing cut when it fits
 
 
+def _with_outputs(comparison: dict, paths: list[str], output: object = "plot") -> dict:
+    """Undeclared tables left out as the model's outputs (compare/data_auto.py)."""
+    comparison["data"]["auto"] = {"max_bytes": 1, "more_left_out": 0, "left_out": [
+        {"path": p, "reason": "a plot", "output": output} for p in paths]}  # fmt: skip
+    return comparison
+
+
+def test_the_models_outputs_share_one_bounded_line():
+    paths = [f"dvclive/plots/metrics/{'m' * 100}{i}.tsv" for i in range(50)]
+    text, _ = data_section_text(_with_outputs(_comparison(100, 60, 500), paths))
+    assert len(text) <= MAX_SECTION_CHARS
+    (line,) = [x for x in text.splitlines() if x.startswith("Not profiled, being the model's")]
+    assert paths[9] in line and paths[10] not in line and "and 40 more in comparison.json" in line
+    assert "**Table dvclive" not in text
+
+
 def test_hostile_names_are_inert_in_the_rendered_report():
     name = "| @team <img src=x> **b** #12 www.evil.example"
-    report = build_report(_comparison(1, 2, 1, name=name), limit=65_536)
+    comparison = _with_outputs(_comparison(1, 2, 1, name=name), [name], output=[name])
+    report = build_report(comparison, limit=65_536)
     html = cmarkgfm.github_flavored_markdown_to_html(
         report.markdown, options=Options.CMARK_OPT_UNSAFE
     )
     assert "<img" not in html and "<script>" not in html and "<strong>b</strong>" not in html
     assert 'href="http://www.evil' not in html
-    column_rows = [r for r in html.split("<tr>") if "team" in r and "<td" in r]
+    rows = [r.split("</tr>")[0] for r in html.split("<tr>")[1:]]
+    column_rows = [r for r in rows if "team" in r and "<td" in r]
     # Column table (8 cells), file table (4 cells): the name never splits a cell.
     assert column_rows and all(r.count("<td") in (4, 8) for r in column_rows)
     assert "#### Data" in report.markdown
+    assert "its plots): " in report.markdown  # the hostile output entry is on the line, inert
