@@ -179,8 +179,9 @@ def _recorded(
 ) -> str | None:
     """The hash DVC records for the table's path (file or directory output), if it is one.
     In the working tree (`on_disk`: its records) only while it holds what the record says (its
-    size, and file count for a directory), as the file table checks it: a table edited since
-    DVC recorded it is known by its bytes, so an edit without `dvc add` is not taken as
+    size, and file count for a directory, as the file table checks it; its bytes too where
+    the record would call it unchanged, `_Side.holds_record`): a table edited since DVC
+    recorded it is known by its bytes, so an edit without `dvc add` is not taken as
     unchanged."""
     md5 = reader.outs.get(path)
     if not md5:
@@ -204,6 +205,15 @@ class _Side:
         self.error: str | None = None
         self.table: Table | None = None
         self.digest = _recorded(reader, path, on_disk)
+
+    def holds_record(self) -> bool:
+        """Whether the digest taken from the record is the table's: always at a commit, and
+        in the working tree once its bytes hash to it (see `tracked_diff.workspace_holds`)."""
+        if self.reader.rev is not None or self.digest is None:
+            return True
+        from mlops_ci.compare.tracked_diff import workspace_holds
+
+        return workspace_holds(self.reader, self.path, self.digest.removeprefix("md5:"))
 
     def locate(self) -> None:
         from mlops_ci.compare.tabular import TableAbsent, TableUnreadable, load_table
@@ -269,7 +279,9 @@ def _sides(
     two cores share the work."""
     old, new = _Side(base, path, None), _Side(cand, path, on_disk)
     if old.digest is not None and old.digest == new.digest:  # DVC's records: not even located
-        return old, new, None
+        if new.holds_record():
+            return old, new, None
+        new.digest = None  # edited since `dvc add`, its size kept: known by its bytes
     old.locate()
     new.locate()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="table") as pool:

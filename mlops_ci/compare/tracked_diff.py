@@ -15,10 +15,12 @@ asks DVC.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlops_ci.compare.snapshot import RevisionFiles
@@ -183,15 +185,47 @@ def workspace_matches(cand: RevisionFiles, outs: dict[str, str], recorded: dict[
         size = getattr(record, "size", None)
         full = root / path
         if full.is_dir():
-            found = [
-                posixpath.join(path, os.path.relpath(os.path.join(d, n), full).replace(os.sep, "/"))
-                for d, _dirs, names in os.walk(full)
-                for n in names
-            ]
-            seen = cand.visible(found)  # what .dvcignore leaves, as DVC hashes it
+            seen = _workspace_files(cand, path)
             total = sum(os.path.getsize(root / f) for f in seen)
             if size is None or (total, len(seen)) != (size, getattr(record, "nfiles", None)):
                 return False
         elif not full.is_file() or size is None or full.stat().st_size != size:
             return False
     return True
+
+
+def workspace_holds(cand: RevisionFiles, path: str, md5: str) -> bool:
+    """Whether the workspace's bytes at `path` are what DVC recorded as `md5`: the file's md5,
+    or for a directory its files against the manifest in the local cache (none there: not
+    known, so False). What `dvc status` finds by hashing, for an output whose record alone
+    would decide something; a record written by DVC 2 (md5 of text with CRLF made LF) may
+    not match and then counts as edited, which only costs a read."""
+    root = cand.project.root
+    if not md5.endswith(".dir"):
+        return (root / path).is_file() and _md5(root / path) == md5
+    manifest = cand.cached_manifest(md5)
+    if manifest is None or not (root / path).is_dir():
+        return False
+    expected = {posixpath.join(path, rel): digest for rel, digest in manifest.items()}
+    if sorted(_workspace_files(cand, path)) != sorted(expected):
+        return False
+    return all(_md5(root / name) == digest for name, digest in expected.items())
+
+
+def _workspace_files(cand: RevisionFiles, path: str) -> list[str]:
+    """The files of a workspace directory that DVC hashes (those no `.dvcignore` matches)."""
+    full = cand.project.root / path
+    found = [
+        posixpath.join(path, os.path.relpath(os.path.join(d, n), full).replace(os.sep, "/"))
+        for d, _dirs, names in os.walk(full)
+        for n in names
+    ]
+    return cand.visible(found)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security boundary
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

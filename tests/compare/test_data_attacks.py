@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_ci.compare.snapshot import Project, RevisionFiles
+from mlops_ci.compare.snapshot import Project, RevisionFiles, read_declarations
 from mlops_ci.compare.tabular import read_table
 from tests.compare.data_project import MLOPS_CI, DataProject, table
 
@@ -109,6 +109,47 @@ def test_a_table_edited_in_the_working_tree_without_dvc_add_is_read_not_trusted(
     assert (entry["baseline"]["rows"], entry["candidate"]["rows"]) == (5000, 4000)
     assert entry["candidate"]["digest"].startswith("sha256:")  # its bytes, not the record
     assert "(5,000 → 4,000)" in _failed(verdict)["max_row_drop_pct"]
+
+
+def test_a_table_edited_to_the_same_size_without_dvc_add_is_read_not_trusted(tmp_path: Path):
+    """The record names the table as it was and the working tree's copy kept its size (a
+    column renamed to another of one letter): only its bytes tell, as `dvc status` hashes it."""
+    repo = DataProject.create(tmp_path / "repo", table(5000), _policy("{schema_unchanged: true}"))
+    repo.git("checkout", "-qb", "candidate")
+    raw = repo.root / "data" / "raw.csv"
+    before = raw.stat().st_size
+    repo.write_table("data/raw.csv", table(5000).rename(columns={"x": "z"}))
+    assert raw.stat().st_size == before
+    comparison, verdict = _gate(repo)
+    entry = _entry(comparison)
+    assert entry["status"] == "changed"
+    assert entry["candidate"]["digest"].startswith("sha256:")
+    assert "schema_unchanged" in _failed(verdict)
+
+
+def test_a_directory_table_is_trusted_by_its_record_only_while_each_file_hashes_to_it(
+    tmp_path: Path,
+):
+    from mlops_ci.compare.tracked_diff import workspace_holds
+
+    repo = DataProject.create(tmp_path / "repo", table(10))
+    for part in range(2):
+        repo.write_table(f"data/parts/p{part}.csv", table(50, seed=part))
+    repo.add("data/parts")
+    reader = _reader(repo.root)
+    read_declarations(reader, "workspace")
+    md5 = reader.outs["data/parts"]
+    assert md5.endswith(".dir")
+    assert workspace_holds(reader, "data/parts", md5)
+    repo.write_table("data/parts/p1.csv", table(50, seed=1).rename(columns={"y": "w"}))
+    assert not workspace_holds(reader, "data/parts", md5)  # one file edited, same size
+    repo.write_table("data/parts/p1.csv", table(50, seed=1))
+    (repo.root / "data" / "parts" / "p2.csv").write_text("id\n1\n")
+    assert not workspace_holds(reader, "data/parts", md5)  # one file more
+    (repo.root / "data" / "parts" / "p2.csv").unlink()
+    assert workspace_holds(reader, "data/parts", md5)
+    assert not workspace_holds(reader, "data/raw.csv", reader.outs["data/parts"])  # not its hash
+    assert workspace_holds(reader, "data/raw.csv", reader.outs["data/raw.csv"])
 
 
 def _shift_with_text(frame: pd.DataFrame) -> pd.DataFrame:
