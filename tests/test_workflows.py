@@ -340,7 +340,7 @@ def test_registry_events_deploy_from_the_default_branch_with_the_pushed_tag(name
     assert wf["permissions"] == {"contents": "read", "deployments": "write"}
     assert wf["concurrency"]["cancel-in-progress"] is False
     if name == "registry.yml":
-        assert wf["on"]["push"] == {"tags": ["**#**", "**@v*"]}
+        assert wf["on"]["push"] == {"tags": ["**#**", "**@v*", "**@deprecated"]}
         assert set(wf["on"]["workflow_dispatch"]["inputs"]) == {"tag", "override"}
     (job,) = wf["jobs"].values()
     runs = [s.get("run", "") for s in job["steps"]]
@@ -349,6 +349,38 @@ def test_registry_events_deploy_from_the_default_branch_with_the_pushed_tag(name
     deploy = next(s for s in job["steps"] if "actions/deploy" in s.get("uses", ""))
     assert deploy["with"]["from-tag"] == "${{ inputs.tag || github.ref_name }}"
     assert job["steps"].index(deploy) > checkout
+
+
+def github_filter(pattern: str) -> re.Pattern[str]:
+    """A workflow's tag filter as GitHub matches it (`*`: any characters but `/`; `**`: any);
+    the filters here use no other special character."""
+    assert not set(pattern) & set("?+[]!"), pattern
+    parts = [re.escape(p).replace(r"\*", "[^/]*") for p in pattern.split("**")]
+    return re.compile(".*".join(parts))
+
+
+def test_every_tag_gto_writes_starts_the_registry_workflow(tmp_path: Path):
+    """Registration, assignment, unassignment, deregistration and deprecation, written by gto
+    itself for an artifact with and without a path: each is a push registry.yml acts on."""
+    import gto.api
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "one"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    for name in ("clf", "models/clf"):
+        gto.api.register(repo, name, "HEAD", version="v1.0.0")
+        gto.api.assign(repo, name, "prod", version="v1.0.0")
+        gto.api.unassign(repo, name, stage="prod", version="v1.0.0")
+        gto.api.deregister(repo, name, version="v1.0.0")
+        gto.api.deprecate(repo, name)
+    written = subprocess.run(
+        ["git", "tag"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert len(written) == 10 and any(t.endswith("@deprecated") for t in written)
+    filters = [github_filter(p) for p in workflow("registry.yml")["on"]["push"]["tags"]]
+    assert [t for t in written if not any(f.fullmatch(t) for f in filters)] == []
+    assert not any(f.fullmatch("v1.2.3") for f in filters)  # the package's own release tags
 
 
 @pytest.mark.parametrize("name", ["rollback.yml", "deprecate.yml"])

@@ -141,6 +141,12 @@ def test_deprecate_follows_gto_semantics(gated: Path) -> None:
     assert "classifier@deprecated" in Git(gated).tags()
     everything = json.loads(gto(gated, "show", "--json"))
     assert "classifier" not in everything, "a deprecated artifact leaves gto show"
+    # The deprecation's push (registry.yml runs on it) deploys nothing and says what is left.
+    assert main(["deploy", "-C", str(gated), "--from-tag", "classifier@deprecated"]) == 0
+    record = json.loads((gated / ".mlops-ci" / "tag-deploy.json").read_text())
+    assert (record["action"], record["deployed"]) == ("deprecate", [])
+    assert [e["environment"] for e in record["left"]] == ["staging"]
+    assert "classifier is deprecated (`gto deprecate`" in record["left"][0]["reason"]
 
 
 def test_a_promotion_whose_deploy_fails_says_so_and_a_rerun_finishes_it(
