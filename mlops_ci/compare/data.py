@@ -68,21 +68,16 @@ def data_section(
         "files": None,
         "tables": [],
     }
-    files = _Files(project, baseline_sha, base, cand) if settings.files else None
-    try:
-        auto, left_out = auto_tables(base, cand, settings, [t.path for t in tables],
-                                     predictions=predictions)  # fmt: skip
-    except ConfigError as exc:  # the file table reports the broken records
-        auto, left_out = [], [{"path": "*", "reason": str(exc)[:300]}]
+    records = data_files.Records.read(base, cand)
+    files = _Files(project, baseline_sha, base, cand, records) if settings.files else None
+    auto, left_out = auto_tables(base, cand, settings, [t.path for t in tables], records,
+                                 predictions=predictions)  # fmt: skip
     if settings.auto:
         section["auto"] = {"max_bytes": settings.max_auto_bytes, "left_out": left_out[:50],
                            "more_left_out": max(len(left_out) - 50, 0)}  # fmt: skip
-    # The working tree's records, read once: each table's record is trusted only while the
-    # file still matches it (`_recorded`).
-    try:
-        on_disk: dict[str, data_files.Recorded] | None = data_files.recorded_outs(cand)
-    except ConfigError:  # the file table reports the broken records
-        on_disk = None
+    # The working tree's records: each table's record is trusted only while the file still
+    # matches it (`_recorded`).
+    on_disk = records.new if records.error is None else None
     results = [_table(t, base, cand, settings, on_disk) for t in tables]
     found = [_table(t, base, cand, settings, on_disk) for t in auto]
     section["files"] = files.result() if files is not None else None
@@ -114,15 +109,19 @@ class _Files:
     outside the GIL."""
 
     def __init__(
-        self, project: Project, baseline_sha: str, base: RevisionFiles, cand: RevisionFiles
+        self,
+        project: Project,
+        baseline_sha: str,
+        base: RevisionFiles,
+        cand: RevisionFiles,
+        records: data_files.Records,
     ) -> None:
         self.done: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
-        try:
-            self.old, self.new = data_files.recorded_outs(base), data_files.recorded_outs(cand)
-        except ConfigError as exc:
-            self.done = {"source": "unreadable", "error": str(exc)[:500], "rows": [],
+        self.old, self.new = records.old, records.new
+        if records.error is not None:
+            self.done = {"source": "unreadable", "error": str(records.error)[:500], "rows": [],
                          "more_rows": 0}  # fmt: skip
             return
         if not data_files.tracked_changed(self.old, self.new):

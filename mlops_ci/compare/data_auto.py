@@ -31,10 +31,12 @@ class Candidate:
     size: int  # the larger side's bytes, as far as known
 
 
-def changed_tables(base: RevisionFiles, cand: RevisionFiles) -> list[Candidate]:
+def changed_tables(
+    base: RevisionFiles, cand: RevisionFiles, records: data_files.Records
+) -> list[Candidate]:
     """Table files DVC tracks whose hash differs between the revisions (or that exist at one
     only), in path order."""
-    old, new = data_files.recorded_outs(base), data_files.recorded_outs(cand)
+    old, new = records.old, records.new
     found: list[Candidate] = []
     for path in sorted(set(old) | set(new)):
         a, b = old.get(path), new.get(path)
@@ -92,6 +94,7 @@ def auto_tables(
     cand: RevisionFiles,
     settings: DataSettings,
     declared: list[str],
+    records: data_files.Records,
     *,
     predictions: str | None = None,
 ) -> tuple[list[TableSettings], list[dict[str, str]]]:
@@ -99,11 +102,13 @@ def auto_tables(
     model's outputs, `model_outputs`; the byte budget; the table count)."""
     if not settings.auto:
         return [], []
+    if records.error is not None:  # the file table reports the broken records
+        return [], [{"path": "*", "reason": str(records.error)[:300]}]
     tables: list[TableSettings] = []
     left_out: list[dict[str, str]] = []
     spent = 0
     outputs = model_outputs(base, cand, predictions)
-    for found in changed_tables(base, cand):
+    for found in changed_tables(base, cand, records):
         if _under(found.path, declared):
             continue  # declared, or inside a declared directory: read as declared
         output = next((outputs[p] for p in sorted(outputs) if _under(found.path, [p])), None)

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlops_ci.compare.snapshot import RevisionFiles
 from mlops_ci.project import dvcfile
+from mlops_ci.project.errors import ConfigError
 
 # A table of a million changed files helps no one; the counts stay exact.
 MAX_FILE_ROWS = 500
@@ -27,6 +28,23 @@ class Recorded:
     digest: str | None  # md5 (`.dir` for directories), etag or checksum
     size: int | None
     nfiles: int | None
+
+
+@dataclass(frozen=True)
+class Records:
+    """Both revisions' records, read once for the file table, the undeclared tables and each
+    table's hash; `error` says why they could not be read (then both are empty)."""
+
+    old: dict[str, Recorded]
+    new: dict[str, Recorded]
+    error: ConfigError | None = None
+
+    @classmethod
+    def read(cls, base: RevisionFiles, cand: RevisionFiles) -> Records:
+        try:
+            return cls(recorded_outs(base), recorded_outs(cand))
+        except ConfigError as exc:
+            return cls({}, {}, exc)
 
 
 def recorded_outs(reader: RevisionFiles) -> dict[str, Recorded]:
