@@ -20,7 +20,6 @@ import os
 import posixpath
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mlops_ci.compare.snapshot import RevisionFiles
@@ -200,16 +199,15 @@ def workspace_holds(cand: RevisionFiles, path: str, md5: str) -> bool:
     known, so False). What `dvc status` finds by hashing, for an output whose record alone
     would decide something; a record written by DVC 2 (md5 of text with CRLF made LF) may
     not match and then counts as edited, which only costs a read."""
-    root = cand.project.root
     if not md5.endswith(".dir"):
-        return (root / path).is_file() and _md5(root / path) == md5
+        return _md5(cand, path) == md5
     manifest = cand.cached_manifest(md5)
-    if manifest is None or not (root / path).is_dir():
+    if manifest is None or not (cand.project.root / path).is_dir():
         return False
     expected = {posixpath.join(path, rel): digest for rel, digest in manifest.items()}
     if sorted(_workspace_files(cand, path)) != sorted(expected):
         return False
-    return all(_md5(root / name) == digest for name, digest in expected.items())
+    return all(_md5(cand, name) == digest for name, digest in expected.items())
 
 
 def _workspace_files(cand: RevisionFiles, path: str) -> list[str]:
@@ -223,9 +221,14 @@ def _workspace_files(cand: RevisionFiles, path: str) -> list[str]:
     return cand.visible(found)
 
 
-def _md5(path: Path) -> str:
+def _md5(cand: RevisionFiles, path: str) -> str | None:
+    """The md5 of a workspace file, read only when it is a regular file inside the repository
+    (as every read of the working tree is); None otherwise."""
+    full = cand.local_file(path)
+    if full is None:
+        return None
     digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security boundary
-    with open(path, "rb") as fh:
+    with open(full, "rb") as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()

@@ -150,6 +150,12 @@ def test_a_directory_table_is_trusted_by_its_record_only_while_each_file_hashes_
     assert workspace_holds(reader, "data/parts", md5)
     assert not workspace_holds(reader, "data/raw.csv", reader.outs["data/parts"])  # not its hash
     assert workspace_holds(reader, "data/raw.csv", reader.outs["data/raw.csv"])
+    # A symlink out of the repository is not read, even to the very bytes recorded.
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes((repo.root / "data" / "raw.csv").read_bytes())
+    (repo.root / "data" / "raw.csv").unlink()
+    (repo.root / "data" / "raw.csv").symlink_to(outside)
+    assert not workspace_holds(reader, "data/raw.csv", reader.outs["data/raw.csv"])
 
 
 def _shift_with_text(frame: pd.DataFrame) -> pd.DataFrame:
