@@ -185,10 +185,11 @@ def _recorded(
     md5 = reader.outs.get(path)
     if not md5:
         return None
-    if reader.rev is None and on_disk is not None:
+    if reader.rev is None:
         from mlops_ci.compare.tracked_diff import workspace_matches
 
-        if not workspace_matches(reader, {path: md5}, on_disk):
+        # Records that cannot be read vouch for nothing: the bytes decide.
+        if on_disk is None or not workspace_matches(reader, {path: md5}, on_disk):
             return None
     return f"md5:{md5}"
 

@@ -195,6 +195,19 @@ def _table(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _outputs_line(paths: list[str]) -> str | None:
+    """The one line naming the model's outputs left out (at most `SHOWN_OUTPUTS` of them)."""
+    if not paths:
+        return None
+    named = ", ".join(paths[:SHOWN_OUTPUTS])
+    if len(paths) > SHOWN_OUTPUTS:
+        named += f" and {len(paths) - SHOWN_OUTPUTS} more in comparison.json"
+    return (
+        "Not profiled, being the model's outputs that the report compares elsewhere (its "
+        f"predictions file, its plots): {named}. Declare one under data.tables to profile it."
+    )
+
+
 def data_section_text(comparison: dict) -> tuple[str, int] | None:
     """The Data section's markdown and how many tables it shows; None when there is no data."""
     data = comparison.get("data")
@@ -213,15 +226,7 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
         tables.append({"path": md_text(entry.get("path"), 160), "rows": [], "label_rows": [],
                        "line": "not profiled: " + md_text(entry.get("reason"), 200),
                        "left_out": None})  # fmt: skip
-    more = f" and {len(outputs) - SHOWN_OUTPUTS} more in comparison.json" if len(
-        outputs) > SHOWN_OUTPUTS else ""  # fmt: skip
-    outputs_line = (
-        f"Not profiled, being the model's outputs that the report compares elsewhere (its "
-        f"predictions file, its plots): {', '.join(outputs[:SHOWN_OUTPUTS])}{more}. Declare one "
-        "under data.tables to profile it."
-        if outputs
-        else None
-    )
+    outputs_line = _outputs_line(outputs)
     error = (
         md_text(f"the data section could not be computed: {data['error']}", 400)
         if data.get("error")
