@@ -109,9 +109,9 @@ def auto_tables(
     spent = 0
     outputs = model_outputs(base, cand, predictions)
     for found in changed_tables(base, cand, records):
-        if _under(found.path, declared):
+        if under(found.path, declared):
             continue  # declared, or inside a declared directory: read as declared
-        output = next((outputs[p] for p in sorted(outputs) if _under(found.path, [p])), None)
+        output = next((outputs[p] for p in sorted(outputs) if under(found.path, [p])), None)
         if output is not None:
             left_out.append({"path": found.path, "reason": MODEL_OUTPUT[output], "output": output})
         elif len(declared) + len(tables) >= MAX_TABLES:
@@ -128,6 +128,6 @@ def auto_tables(
     return tables, left_out
 
 
-def _under(path: str, roots: list[str]) -> bool:
+def under(path: str, roots: list[str]) -> bool:
     """Whether `path` is one of `roots` or inside one of them."""
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
