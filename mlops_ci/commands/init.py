@@ -168,9 +168,9 @@ def unreadable_elsewhere(
     return {
         path: NOT_IN_GIT
         for path in metrics_files
-        if any(path == u or path.startswith(u.rstrip("/") + "/") for u in uncached)
+        if dvcfile.at_or_under(path, uncached)
         and (root / path).exists()
-        and not any(f == path or f.startswith(path.rstrip("/") + "/") for f in visible)
+        and not any(dvcfile.at_or_under(f, [path]) for f in visible)
     }
 
 

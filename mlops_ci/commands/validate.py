@@ -17,6 +17,7 @@ import yaml
 
 from mlops_ci.commands.init import Inspection, inspect_project
 from mlops_ci.init import adopt
+from mlops_ci.project.dvcfile import at_or_under
 from mlops_ci.project.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
 from mlops_ci.project.settings import (
     SETTINGS_FILE,
@@ -147,7 +148,7 @@ def _files(settings: Settings, inspection: Inspection, result: ValidateResult) -
         result.checked.append(key)
         if path in outs:
             continue
-        inside = [o for o in outs if path.startswith(o.rstrip("/") + "/")]
+        inside = [o for o in outs if at_or_under(path, [o])]
         if inside and not (inspection.project.root / inside[0]).is_dir():
             result.warnings.append(
                 f"{settings.source}: {key} {path} was not checked: its directory output "
@@ -190,7 +191,7 @@ def _test_data(settings: Settings, inspection: Inspection, result: ValidateResul
     result.checked.append("test_data")
     if path in inspection.outs or inspection.exists(path):
         return
-    inside = [o for o in inspection.outs if path.startswith(o.rstrip("/") + "/")]
+    inside = [o for o in inspection.outs if at_or_under(path, [o])]
     if inside and not (inspection.project.root / inside[0]).is_dir():
         # A file in a directory output that is not in the workspace (not pulled, not run).
         result.warnings.append(
@@ -253,9 +254,9 @@ def _plots(settings: Settings, inspection: Inspection, result: ValidateResult) -
     outs = list(inspection.outs)
     for plot, files in inspection.plot_files.items():
         for path in files:
-            inside = any(path.startswith(o.rstrip("/") + "/") for o in outs)
-            holds = any(o.startswith(path.rstrip("/") + "/") for o in outs)
-            if path in inspection.outs or inside or holds or inspection.exists(path):
+            inside = at_or_under(path, outs)
+            holds = any(at_or_under(o, [path]) for o in outs)
+            if inside or holds or inspection.exists(path):
                 continue
             result.problems.append(
                 f"dvc.yaml: plot {plot!r} reads {path}, which no stage writes and the "

@@ -22,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mlops_ci.compare import data_files
-from mlops_ci.compare.data_auto import auto_tables, under
+from mlops_ci.compare.data_auto import auto_tables
 from mlops_ci.compare.snapshot import Project, RevisionFiles, read_declarations
 from mlops_ci.project.data_settings import DataSettings, TableSettings
+from mlops_ci.project.dvcfile import at_or_under
 from mlops_ci.project.errors import ConfigError, MlopsCiError
 
 if TYPE_CHECKING:  # the tables' module loads only when a table is declared
@@ -253,7 +254,7 @@ def plot_header(reader: RevisionFiles, path: str) -> bool | None:
     found: dict[int, bool] = {}  # by the length of the plotted path
     for _config, name, props, path_id in decl.plots if decl is not None else []:
         header = props.get("header") if isinstance(props, dict) else None
-        if path_id and isinstance(header, bool) and under(path, [name]):
+        if path_id and isinstance(header, bool) and at_or_under(path, [name]):
             found[len(name)] = header
     return found[max(found)] if found else None  # the most specific definition
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from mlops_ci.compare import data_files
 from mlops_ci.compare.snapshot import RevisionFiles
 from mlops_ci.project.data_settings import TABLE_SUFFIXES, DataSettings, TableSettings
+from mlops_ci.project.dvcfile import at_or_under
 
 MAX_TABLES = 100  # tables per comparison.json (its schema's bound)
 # Why a model's output is not profiled, by kind (the `output` of a left-out entry).
@@ -109,9 +110,9 @@ def auto_tables(
     spent = 0
     outputs = model_outputs(base, cand, predictions)
     for found in changed_tables(base, cand, records):
-        if under(found.path, declared):
+        if at_or_under(found.path, declared):
             continue  # declared, or inside a declared directory: read as declared
-        output = next((outputs[p] for p in sorted(outputs) if under(found.path, [p])), None)
+        output = next((outputs[p] for p in sorted(outputs) if at_or_under(found.path, [p])), None)
         if output is not None:
             left_out.append({"path": found.path, "reason": MODEL_OUTPUT[output], "output": output})
         elif len(declared) + len(tables) >= MAX_TABLES:
@@ -126,8 +127,3 @@ def auto_tables(
             spent += found.size
             tables.append(TableSettings(path=found.path, auto=True))
     return tables, left_out
-
-
-def under(path: str, roots: list[str]) -> bool:
-    """Whether `path` is one of `roots` or inside one of them."""
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)

@@ -69,9 +69,7 @@ class Snapshot:
 
     def unreadable(self, path: str) -> bool:
         """Whether `path`, or a declared directory holding it, could not be read."""
-        return self.broken or any(
-            e["file"] == path or path.startswith(e["file"] + "/") for e in self.errors
-        )
+        return self.broken or dvcfile.at_or_under(path, (e["file"] for e in self.errors))
 
 
 @dataclass(frozen=True)
@@ -298,7 +296,7 @@ class RevisionFiles:
         return real == top or top in real.parents
 
     def _uncached(self, path: str) -> bool:
-        return any(path == u or path.startswith(u.rstrip("/") + "/") for u in self.uncached)
+        return dvcfile.at_or_under(path, self.uncached)
 
     def _git_path(self, path: str) -> str:
         return f"{self.project.prefix}/{path}" if self.project.prefix else path

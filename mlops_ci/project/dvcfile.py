@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +163,12 @@ def norm(base: str, path: str) -> str:
     if joined == ".." or joined.startswith("../"):
         raise ConfigError(f"dvc.yaml: path {path!r} points outside the project")
     return joined
+
+
+def at_or_under(path: str, roots: Iterable[str]) -> bool:
+    """Whether the project path `path` is one of `roots` or lies inside one of them (a file
+    of a directory output), by whole path segments: `data/x` is not under `da`."""
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 def entries(value: Any) -> list[tuple[str, Any]]:

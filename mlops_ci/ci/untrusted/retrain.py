@@ -35,6 +35,7 @@ from mlops_ci.ci.untrusted.text import inert_line
 from mlops_ci.project.dvcfile import (
     DEFAULT_PARAMS_FILE,
     Declarations,
+    at_or_under,
     declare,
     load_pipeline_yaml,
     lock_entries,
@@ -179,7 +180,7 @@ class _RetrainPaths:
         return path in self.params or self.is_output(path)
 
     def is_output(self, path: str) -> bool:
-        return any(path == o or path.startswith(o.rstrip("/") + "/") for o in self.outputs)
+        return at_or_under(path, self.outputs)
 
 
 def _retrain_paths(git: Git, base: str) -> _RetrainPaths:
@@ -200,9 +201,7 @@ def _retrain_paths(git: Git, base: str) -> _RetrainPaths:
     if DEFAULT_PARAMS_FILE in tracked:
         params.add(DEFAULT_PARAMS_FILE)
     # Git-tracked outputs only: a cached output lives in DVC's cache, never in the change.
-    git_outputs = {
-        o for o in outputs if o in tracked or any(t.startswith(o + "/") for t in tracked)
-    }
+    git_outputs = {o for o in outputs if any(at_or_under(t, [o]) for t in tracked)}
     return _RetrainPaths(params, git_outputs, locks)
 
 
