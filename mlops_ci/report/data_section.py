@@ -195,16 +195,22 @@ def _table(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _outputs_line(paths: list[str]) -> str | None:
-    """The one line naming the model's outputs left out (at most `SHOWN_OUTPUTS` of them)."""
+# How the sentence names each kind of model output (compare/data_auto.py's MODEL_OUTPUT keys).
+OUTPUT_KINDS = {"predictions": "its predictions file", "plot": "its plots"}
+
+
+def _outputs_line(paths: list[str], kinds: set[str]) -> str | None:
+    """The one line naming the model's outputs left out (at most `SHOWN_OUTPUTS` of them), and
+    of which kinds they are."""
     if not paths:
         return None
     named = ", ".join(paths[:SHOWN_OUTPUTS])
     if len(paths) > SHOWN_OUTPUTS:
         named += f" and {len(paths) - SHOWN_OUTPUTS} more in comparison.json"
+    what = ", ".join(text for kind, text in OUTPUT_KINDS.items() if kind in kinds)
     return (
-        "Not profiled, being the model's outputs that the report compares elsewhere (its "
-        f"predictions file, its plots): {named}. Declare one under data.tables to profile it."
+        "Not profiled, being the model's outputs that the report compares elsewhere"
+        f"{f' ({what})' if what else ''}: {named}. Declare one under data.tables to profile it."
     )
 
 
@@ -217,16 +223,18 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
     tables = [_table(t) for t in data.get("tables") or [] if isinstance(t, dict)]
     auto = data.get("auto") if isinstance(data.get("auto"), dict) else {}
     outputs = []  # the model's outputs: one line for all, they are no news
+    kinds: set[str] = set()
     for entry in auto.get("left_out") or []:
         if not isinstance(entry, dict):
             continue
         if entry.get("output"):  # a model's output (compare/data_auto.py's MODEL_OUTPUT)
             outputs.append(md_text(entry.get("path"), 160))
+            kinds.add(entry["output"] if isinstance(entry["output"], str) else "")
             continue
         tables.append({"path": md_text(entry.get("path"), 160), "rows": [], "label_rows": [],
                        "line": "not profiled: " + md_text(entry.get("reason"), 200),
                        "left_out": None})  # fmt: skip
-    outputs_line = _outputs_line(outputs)
+    outputs_line = _outputs_line(outputs, kinds)
     error = (
         md_text(f"the data section could not be computed: {data['error']}", 400)
         if data.get("error")

@@ -134,7 +134,7 @@ def test_a_new_test_split_of_the_reference_pipeline_shows_both_row_counts(traine
     assert left["eval/predictions.csv"].startswith("the model's predictions")
     assert (
         "Not profiled, being the model's outputs that the report compares elsewhere (its "
-        "predictions file, its plots): eval/predictions.csv. Declare one under data.tables"
+        "predictions file): eval/predictions.csv. Declare one under data.tables"
     ) in report
 
 

@@ -69,6 +69,22 @@ def test_the_models_outputs_share_one_bounded_line():
     assert "**Table dvclive" not in text
 
 
+def test_the_outputs_line_names_only_the_kinds_left_out():
+    def line(entries: list[tuple[str, object]]) -> str:
+        comparison = _comparison(1, 2, 1)
+        comparison["data"]["auto"] = {"max_bytes": 1, "more_left_out": 0, "left_out": [
+            {"path": p, "reason": "an output", "output": k} for p, k in entries]}  # fmt: skip
+        text, _ = data_section_text(comparison)
+        (found,) = [x for x in text.splitlines() if x.startswith("Not profiled, being")]
+        return found
+
+    assert "elsewhere (its plots): dvclive/plots/a.tsv." in line([("dvclive/plots/a.tsv", "plot")])
+    assert "elsewhere (its predictions file): p.csv." in line([("p.csv", "predictions")])
+    both = line([("p.csv", "predictions"), ("a.tsv", "plot")])
+    assert "elsewhere (its predictions file, its plots): p.csv, a.tsv." in both
+    assert "elsewhere: x.csv." in line([("x.csv", ["not a kind"])])  # a forged kind names none
+
+
 def test_hostile_names_are_inert_in_the_rendered_report():
     name = "| @team <img src=x> **b** #12 www.evil.example"
     comparison = _with_outputs(_comparison(1, 2, 1, name=name), [name], output=[name])
@@ -83,4 +99,4 @@ def test_hostile_names_are_inert_in_the_rendered_report():
     # Column table (8 cells), file table (4 cells): the name never splits a cell.
     assert column_rows and all(r.count("<td") in (4, 8) for r in column_rows)
     assert "#### Data" in report.markdown
-    assert "its plots): " in report.markdown  # the hostile output entry is on the line, inert
+    assert "compares elsewhere: " in report.markdown  # the hostile output entry is on the line, inert
