@@ -99,4 +99,4 @@ def test_hostile_names_are_inert_in_the_rendered_report():
     # Column table (8 cells), file table (4 cells): the name never splits a cell.
     assert column_rows and all(r.count("<td") in (4, 8) for r in column_rows)
     assert "#### Data" in report.markdown
-    assert "compares elsewhere: " in report.markdown  # the hostile output entry is on the line, inert
+    assert "compares elsewhere: " in report.markdown  # the forged entry is on the line, inert
