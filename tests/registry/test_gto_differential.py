@@ -25,6 +25,7 @@ from mlops_ci.project.errors import MlopsCiError
 from mlops_ci.project.git import Git
 
 SEQUENCES = 500
+PARTS = 5  # the seeds in five tests of 100, so test workers share them
 RACE_EVERY = 25  # every 25th history ends with two clones racing `promote --push`
 STAGES = ("staging", "production")
 START = 1_600_000_000
@@ -188,14 +189,16 @@ ACTIONS = ("promote", "promote", "assign-bare", "unassign", "deregister", "depre
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("part", range(PARTS))
 def test_mlops_ci_reads_every_generated_history_as_gto_does(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    part: int, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import gto.api
 
     writers = {"mlops-ci": 0, "gto": 0}
     git = Git(repo)
-    for seed in range(SEQUENCES):
+    per_part = SEQUENCES // PARTS
+    for seed in range(part * per_part, (part + 1) * per_part):
         rng = random.Random(seed)
         artifact = "models/clf" if seed % 2 else "clf"
         (repo / "mlops-ci.yaml").write_text(settings_text(artifact))
