@@ -195,7 +195,8 @@ def _table(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# How the sentence names each kind of model output (compare/data_auto.py's MODEL_OUTPUT keys).
+# How the sentence names each kind of model output (compare/data_auto.py's MODEL_OUTPUT keys,
+# the only values comparison.schema.json allows for a left-out entry's `output`).
 OUTPUT_KINDS = {"predictions": "its predictions file", "plot": "its plots"}
 
 
@@ -229,7 +230,7 @@ def data_section_text(comparison: dict) -> tuple[str, int] | None:
             continue
         if entry.get("output"):  # a model's output (compare/data_auto.py's MODEL_OUTPUT)
             outputs.append(md_text(entry.get("path"), 160))
-            kinds.add(entry["output"] if isinstance(entry["output"], str) else "")
+            kinds.add(str(entry["output"]))  # the schema allows only MODEL_OUTPUT's kinds
             continue
         tables.append({"path": md_text(entry.get("path"), 160), "rows": [], "label_rows": [],
                        "line": "not profiled: " + md_text(entry.get("reason"), 200),

@@ -246,6 +246,10 @@ def test_comment_uses_the_pr_workflows_marker(fake_github, trusted_env, tmp_path
         ({"metrics": [{"name": "x" * 5000, "status": "improved"}]}, "at metrics/0/name"),
         ({"warnings": ["w"] * 500}, "at warnings"),
         ({"extra": {"nested": ["objects"]}}, "at extra"),
+        (
+            {"data": {"auto": {"left_out": [{"path": "data/x.csv", "output": "secret"}]}}},
+            "at data/auto/left_out/0/output",
+        ),
     ],
 )
 def test_schema_invalid_comparison_is_rejected_and_nothing_posted(

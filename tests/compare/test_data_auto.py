@@ -69,6 +69,10 @@ def test_plotted_outputs_are_the_models_not_its_data(tmp_path: Path):
             repo.run(MLOPS_CI, "report")
             report = (repo.root / ".mlops-ci" / "report.md").read_text()
             assert "its plots): out/parts/a.csv, out/parts/b.csv. Declare one" in report
+            # The oracle: the files DVC itself plots (both changed) are what the line names.
+            (line,) = [x for x in report.splitlines() if x.startswith("Not profiled, being")]
+            named = line.split("(its plots): ", 1)[1].split(". Declare one")[0].split(", ")
+            assert sorted(named) == dvc_plot_files(repo.root)
             assert "**Table out/parts/a.csv**" not in report
         else:
             assert tables == {"data/raw.csv", "out/train.csv", "out/parts/a.csv"}
@@ -136,6 +140,14 @@ def test_a_new_test_split_of_the_reference_pipeline_shows_both_row_counts(traine
         "Not profiled, being the model's outputs that the report compares elsewhere (its "
         "predictions file): eval/predictions.csv. Declare one under data.tables"
     ) in report
+
+
+def dvc_plot_files(root: Path) -> list[str]:
+    """The data files DVC's own `plots show` reads in the workspace."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return sorted(repo.plots.show()["workspace"]["sources"]["data"])
 
 
 def yaml_keys(path: Path) -> set[str]:

@@ -82,7 +82,8 @@ def test_the_outputs_line_names_only_the_kinds_left_out():
     assert "elsewhere (its predictions file): p.csv." in line([("p.csv", "predictions")])
     both = line([("p.csv", "predictions"), ("a.tsv", "plot")])
     assert "elsewhere (its predictions file, its plots): p.csv, a.tsv." in both
-    assert "elsewhere: x.csv." in line([("x.csv", ["not a kind"])])  # a forged kind names none
+    # A kind the schema refuses names none.
+    assert "elsewhere: x.csv." in line([("x.csv", ["not a kind"])])
 
 
 def test_hostile_names_are_inert_in_the_rendered_report():

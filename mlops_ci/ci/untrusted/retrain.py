@@ -201,7 +201,7 @@ def _retrain_paths(git: Git, base: str) -> _RetrainPaths:
     if DEFAULT_PARAMS_FILE in tracked:
         params.add(DEFAULT_PARAMS_FILE)
     # Git-tracked outputs only: a cached output lives in DVC's cache, never in the change.
-    git_outputs = {o for o in outputs if any(at_or_under(t, [o]) for t in tracked)}
+    git_outputs = {o for o in outputs if o in tracked or any(at_or_under(t, [o]) for t in tracked)}
     return _RetrainPaths(params, git_outputs, locks)
 
 
