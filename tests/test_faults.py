@@ -230,6 +230,7 @@ def check_converged(repo: Path, scenario: Scenario) -> None:
 # --- the test ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole process killed at each of about 40 points, then rerun
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_sigkill_anywhere_leaves_old_or_new_live_and_a_rerun_converges(
     name: str, start_state: Path, tmp_path: Path

@@ -103,6 +103,7 @@ def _run_candidate(origin: Path, remote: Path, workdir: Path, candidate: str) ->
     return clone / ".mlops-ci"
 
 
+@pytest.mark.slow  # six candidates trained on six clones
 def test_six_candidates_on_separate_clones_give_one_ranked_comment(
     trained_repo: Path, tmp_path: Path, fake_github, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mlops_ci.commands.compare import run_compare
 from mlops_ci.commands.gate import run_gate
 from mlops_ci.project.git import Git
@@ -24,6 +26,7 @@ def _dvc(repo: Path, *args: str) -> None:
     subprocess.run([DVC, *args], cwd=repo, check=True, capture_output=True, env=env)
 
 
+@pytest.mark.slow  # five real `dvc repro` runs for a noise band
 def test_compare_decides_each_status_and_slices_by_a_joined_column(trained_repo: Path) -> None:
     repo, git = trained_repo, Git(trained_repo)
     with open(repo / "eval" / "predictions.csv", newline="") as fh:
