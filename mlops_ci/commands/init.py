@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from mlops_ci.compare.diff import default_direction, metric_names
-from mlops_ci.compare.snapshot import Project, RevisionFiles, take_snapshot
+from mlops_ci.compare.diff import default_direction
+from mlops_ci.compare.snapshot import Project, RevisionFiles, metric_names, take_snapshot
 from mlops_ci.init import adopt, adopt_gitlab
 from mlops_ci.init.settings_merge import Merged, merge_settings
 from mlops_ci.project import dvcfile

@@ -28,6 +28,7 @@ from typing import Any
 from mlops_ci.compare.confusion_rows import LABEL_METRICS, PlotPredictions
 from mlops_ci.compare.intervals import METRICS, Family, Task
 from mlops_ci.compare.noise import History, NoiseEstimate, estimate_noise, split_alpha
+from mlops_ci.compare.snapshot import metric_names
 from mlops_ci.project.settings import MetricRule, Settings, metric_aliases
 
 REPEATED = "repeated"  # the inputs label of repeat measurements: a group no baseline matches
@@ -347,7 +348,7 @@ def plot_family(
 class Judgement:
     """What `compare` needs to decide its rows: the interval family and the noise estimates.
 
-    judgement = Judgement.of(git, "main", sha, base, cand, settings, warnings, names)
+    judgement = Judgement.of(git, "main", sha, base, cand, settings, warnings)
     rows = judgement.decide(metric_rows(base, cand, settings, judgement.intervals))
     """
 
@@ -386,12 +387,12 @@ class Judgement:
         candidate: Any,
         settings: Settings,
         warnings: list[str],
-        names: Mapping[tuple[str, str], str],
         run_dir: Path | None = None,
     ) -> Judgement:
-        """`names`: (file, key) -> row name, as `diff.metric_names` gives them; `run_dir`
-        may hold repeat measurements (noise.json)."""
+        """`run_dir` may hold repeat measurements (noise.json)."""
         from mlops_ci.compare.noise import LOCK_FILE, read_repeats
+
+        names = metric_names([baseline, candidate])
 
         with_predictions = bool(
             settings.predictions and baseline.predictions is not None

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlops_ci.ci import documents
 from mlops_ci.compare.baseline import Baseline
-from mlops_ci.compare.snapshot import Project, Snapshot, take_snapshot
+from mlops_ci.compare.snapshot import Project, Snapshot, metric_names, take_snapshot
 from mlops_ci.gate.policy import Policy, load_policy
 from mlops_ci.project.dvc import RemoteFetcher
 from mlops_ci.project.errors import ConfigError
@@ -49,21 +49,6 @@ def _display(value: Any) -> Any:
     if isinstance(value, bool):
         return value  # as DVC reports it
     return value if isinstance(value, str) else str(value)
-
-
-def metric_names(snapshots: list[Snapshot]) -> dict[tuple[str, str], str]:
-    """(file, key) -> display name: `key` where unique across files, else `file:key` (a file
-    that holds one bare value is named by its path)."""
-    owners: dict[str, set[str]] = {}
-    for snap in snapshots:
-        for path, flat in snap.metrics.items():
-            for key in flat:
-                owners.setdefault(key, set()).add(path)
-    return {
-        (path, key): (key if len(paths) == 1 else f"{path}:{key}") if key else path
-        for key, paths in owners.items()
-        for path in paths
-    }
 
 
 def metric_rows(
@@ -337,10 +322,7 @@ def compare(
     # Intervals that hold together, noise bands from the target branch, slices (decide.py).
     from mlops_ci.compare.decide import Judgement
 
-    names = metric_names([base, cand])
-    judgement = Judgement.of(
-        git, target, baseline.sha, base, cand, settings, warnings, names, run_dir=run_dir
-    )
+    judgement = Judgement.of(git, target, baseline.sha, base, cand, settings, warnings, run_dir)
     train_doc = (
         documents.read(run_dir, "train.json", kind="train", required=False) if run_dir else None
     )

@@ -583,3 +583,18 @@ def flatten(data: Any) -> dict[str, Any]:
 
     walk(data, "")
     return flat
+
+
+def metric_names(snapshots: list[Snapshot]) -> dict[tuple[str, str], str]:
+    """(file, key) -> display name: `key` where unique across files, else `file:key` (a file
+    that holds one bare value is named by its path)."""
+    owners: dict[str, set[str]] = {}
+    for snap in snapshots:
+        for path, flat in snap.metrics.items():
+            for key in flat:
+                owners.setdefault(key, set()).add(path)
+    return {
+        (path, key): (key if len(paths) == 1 else f"{path}:{key}") if key else path
+        for key, paths in owners.items()
+        for path in paths
+    }

@@ -20,7 +20,10 @@ from mlops_ci.project.git import Git
 from tests.commands import adopt_projects
 from tests.conftest import git_commit_all
 
-pytestmark = pytest.mark.integration  # builds real DVC projects of its own
+pytestmark = [
+    pytest.mark.integration,  # builds real DVC projects of its own
+    pytest.mark.xdist_group("uncached-regression"),  # one worker builds the module's fixture
+]
 
 DVC = str(Path(sys.executable).parent / "dvc")
 

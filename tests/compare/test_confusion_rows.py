@@ -23,7 +23,7 @@ from mlops_ci.compare.confusion_rows import (
     plot_predictions,
 )
 from mlops_ci.compare.decide import Judgement, plot_family
-from mlops_ci.compare.diff import metric_names, metric_rows
+from mlops_ci.compare.diff import metric_rows
 from mlops_ci.compare.snapshot import Snapshot
 from mlops_ci.project.dvcfile import PlotDef
 from mlops_ci.project.git import Git
@@ -243,10 +243,7 @@ def _snapshot(rev: str, metrics: dict, conf: dict, predictions: bytes | None = N
 def _judge(tmp_path: Path, base: Snapshot, cand: Snapshot, settings: Settings) -> tuple:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     warnings: list[str] = []
-    names = metric_names([base, cand])
-    judgement = Judgement.of(
-        Git(tmp_path), "main", None, base, cand, settings, warnings, names
-    )  # fmt: skip
+    judgement = Judgement.of(Git(tmp_path), "main", None, base, cand, settings, warnings)
     rows = judgement.decide(metric_rows(base, cand, settings, judgement.intervals))
     return {r["name"]: r for r in rows}, judgement.document()["family"], warnings
 

@@ -424,7 +424,14 @@ def draw_in_chromium(markdown: str, name: str, tmp_path: Path) -> Path:
     require(MERMAID_JS.is_file(), "npm packages in tests/js (npm ci)")
     page = tmp_path / f"{name}.html"
     page.write_text(report_page(markdown), encoding="utf-8")
-    proc = run_chromium(page, tmp_path, "--dump-dom")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"report-{name}.png"
+    shot.unlink(missing_ok=True)
+    # One browser run gives both the page as drawn and its picture.
+    proc = run_chromium(
+        page, tmp_path, "--dump-dom", f"--screenshot={shot}", "--window-size=1000,3000",
+        "--hide-scrollbars",
+    )  # fmt: skip
     found = re.search(r"RESULT:(\{.*?\})</pre>", proc.stdout)
     assert found, f"the page script did not finish: {proc.stderr[-2000:]}"
     result = json.loads(html.unescape(found.group(1)))
@@ -432,11 +439,6 @@ def draw_in_chromium(markdown: str, name: str, tmp_path: Path) -> Path:
     assert result["errors"] == []
     assert (result["charts"], result["xycharts"], result["errorSvgs"]) == (blocks, blocks, 0)
     assert "Syntax error" not in proc.stdout.split('<pre id="result">')[0]
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / f"report-{name}.png"
-    shot.unlink(missing_ok=True)
-    run_chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1000,3000",
-                 "--hide-scrollbars")  # fmt: skip
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return shot
 
