@@ -42,10 +42,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         in_e2e = "e2e" in item.path.parts
         if in_e2e or fixtures & INTEGRATION_FIXTURES or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.integration)
-    # `slow` tests first (a stable sort: file order otherwise), so that under pytest-xdist the
-    # minute-long ones start while the short ones can still fill the other workers, instead of
-    # starting last and running alone at the end.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 # Variables of the CI we may be running in: the code under test must see a plain local machine.

@@ -22,10 +22,7 @@ from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
 from tests.lint import tools
 
-pytestmark = [
-    pytest.mark.integration,  # builds real DVC projects of its own
-    pytest.mark.xdist_group("adopt-templates"),  # one worker builds the module's fixture
-]
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
 
 ROOT = Path(__file__).parents[2]
 SCHEMA = ROOT / "mlops_ci" / "project" / "schemas" / "mlops-ci.schema.json"

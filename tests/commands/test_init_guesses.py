@@ -16,10 +16,7 @@ from mlops_ci.init import adopt
 from mlops_ci.project.settings import parse_settings
 from tests.commands import adopt_projects
 
-pytestmark = [
-    pytest.mark.integration,  # builds real DVC projects of its own
-    pytest.mark.xdist_group("guess-templates"),  # one worker builds the module's fixture
-]
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,7 @@ from mlops_ci.project.git import Git
 from tests import retrain_project
 
 BRANCH = "mlops-ci/retrain/classifier"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("import-template"),  # one worker builds the module's fixture
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

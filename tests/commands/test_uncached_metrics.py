@@ -20,10 +20,7 @@ from mlops_ci.project.git import Git
 from tests.commands import adopt_projects
 from tests.conftest import git_commit_all
 
-pytestmark = [
-    pytest.mark.integration,  # builds real DVC projects of its own
-    pytest.mark.xdist_group("uncached-regression"),  # one worker builds the module's fixture
-]
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
 
 DVC = str(Path(sys.executable).parent / "dvc")
 

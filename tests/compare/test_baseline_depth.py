@@ -16,10 +16,7 @@ from mlops_ci.compare.baseline import DEEPEN_STEPS, resolve_baseline
 from mlops_ci.project.errors import BaselineNotFound
 from mlops_ci.project.git import Git
 
-pytestmark = [
-    pytest.mark.integration,  # deepens real shallow clones
-    pytest.mark.xdist_group("far-branch"),  # one worker builds the module's fixture
-]
+pytestmark = pytest.mark.integration  # deepens real shallow clones
 
 IDENT = "author A <a@example.invalid> 1700000000 +0000"
 

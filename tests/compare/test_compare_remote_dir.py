@@ -19,10 +19,7 @@ import pytest
 from mlops_ci.cli import main
 from mlops_ci.project.git import Git
 
-pytestmark = [
-    pytest.mark.integration,  # builds real DVC projects of its own
-    pytest.mark.xdist_group("dir-output-project"),  # one worker builds the module's fixture
-]
+pytestmark = pytest.mark.integration  # builds real DVC projects of its own
 
 STAGE = """\
 import json, os, sys

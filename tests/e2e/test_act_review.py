@@ -21,10 +21,7 @@ from mlops_ci.project.git import Git
 from tests.e2e import harness
 from tests.lint import tools
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("review-chain"),  # one worker builds the module's fixture
-]
+pytestmark = pytest.mark.slow
 PR = 7
 MAINTAINER, READER = "maint", "reader"
 TOKENS = {MAINTAINER: "ghp_maintainer_token", READER: "ghp_reader_token"}
