@@ -116,6 +116,22 @@ def copy_project(template: Path, base: Path) -> Path:
     return repo
 
 
+REFERENCE_DEPLOY = "deploy:\n  target: deployments/\n"  # the reference policy's deploy section
+
+
+def policy_with(repo: Path, deploy: str | None = None, drop: str = "") -> None:
+    """Edit a reference project's mlops-ci.yaml: its deploy section becomes `deploy` (when given),
+    and lines starting with `drop` go."""
+    path = repo / "mlops-ci.yaml"
+    text = path.read_text()
+    if deploy is not None:
+        assert REFERENCE_DEPLOY in text, f"{path} has not the reference policy's deploy section"
+        text = text.replace(REFERENCE_DEPLOY, deploy)
+    if drop:
+        text = "".join(line for line in text.splitlines(True) if not line.startswith(drop))
+    path.write_text(text)
+
+
 @pytest.fixture
 def trained_repo(trained_template: Path, tmp_path: Path) -> Path:
     """A private copy of the trained reference project (repo, DVC remote and bare origin)."""

@@ -475,3 +475,17 @@ def test_the_docs_name_the_commands_that_write_ci_json():
     assert "every command" not in row
     for writer in writers:
         assert f"`{commands[writer]}`" in row, row
+
+
+def _commands(text: str) -> list[str]:
+    """Shell lines with their continuations joined, comments after the command dropped."""
+    joined = re.sub(r"\\\n\s*", "", text)
+    return [line.split("  #")[0].strip() for line in joined.splitlines()]
+
+
+def test_ci_runs_the_test_commands_the_readme_shows():
+    """Every pytest command .ci/run runs is one the README shows, character for character."""
+    ci = [c for c in _commands((ROOT / ".ci" / "run").read_text()) if " -m pytest " in c]
+    shown = set(_commands((ROOT / "README.md").read_text()))
+    assert len(ci) == 2, ci  # the suite, and the DVC-facing tests under the lowest DVC
+    assert [c for c in ci if c not in shown] == []

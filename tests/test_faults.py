@@ -26,7 +26,7 @@ from mlops_ci.commands import deploy as deploy_command
 from mlops_ci.commands import promote
 from mlops_ci.project import gto
 from mlops_ci.project.git import Git
-from tests.conftest import copy_project
+from tests.conftest import REFERENCE_DEPLOY, copy_project, policy_with
 from tests.registry.test_deploy import two_versions_template  # noqa: F401 - the shared fixture
 
 FAULTS = Path(__file__).with_name("faults.py")
@@ -99,10 +99,7 @@ def start_state(
     # (a new Python loading the model) and samples.csv, written like the bundle's other files:
     # no state a kill could leave that these points do not (tests/registry/test_deploy.py and
     # test_bundle.py cover that path), and it tripled this test's time (58 -> 17 s a scenario).
-    policy = repo / "mlops-ci.yaml"
-    text = policy.read_text().replace("deploy:\n", "deploy:\n  verify: checksums\n", 1)
-    assert "verify: checksums" in text, "the reference policy has no deploy: section"
-    policy.write_text(text)
+    policy_with(repo, REFERENCE_DEPLOY + "  verify: checksums\n")
     run_dir = repo / ".mlops-ci"
     promote.promote(repo, run_dir, rev="HEAD~1")
     promote.promote(repo, run_dir)

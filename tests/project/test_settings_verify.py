@@ -14,14 +14,7 @@ from mlops_ci.project.errors import ConfigError, VerificationFailed
 from mlops_ci.project.git import Git
 from mlops_ci.project.settings import load_settings, parse_settings
 from mlops_ci.registry import bundle
-
-
-def settings_with(repo: Path, deploy: str, drop: str = "") -> None:
-    path = repo / "mlops-ci.yaml"
-    text = path.read_text().replace("deploy:\n  target: deployments/\n", deploy)
-    if drop:
-        text = "".join(line for line in text.splitlines(True) if not line.startswith(drop))
-    path.write_text(text)
+from tests.conftest import policy_with
 
 
 def build(repo: Path) -> Path:
@@ -42,8 +35,8 @@ def test_verify_defaults_to_predictions_and_takes_three_values() -> None:
 
 def test_checksums_only_needs_no_test_rows(trained_repo: Path) -> None:
     """A model without a tabular test set: no test_data, no predictions file at all."""
-    settings_with(trained_repo, "deploy:\n  verify: checksums\n", drop="test_data")
-    settings_with(trained_repo, "", drop="predictions")
+    policy_with(trained_repo, "deploy:\n  verify: checksums\n", drop="test_data")
+    policy_with(trained_repo, drop="predictions")
     out = build(trained_repo)
     assert not (out / bundle.SAMPLES).exists()
     assert bundle.verify_bundle(out, env=os.environ) == {
@@ -68,7 +61,7 @@ def test_a_verify_command_checks_the_bundle_without_tokens(
         f"sys.exit(0 if {passes} and hasattr(model, 'predict') else 3)\n"
     )
     command = f"{sys.executable} {script} {{bundle}}"
-    settings_with(
+    policy_with(
         trained_repo, f"deploy:\n  verify: command\n  verify_command: '{command}'\n", "test_data"
     )
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_secret")  # the job's token, as in CI
@@ -85,7 +78,7 @@ def test_a_verify_command_checks_the_bundle_without_tokens(
 def test_predictions_without_test_data_says_what_to_set(trained_repo: Path) -> None:
     """test_data's default is the reference pipeline's split; elsewhere the error says to set
     it or to verify by checksums."""
-    settings_with(trained_repo, "deploy:\n  target: deployments/\n", drop="test_data")
+    policy_with(trained_repo, drop="test_data")
     (trained_repo / "dvc.yaml").write_text(
         (trained_repo / "dvc.yaml").read_text().replace("data/prepared", "data/split")
     )
